@@ -1,0 +1,4 @@
+"""IOMMU Fleet server (Django project)."""
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,9 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("fleet.ingest.urls")),
+    path("", include("fleet.policy.urls")),
+    path("", include("fleet.web.urls")),
+]
