@@ -12,3 +12,7 @@ if "DATABASE_URL" not in os.environ:
 from fleet.settings import *  # noqa: E402,F401,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Several test runs may share one PostgreSQL server (parallel sessions, CI beside a developer):
+# give each run its own test database.
+DATABASES["default"]["TEST"] = {"NAME": f"test_fleet_{os.getpid()}"}  # noqa: F405

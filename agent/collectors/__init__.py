@@ -1,0 +1,1 @@
+"""One module per kernel subsystem. Each reads through a `Reader` and parses with pure functions."""

@@ -1,0 +1,1 @@
+"""Collector stub: replaced by its real implementation."""

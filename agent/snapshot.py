@@ -1,0 +1,105 @@
+"""The wire format: one JSON value per collection (see docs/snapshot.md).
+
+`build()` runs every collector under one Root. A collector that raises yields an
+empty section and a warning; the rest of the snapshot still goes out.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .paths import Root
+from .sysfs import Reader, Warnings
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schema" / f"snapshot-v{SCHEMA_VERSION}.schema.json"
+
+# Fields that change without the topology changing; left out of the content hash.
+VOLATILE = {
+    (): ("collected_at", "seq"),
+    ("agent",): ("euid",),
+    ("host",): ("boot_time", "memory_bytes"),
+}
+VOLATILE_HOLDER_FIELDS = ("start_time", "vm_pinned_kb")
+
+
+def _guard(name: str, warnings: Warnings, fallback: Any, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - one collector must never abort the snapshot
+        warnings.add(f"collector {name}", f"failed ({exc.__class__.__name__}: {exc}); section left empty")
+        return fallback
+
+
+def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
+    """Collect every subsystem under `root` into one snapshot document."""
+    from .collectors import config_space, groups, holders, host, iommu_units, mdev, pasid, pci, vfio
+
+    warnings = Warnings()
+    rd = Reader(root, warnings)
+    host_facts = _guard("host", warnings, host.empty(), lambda: host.collect(rd))
+    units = _guard("iommu_units", warnings, [], lambda: iommu_units.collect(rd))
+    devices = _guard("pci", warnings, [], lambda: pci.collect(rd))
+    _guard("config_space", warnings, None, lambda: config_space.decorate(rd, devices))
+    group_list = _guard("groups", warnings, [], lambda: groups.collect(rd, devices, units))
+    vfio_facts = _guard("vfio", warnings, vfio.empty(), lambda: vfio.collect(rd, devices, group_list))
+    holder_list = _guard("holders", warnings, [], lambda: holders.collect(rd, devices, group_list, vfio_facts))
+    mdevs, mdev_parents = _guard("mdev", warnings, ([], []), lambda: mdev.collect(rd))
+    pasid_facts = _guard("pasid", warnings, {"idxd": [], "users": []}, lambda: pasid.collect(rd, devices))
+
+    real_groups = [g for g in group_list if g.get("name") != "vfio-noiommu"]
+    doc = {
+        "schema": SCHEMA_VERSION,
+        "collected_at": (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seq": seq,
+        "agent": {"version": __version__, "euid": os.geteuid() if hasattr(os, "geteuid") else None, "root": str(root.base)},
+        "host": host_facts,
+        "iommu": {"enabled": bool(units or real_groups), "units": units},
+        "groups": group_list,
+        "devices": devices,
+        "vfio": vfio_facts,
+        "holders": holder_list,
+        "mdevs": mdevs,
+        "mdev_parents": mdev_parents,
+        "pasid": pasid_facts,
+        "warnings": warnings.as_list(),
+    }
+    return doc
+
+
+def stable_view(doc: dict) -> dict:
+    """The document without its volatile fields (what the content hash covers)."""
+    out = copy.deepcopy(doc)
+    for path, keys in VOLATILE.items():
+        node = out
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            for key in keys:
+                node.pop(key, None)
+    for holder in out.get("holders") or []:
+        if isinstance(holder, dict):
+            for key in VOLATILE_HOLDER_FIELDS:
+                holder.pop(key, None)
+    return out
+
+
+def canonical_json(doc: dict) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def content_hash(doc: dict) -> str:
+    """sha256 of the canonical JSON of the stable view: equal for two collections of one state."""
+    return hashlib.sha256(canonical_json(stable_view(doc))).hexdigest()
+
+
+def to_json(doc: dict, *, pretty: bool = False) -> str:
+    if pretty:
+        return json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False)
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)

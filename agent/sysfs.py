@@ -1,0 +1,147 @@
+"""Readers with explicit fallbacks. Every failure becomes a warning naming the path; nothing raises.
+
+Reading is separated from parsing: these functions return raw text/bytes (or the
+fallback) and record why a read failed; collectors parse the result with pure functions.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypeVar
+
+from .paths import Root
+
+T = TypeVar("T")
+
+# A sysfs attribute is a few bytes; this bounds a garbled or hostile file.
+MAX_TEXT = 64 * 1024
+
+
+class Warnings:
+    """Collects one line per unreadable or unparsable path, in the order met, without duplicates."""
+
+    def __init__(self) -> None:
+        self._items: list[str] = []
+        self._seen: set[str] = set()
+
+    def add(self, path: str, why: str) -> None:
+        line = f"{path}: {why}"
+        if line not in self._seen:
+            self._seen.add(line)
+            self._items.append(line)
+
+    def as_list(self) -> list[str]:
+        return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or exc.__class__.__name__
+
+
+class Reader:
+    """Reads files under a Root, turning every failure into a warning and a fallback."""
+
+    def __init__(self, root: Root, warnings: Warnings | None = None) -> None:
+        self.root = root
+        self.warnings = warnings if warnings is not None else Warnings()
+
+    def warn(self, kernel_path: str, why: str) -> None:
+        self.warnings.add(kernel_path, why)
+
+    def exists(self, kernel_path: str) -> bool:
+        return os.path.lexists(self.root.path(kernel_path))
+
+    def text(self, kernel_path: str, fallback: T = None, *, missing_ok: bool = False) -> str | T:
+        """Stripped text of a small file. Not UTF-8 is decoded with replacement and warned about;
+        empty is returned as the fallback with a warning."""
+        p = self.root.path(kernel_path)
+        try:
+            with open(p, "rb") as f:
+                raw = f.read(MAX_TEXT + 1)
+        except FileNotFoundError:
+            if not missing_ok:
+                self.warn(kernel_path, "missing")
+            return fallback
+        except IsADirectoryError:
+            self.warn(kernel_path, "is a directory, expected a file")
+            return fallback
+        except OSError as exc:
+            self.warn(kernel_path, f"unreadable ({_why(exc)})")
+            return fallback
+        if len(raw) > MAX_TEXT:
+            self.warn(kernel_path, f"longer than {MAX_TEXT} bytes, truncated")
+            raw = raw[:MAX_TEXT]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.warn(kernel_path, "not UTF-8 (decoded with replacement)")
+            text = raw.decode("utf-8", errors="replace")
+        text = text.strip().replace("\x00", "")
+        if text == "":
+            self.warn(kernel_path, "empty")
+            return fallback
+        return text
+
+    def binary(self, kernel_path: str, limit: int = 4096, *, missing_ok: bool = False) -> bytes | None:
+        p = self.root.path(kernel_path)
+        try:
+            with open(p, "rb") as f:
+                return f.read(limit)
+        except FileNotFoundError:
+            if not missing_ok:
+                self.warn(kernel_path, "missing")
+        except OSError as exc:
+            self.warn(kernel_path, f"unreadable ({_why(exc)})")
+        return None
+
+    def listdir(self, kernel_path: str, *, missing_ok: bool = False) -> list[str]:
+        """Sorted entry names; [] with a warning when missing or unreadable."""
+        p = self.root.path(kernel_path)
+        try:
+            return sorted(os.listdir(p))
+        except FileNotFoundError:
+            if not missing_ok:
+                self.warn(kernel_path, "missing")
+        except NotADirectoryError:
+            self.warn(kernel_path, "not a directory")
+        except OSError as exc:
+            self.warn(kernel_path, f"unreadable ({_why(exc)})")
+        return []
+
+    def readlink(self, kernel_path: str, *, missing_ok: bool = False) -> str | None:
+        """The raw link target (as `readlink` prints it)."""
+        p = self.root.path(kernel_path)
+        try:
+            return os.readlink(p)
+        except FileNotFoundError:
+            if not missing_ok:
+                self.warn(kernel_path, "missing")
+        except OSError as exc:
+            self.warn(kernel_path, f"not a readable link ({_why(exc)})")
+        return None
+
+    def link_name(self, kernel_path: str, *, missing_ok: bool = True) -> str | None:
+        """Last component of a link's target (`driver` -> `vfio-pci`, `iommu_group` -> `14`)."""
+        target = self.readlink(kernel_path, missing_ok=missing_ok)
+        if target is None:
+            return None
+        name = target.rstrip("/").rsplit("/", 1)[-1]
+        return name or None
+
+    def resolve(self, kernel_path: str) -> Path | None:
+        """Resolved path inside the root; a dangling link is warned about."""
+        real = self.root.resolve(kernel_path)
+        if real is None and os.path.islink(self.root.path(kernel_path)):
+            self.warn(kernel_path, "dangling link")
+        return real
+
+
+def kernel_relative(root: Root, path: Path, below: str) -> str | None:
+    """The part of a resolved path below a kernel directory (e.g. below /sys/devices)."""
+    try:
+        return str(Path(path).relative_to(root.path(below)))
+    except ValueError:
+        return None
