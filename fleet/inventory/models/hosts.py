@@ -60,6 +60,7 @@ class Host(models.Model):
     vfio_noiommu = models.BooleanField(default=False)
     vfio_iommufd = models.BooleanField(default=False)
     vfio_parameters = models.JSONField(default=dict, blank=True)
+    vfio_cdevs = models.JSONField(default=list, blank=True)
     pasid_idxd = models.JSONField(default=list, blank=True)
     mdev_parents = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)

@@ -28,6 +28,8 @@ class Group(models.Model):
     name = models.CharField(max_length=100, null=True, blank=True)
     unit = models.CharField(max_length=100, null=True, blank=True)
     reserved_regions = models.JSONField(default=list, blank=True)
+    # The group's member list as the kernel lists it: it may name non-PCI devices that have no Device row.
+    member_bdfs = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["host", "number"]
