@@ -1,1 +1,110 @@
-"""Collector stub: replaced by its real implementation."""
+"""IOMMU groups from `/sys/kernel/iommu_groups`, cross-checked with each device's `iommu_group` link.
+
+The groups directory is the kernel's truth; the per-device links are the second witness. When
+one side is missing (a partial tree, a racing hot-plug), the other fills in and a warning says so.
+"""
+from __future__ import annotations
+
+import re
+
+from ..sysfs import Reader
+from . import pci
+
+GROUPS = "/sys/kernel/iommu_groups"
+_REGION_RE = re.compile(r"^(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+(\S+)$")
+
+
+def parse_reserved_regions(text: str) -> tuple[list[dict], list[str]]:
+    """Lines `0x%016llx 0x%016llx <type>` -> ([{start, end, type}], [unparsable lines])."""
+    regions, bad = [], []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        m = _REGION_RE.match(line)
+        if m:
+            regions.append({"start": m.group(1).lower(), "end": m.group(2).lower(), "type": m.group(3)})
+        else:
+            bad.append(line)
+    return regions, bad
+
+
+def _empty_group(gid: int) -> dict:
+    return {"id": gid, "type": None, "name": None, "devices": [], "reserved_regions": [], "unit": None}
+
+
+def _read_group(rd: Reader, gid: int) -> dict:
+    base = f"{GROUPS}/{gid}"
+    group = _empty_group(gid)
+    # `type` (5.2+), `reserved_regions` (4.11+) and `name` (VFIO's synthetic groups only) may
+    # legitimately be absent on older kernels; absence is "unknown", not an error.
+    group["type"] = rd.text(f"{base}/type", missing_ok=True)
+    group["name"] = rd.text(f"{base}/name", missing_ok=True)
+    text = rd.text(f"{base}/reserved_regions", missing_ok=True)
+    if text is not None:
+        group["reserved_regions"], bad = parse_reserved_regions(text)
+        if bad:
+            rd.warn(f"{base}/reserved_regions", f"{len(bad)} unparsable line(s), first {bad[0][:60]!r}")
+    members = []
+    for name in rd.listdir(f"{base}/devices"):
+        if pci.is_bdf(name):
+            members.append(name)
+        else:
+            group.setdefault("other_devices", []).append(name)
+    group["devices"] = members
+    return group
+
+
+def collect(rd: Reader, devices: list[dict], units: list[dict]) -> list[dict]:
+    """Groups sorted by id; also fills each device's `iommu_group` from membership when its link is missing."""
+    by_bdf = {d["bdf"]: d for d in devices}
+    groups: dict[int, dict] = {}
+    groups_dir_present = rd.exists(GROUPS)
+    if not groups_dir_present:
+        rd.warn(GROUPS, "missing; membership taken from the devices' iommu_group links" if any(
+            d.get("iommu_group") is not None for d in devices) else "missing")
+    for name in rd.listdir(GROUPS, missing_ok=True):
+        if not name.isdigit():
+            rd.warn(f"{GROUPS}/{name}", "not a group number; skipped")
+            continue
+        groups[int(name)] = _read_group(rd, int(name))
+
+    listed: dict[str, int] = {}
+    for gid, group in groups.items():
+        for bdf in group["devices"]:
+            listed[bdf] = gid
+            dev = by_bdf.get(bdf)
+            if dev is None:
+                rd.warn(f"{GROUPS}/{gid}/devices/{bdf}", "member not in /sys/bus/pci/devices")
+            elif dev["iommu_group"] is None:
+                rd.warn(f"{pci.PCI_DEVICES}/{bdf}/iommu_group", f"missing; group {gid} taken from {GROUPS}")
+                dev["iommu_group"] = gid
+            elif dev["iommu_group"] != gid:
+                rd.warn(f"{pci.PCI_DEVICES}/{bdf}/iommu_group",
+                        f"link says group {dev['iommu_group']} but {GROUPS}/{gid} lists it; using {gid}")
+                dev["iommu_group"] = gid
+
+    for dev in devices:
+        gid = dev["iommu_group"]
+        if gid is None or dev["bdf"] in listed:
+            continue
+        if gid not in groups:
+            groups[gid] = _empty_group(gid)
+            if groups_dir_present:
+                rd.warn(f"{GROUPS}/{gid}", f"missing; membership taken from the devices' iommu_group links")
+        else:
+            rd.warn(f"{GROUPS}/{gid}/devices/{dev['bdf']}", "missing; member taken from the device's iommu_group link")
+        groups[gid]["devices"].append(dev["bdf"])
+
+    unit_names = {u.get("name") for u in units}
+    for group in groups.values():
+        group["devices"] = sorted(set(group["devices"]))
+        member_units = sorted({by_bdf[b]["iommu_unit"] for b in group["devices"]
+                               if b in by_bdf and by_bdf[b]["iommu_unit"]})
+        if len(member_units) > 1:
+            rd.warn(f"{GROUPS}/{group['id']}", f"members name different IOMMU units {member_units}; unit left unknown")
+        elif member_units:
+            group["unit"] = member_units[0]
+            if units and member_units[0] not in unit_names:
+                rd.warn(f"{GROUPS}/{group['id']}", f"unit {member_units[0]!r} not in /sys/class/iommu")
+    return [groups[gid] for gid in sorted(groups)]

@@ -1,1 +1,159 @@
-"""Collector stub: replaced by its real implementation."""
+"""PCI functions from `/sys/bus/pci/devices`: ids, class, driver, group link, bridge parent, link, SR-IOV.
+
+Config-space capabilities are added afterwards by `config_space.decorate`; group membership is
+cross-checked by `groups.collect`.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from ..sysfs import Reader, kernel_relative
+from . import sriov
+
+PCI_DEVICES = "/sys/bus/pci/devices"
+SYS_DEVICES = "/sys/devices"
+
+BDF_RE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+_HEX_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]+)$")
+
+# attribute file -> (snapshot key, hex digits)
+_ID_FILES = (
+    ("vendor", "vendor_id", 4),
+    ("device", "device_id", 4),
+    ("subsystem_vendor", "subsystem_vendor_id", 4),
+    ("subsystem_device", "subsystem_device_id", 4),
+    ("class", "class", 6),
+    ("revision", "revision", 2),
+)
+_REQUIRED = {"vendor", "device", "class"}
+_LINK_FILES = (
+    ("current_link_speed", "current_speed"),
+    ("current_link_width", "current_width"),
+    ("max_link_speed", "max_speed"),
+    ("max_link_width", "max_width"),
+)
+
+
+def is_bdf(name: str) -> bool:
+    return bool(BDF_RE.match(name))
+
+
+def normalise_hex(text: str | None, digits: int) -> str | None:
+    """`0x8086` -> `8086` (lowercase, zero-padded to `digits`); None for anything that is not
+    hex or does not fit, so a garbled attribute never reaches the snapshot as an id."""
+    if text is None:
+        return None
+    m = _HEX_RE.match(text.strip())
+    if not m:
+        return None
+    value = m.group(1).lower().lstrip("0") or "0"
+    if len(value) > digits:
+        return None
+    return value.rjust(digits, "0")
+
+
+def parse_int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip(), 0)
+    except ValueError:
+        return None
+
+
+def parent_from_path(rel_path: str) -> str | None:
+    """The upstream bridge of a function from its path below /sys/devices: the nearest ancestor
+    component that is a BDF; None when the parent is a `pciDDDD:BB` host bridge."""
+    parts = rel_path.strip("/").split("/")
+    for part in reversed(parts[:-1]):
+        if is_bdf(part):
+            return part
+        if part.startswith("pci"):
+            return None
+    return None
+
+
+def _link(rd: Reader, base: str, names: set[str]) -> dict:
+    out = {}
+    for fname, key in _LINK_FILES:
+        # Conventional PCI functions have no link files: absent means "not a PCIe link", not an error.
+        out[key] = rd.text(f"{base}/{fname}") if fname in names else None
+    return out
+
+
+def _driver(rd: Reader, base: str, names: set[str]) -> str | None:
+    if "driver" not in names:
+        return None
+    name = rd.link_name(f"{base}/driver", missing_ok=False)
+    if name is not None and not os.path.exists(rd.root.path(f"{base}/driver")):
+        # sysfs never leaves a dangling driver link; a capture or a racing unbind can.
+        rd.warn(f"{base}/driver", "dangling link (driver name taken from the link target)")
+    return name
+
+
+def _group_id(rd: Reader, base: str, names: set[str]) -> int | None:
+    if "iommu_group" not in names:
+        return None
+    name = rd.link_name(f"{base}/iommu_group", missing_ok=False)
+    if name is None:
+        return None
+    if not name.isdigit():
+        rd.warn(f"{base}/iommu_group", f"link target {name!r} is not a group number")
+        return None
+    return int(name)
+
+
+def _numa(rd: Reader, base: str, names: set[str]) -> int | None:
+    if "numa_node" not in names:
+        return None
+    text = rd.text(f"{base}/numa_node")
+    value = parse_int(text)
+    if text is not None and value is None:
+        rd.warn(f"{base}/numa_node", f"not an integer ({text[:40]!r})")
+    return None if value is None or value < 0 else value
+
+
+def collect_one(rd: Reader, bdf: str) -> dict:
+    base = f"{PCI_DEVICES}/{bdf}"
+    names = set(rd.listdir(base))
+    dev: dict = {"bdf": bdf}
+    for fname, key, digits in _ID_FILES:
+        if fname not in names:
+            if fname in _REQUIRED:
+                rd.warn(f"{base}/{fname}", "missing")
+            dev[key] = None
+            continue
+        text = rd.text(f"{base}/{fname}")
+        dev[key] = normalise_hex(text, digits)
+        if text is not None and dev[key] is None:
+            rd.warn(f"{base}/{fname}", f"not a {digits}-digit hex value ({text[:40]!r})")
+    dev["driver"] = _driver(rd, base, names)
+    override = rd.text(f"{base}/driver_override") if "driver_override" in names else None
+    dev["driver_override"] = None if override in (None, "(null)") else override
+    dev["iommu_group"] = _group_id(rd, base, names)
+    dev["iommu_unit"] = rd.link_name(f"{base}/iommu", missing_ok=False) if "iommu" in names else None
+    real = rd.resolve(base)
+    rel = kernel_relative(rd.root, real, SYS_DEVICES) if real is not None else None
+    if real is not None and rel is None:
+        rd.warn(base, "does not resolve below /sys/devices; parent unknown")
+    dev["parent"] = parent_from_path(rel) if rel else None
+    dev["path"] = rel
+    dev["numa_node"] = _numa(rd, base, names)
+    dev["link"] = _link(rd, base, names)
+    dev["is_bridge"] = None
+    dev["header_type"] = None
+    dev["multifunction"] = None
+    dev["sriov"] = sriov.collect(rd, base, names)
+    dev["capabilities"] = {}
+    return dev
+
+
+def collect(rd: Reader) -> list[dict]:
+    devices = []
+    for name in rd.listdir(PCI_DEVICES):
+        if not is_bdf(name):
+            rd.warn(f"{PCI_DEVICES}/{name}", "not a PCI address; skipped")
+            continue
+        devices.append(collect_one(rd, name))
+    return devices
