@@ -1,5 +1,176 @@
-"""Collector stub: replaced by its real implementation."""
+"""VFIO, iommufd and UIO device nodes, per-device VFIO cdevs, and the module parameters that weaken isolation.
+
+Device nodes cannot live in a captured tree (nor in git), so a captured root records them in
+`<root>/dev-nodes.tsv` (one `ls -ln` line per node: `crw------- 64055 64055 246:0 /dev/vfio/6`);
+a live root is stat'ed directly.
+"""
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+from ..sysfs import Reader
+
+DEV_NODES_TSV = "/dev-nodes.tsv"
+
+PARAMETERS = {
+    "enable_unsafe_noiommu_mode": "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode",
+    "type1_allow_unsafe_interrupts": "/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts",
+    "iommufd_allow_unsafe_interrupts": "/sys/module/iommufd/parameters/allow_unsafe_interrupts",
+    "disable_denylist": "/sys/module/vfio_pci/parameters/disable_denylist",
+    "enable_sriov": "/sys/module/vfio_pci/parameters/enable_sriov",
+}
+
+_GROUP = re.compile(r"^/dev/vfio/(\d+)$")
+_NOIOMMU = re.compile(r"^/dev/vfio/noiommu-(\d+)$")
+_CDEV = re.compile(r"^/dev/vfio/devices/(vfio\d+)$")
+_UIO = re.compile(r"^/dev/(uio\d+)$")
+_RDEV = re.compile(r"^\d+:\d+$")
 
 
 def empty() -> dict:
     return {"noiommu": False, "iommufd": False, "nodes": [], "parameters": {}, "cdevs": []}
+
+
+# ---- pure parsing -------------------------------------------------------------------------
+
+def node_kind(path: str) -> tuple[str, int | None] | None:
+    """(kind, group id) for a node path, None for a path that is not one of ours."""
+    if path == "/dev/vfio/vfio":
+        return "container", None
+    if path == "/dev/iommu":
+        return "iommufd", None
+    if m := _GROUP.match(path):
+        return "group", int(m.group(1))
+    if m := _NOIOMMU.match(path):
+        return "noiommu_group", int(m.group(1))
+    if _CDEV.match(path):
+        return "device", None
+    if _UIO.match(path):
+        return "uio", None
+    return None
+
+
+_SPECIAL = ((0o4000, "sS"), (0o2000, "sS"), (0o1000, "tT"))
+
+
+def ls_mode_to_octal(mode: str) -> str | None:
+    """`crw-rw----` -> `"0660"`, setuid/setgid/sticky included; None when it is not an `ls` mode."""
+    if len(mode) != 10:
+        return None
+    value = 0
+    for triplet, (special, letters) in enumerate(_SPECIAL):
+        r, w, x = mode[1 + 3 * triplet: 4 + 3 * triplet]
+        shift = 6 - 3 * triplet
+        if r not in "r-" or w not in "w-" or x not in "x-" + letters:
+            return None
+        value |= (r == "r") << (shift + 2) | (w == "w") << (shift + 1)
+        if x == "x" or x == letters[0]:
+            value |= 1 << shift
+        if x in letters:
+            value |= special
+    return "%04o" % value
+
+
+def parse_dev_nodes(text: str) -> tuple[list[dict], list[int]]:
+    """Rows of dev-nodes.tsv as {path, mode, uid, gid, rdev}; also the 1-based numbers of unparsable lines."""
+    rows, bad = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 5:
+            bad.append(number)
+            continue
+        mode, uid, gid, rdev, path = fields
+        octal = ls_mode_to_octal(mode)
+        if octal is None or not uid.isdigit() or not gid.isdigit() or not _RDEV.match(rdev):
+            bad.append(number)
+            continue
+        rows.append({"path": path, "mode": octal, "uid": int(uid), "gid": int(gid), "rdev": rdev})
+    return rows, bad
+
+
+def is_enabled(value: str | None) -> bool:
+    return value is not None and value.strip() in ("Y", "y", "1")
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+def _stat_node(path: str) -> dict | None:
+    try:
+        st = os.lstat(path)  # never follow a link out of the root
+    except OSError:
+        return None
+    if not stat.S_ISCHR(st.st_mode):
+        return None
+    rdev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    return {"path": path, "mode": "%04o" % (st.st_mode & 0o7777), "uid": st.st_uid, "gid": st.st_gid, "rdev": rdev}
+
+
+def _live_nodes(rd: Reader) -> list[dict]:
+    paths = [f"/dev/vfio/{n}" for n in rd.listdir("/dev/vfio", missing_ok=True)]
+    paths += [f"/dev/vfio/devices/{n}" for n in rd.listdir("/dev/vfio/devices", missing_ok=True)]
+    paths += ["/dev/iommu"]
+    paths += [f"/dev/{n}" for n in rd.listdir("/dev", missing_ok=True) if _UIO.match(f"/dev/{n}")]
+    nodes = []
+    for path in paths:
+        if node_kind(path) is None:
+            continue
+        row = _stat_node(str(rd.root.path(path)))
+        if row is not None:
+            row["path"] = path
+            nodes.append(row)
+    return nodes
+
+
+def _captured_nodes(rd: Reader) -> list[dict]:
+    if not rd.exists(DEV_NODES_TSV):
+        if rd.exists("/dev"):
+            return _live_nodes(rd)  # a mounted host root with real nodes
+        rd.warn(DEV_NODES_TSV, "missing, and the root has no /dev: VFIO device nodes unknown")
+        return []
+    text = rd.text(DEV_NODES_TSV, "")
+    rows, bad = parse_dev_nodes(text)
+    if bad:
+        rd.warn(DEV_NODES_TSV, f"unparsable line(s) {', '.join(map(str, bad[:10]))}")
+    return [r for r in rows if node_kind(r["path"]) is not None]
+
+
+def _cdevs(rd: Reader) -> list[dict]:
+    out = []
+    for name in rd.listdir("/sys/class/vfio-dev", missing_ok=True):
+        base = f"/sys/class/vfio-dev/{name}"
+        # `dev` only exists from 6.6 (the cdev); before that the class device has no node.
+        out.append({"name": name, "device": rd.link_name(f"{base}/device"), "rdev": rd.text(f"{base}/dev", missing_ok=True)})
+    return out
+
+
+def collect(rd: Reader, devices: list[dict], groups: list[dict]) -> dict:
+    nodes = _live_nodes(rd) if rd.root.is_live else _captured_nodes(rd)
+    cdevs = _cdevs(rd)
+    cdev_device = {c["name"]: c["device"] for c in cdevs}
+    known_bdfs = {d.get("bdf") for d in devices}
+    out_nodes = []
+    for row in sorted(nodes, key=lambda r: r["path"]):
+        kind, group = node_kind(row["path"])
+        device = None
+        if kind == "uio":
+            name = row["path"].rsplit("/", 1)[-1]
+            device = rd.link_name(f"/sys/class/uio/{name}/device")
+        elif kind == "device":
+            name = row["path"].rsplit("/", 1)[-1]
+            device = cdev_device.get(name) or rd.link_name(f"/sys/class/vfio-dev/{name}/device")
+        if device is not None and known_bdfs and device not in known_bdfs:
+            rd.warn(row["path"], f"device {device!r} is not a PCI function of this host")
+        out_nodes.append({**row, "kind": kind, "group": group, "device": device})
+    parameters = {key: rd.text(path, missing_ok=True) for key, path in PARAMETERS.items()}
+    noiommu = is_enabled(parameters["enable_unsafe_noiommu_mode"]) or any(n["kind"] == "noiommu_group" for n in out_nodes)
+    return {
+        "noiommu": noiommu,
+        "iommufd": any(n["kind"] == "iommufd" for n in out_nodes),
+        "nodes": out_nodes,
+        "parameters": parameters,
+        "cdevs": cdevs,
+    }
