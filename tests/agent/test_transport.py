@@ -1,0 +1,324 @@
+"""The push loop against a real HTTP peer on loopback (a thread running http.server that records
+every request and answers what the test scripts). The peer stands in for the server's contract
+(docs/snapshot.md, issue 3); the loop, the spool and the HTTP client are the real ones."""
+import gzip
+import hashlib
+import json
+import logging
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from agent import __version__
+from agent.paths import Root
+from agent.snapshot import build, content_hash
+from agent.spool import Spool
+from agent.transport import Backoff, Client, LoopConfig, Pusher, parse_retry_after, read_token, run_command, ssl_context
+
+TOKEN = "host-token-abc123"
+NIC = "0000:03:00.0"  # an e1000e NIC in the isolated-nics capture
+
+
+@dataclass
+class Seen:
+    at: float
+    path: str
+    headers: dict
+    raw: bytes
+
+    @property
+    def doc(self) -> dict:
+        data = gzip.decompress(self.raw) if self.headers.get("content-encoding") == "gzip" else self.raw
+        return json.loads(data)
+
+
+@dataclass
+class Peer:
+    """A loopback HTTP(S) server: answers from `script` (a list of (status, headers, body)), then `default`."""
+
+    script: list = field(default_factory=list)
+    default: tuple = (202, {}, {"id": 1, "status": "received"})
+    heartbeat: tuple = (200, {}, {"status": "ok"})
+    tls: ssl.SSLContext | None = None
+    seen: list = field(default_factory=list)
+
+    def __post_init__(self):
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                peer.seen.append(Seen(time.monotonic(), self.path, {k.lower(): v for k, v in self.headers.items()}, raw))
+                if self.path.endswith("/heartbeat") and not peer.script:
+                    status, headers, body = peer.heartbeat
+                else:
+                    status, headers, body = peer.script.pop(0) if peer.script else peer.default
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.tls:
+            self.httpd.socket = self.tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def snapshots(self) -> list[Seen]:
+        return [s for s in self.seen if s.path == "/api/v1/snapshots"]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def peer():
+    peers = []
+
+    def make(**kw) -> Peer:
+        p = Peer(**kw)
+        peers.append(p)
+        return p
+
+    yield make
+    for p in peers:
+        p.close()
+
+
+@pytest.fixture
+def token_file(tmp_path) -> Path:
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def _flip_driver(root: Path) -> None:
+    """Rebind the NIC between e1000e and vfio-pci in the tree, as `driverctl set-override` would."""
+    link = root / "sys/bus/pci/devices" / NIC / "driver"
+    target = os.readlink(link)
+    other = "vfio-pci" if target.endswith("e1000e") else "e1000e"
+    link.unlink()
+    link.symlink_to(f"../../../../bus/pci/drivers/{other}")
+
+
+def _changing(root: Path):
+    """A collector whose every collection differs from the previous one (a driver flip each time)."""
+
+    def collect(r: Root, seq: int) -> dict:
+        _flip_driver(root)
+        return build(r, seq=seq)
+
+    return collect
+
+
+def _pusher(tmp_path, url, root, token_file, *, collect=None, spool_max=1000, client_kw=None, **config) -> Pusher:
+    config.setdefault("interval", 0.05)
+    kw = {"collect": collect} if collect else {}
+    return Pusher(LoopConfig(root=Root.of(root), **config),
+                  spool=Spool(tmp_path / "spool", max_files=spool_max),
+                  client=Client(url, token_file=token_file, **(client_kw or {})),
+                  backoff=Backoff(base=0.05, cap=0.1), **kw)
+
+
+def test_a_snapshot_goes_out_gzipped_with_the_token_and_user_agent(tmp_path, peer, capture, token_file):
+    root = capture("isolated-nics")
+    server = peer()
+    assert _pusher(tmp_path, server.url, root, token_file, once=True).run() == 0
+    [req] = server.seen
+    assert req.path == "/api/v1/snapshots"
+    assert req.headers["authorization"] == f"Bearer {TOKEN}"
+    assert req.headers["content-encoding"] == "gzip"
+    assert req.headers["content-type"] == "application/json"
+    assert req.headers["user-agent"] == f"fleet-agent/{__version__}"
+    doc = req.doc
+    assert doc["seq"] == 1
+    assert doc["host"]["hostname"] == (root / "etc/hostname").read_text().strip()
+    lspci = [line.split()[0] for line in (root / "ground-truth/lspci-Dnn.txt").read_text().splitlines() if line.strip()]
+    assert [d["bdf"] for d in doc["devices"]] == sorted(lspci)
+    assert list((tmp_path / "spool/pending").iterdir()) == []
+
+
+def test_an_unchanged_collection_sends_a_heartbeat_with_the_content_hash(tmp_path, peer, capture, token_file):
+    server = peer()
+    assert _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, max_iterations=3).run() == 0
+    assert [s.path for s in server.seen] == ["/api/v1/snapshots", "/api/v1/heartbeat", "/api/v1/heartbeat"]
+    first = server.seen[0].doc
+    beats = [json.loads(s.raw) for s in server.seen[1:]]
+    assert beats == [{"content_hash": content_hash(first), "seq": 2}, {"content_hash": content_hash(first), "seq": 3}]
+    assert server.seen[1].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_a_heartbeat_the_server_does_not_recognise_is_followed_by_the_full_snapshot(tmp_path, peer, capture, token_file):
+    server = peer(heartbeat=(409, {}, {"detail": "hash differs"}))
+    assert _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, max_iterations=2).run() == 0
+    assert [s.path for s in server.seen] == ["/api/v1/snapshots", "/api/v1/heartbeat", "/api/v1/snapshots"]
+    assert [s.doc["seq"] for s in server.snapshots()] == [1, 2]
+
+
+def test_snapshots_refused_with_503_are_spooled_then_replayed_in_seq_order(tmp_path, peer, writable_capture, token_file):
+    root = writable_capture("isolated-nics")
+    server = peer(script=[(503, {}, {"detail": "down"})] * 4)
+    pusher = _pusher(tmp_path, server.url, root, token_file, collect=_changing(root), max_iterations=3,
+                     interval=0.2, drain_timeout=5)
+    assert pusher.run() == 0
+    accepted = server.snapshots()[4:]
+    assert [s.doc["seq"] for s in accepted] == [1, 2, 3]
+    drivers = [next(d["driver"] for d in s.doc["devices"] if d["bdf"] == NIC) for s in accepted]
+    assert drivers == ["vfio-pci", "e1000e", "vfio-pci"]
+    assert Spool(tmp_path / "spool").pending() == []
+    # Every attempt before the first success was for the oldest snapshot: order is never skipped.
+    assert all(s.doc["seq"] == 1 for s in server.snapshots()[:4])
+
+
+def test_retry_after_is_honoured(tmp_path, peer, capture, token_file):
+    server = peer(script=[(429, {"Retry-After": "1"}, {"detail": "slow down"})])
+    assert _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True, drain_timeout=5).run() == 0
+    first, second = server.seen
+    assert second.at - first.at >= 1.0
+    assert second.doc["seq"] == first.doc["seq"] == 1
+
+
+def test_a_restart_keeps_the_seq_counter_and_replays_the_spool(tmp_path, peer, writable_capture, token_file):
+    root = writable_capture("isolated-nics")
+    down = peer()
+    dead_url = down.url
+    down.close()  # nothing listens on that port any more: connection refused
+    assert _pusher(tmp_path, dead_url, root, token_file, collect=_changing(root), max_iterations=2).run() == 1
+    assert [e.seq for e in Spool(tmp_path / "spool").pending()] == [1, 2]
+
+    server = peer()
+    assert _pusher(tmp_path, server.url, root, token_file, collect=_changing(root), once=True).run() == 0
+    assert [s.doc["seq"] for s in server.snapshots()] == [1, 2, 3]
+
+
+def test_a_server_rejection_is_not_retried_and_is_kept_for_support(tmp_path, peer, capture, token_file):
+    server = peer(script=[(400, {}, {"errors": ["schema: unknown version 1"]})])
+    assert _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True, drain_timeout=1).run() == 0
+    assert len(server.seen) == 1
+    spool = Spool(tmp_path / "spool")
+    [kept] = spool.rejected()
+    assert kept.body() == server.seen[0].raw
+    assert json.loads(kept.path.with_name(kept.path.name.replace(".json.gz", ".errors.json")).read_text())["errors"] \
+        == ["schema: unknown version 1"]
+
+
+def test_a_refused_token_keeps_the_snapshot_spooled_and_waits_long(tmp_path, peer, capture, token_file, caplog):
+    server = peer(script=[(401, {}, {"detail": "token revoked"})])
+    pusher = _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True, auth_retry=120)
+    with caplog.at_level(logging.ERROR, logger="agent.transport"):
+        assert pusher.run() == 1
+    assert len(server.seen) == 1
+    assert [e.seq for e in Spool(tmp_path / "spool").pending()] == [1]
+    assert pusher.next_attempt - time.monotonic() > 100
+    assert any("refused the token" in r.getMessage() and str(token_file) in r.getMessage() for r in caplog.records)
+
+
+def _args(**kw):
+    import argparse
+
+    from agent.transport import add_run_arguments
+
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser)
+    argv = []
+    for key, value in kw.items():
+        flag = "--" + key.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return parser.parse_args(argv)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_a_token_file_readable_by_others_is_refused_with_exit_code_2(tmp_path, token_file, mode, caplog):
+    token_file.chmod(mode)
+    with caplog.at_level(logging.ERROR):
+        rc = run_command(_args(server="http://127.0.0.1:9", token_file=token_file, spool_dir=tmp_path / "s", once=True))
+    assert rc == 2
+    assert any("chmod 600" in r.getMessage() for r in caplog.records)
+
+
+def test_the_token_is_read_stripped(token_file):
+    assert read_token(token_file) == TOKEN
+
+
+def _self_signed(tmp_path) -> tuple[Path, Path]:
+    if not shutil.which("openssl"):
+        pytest.skip("openssl CLI not available to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_tls_is_verified_by_default_and_trusts_the_given_ca_file(tmp_path, peer, capture, token_file, caplog):
+    cert, key = _self_signed(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server = peer(tls=tls)
+    root = capture("isolated-nics")
+
+    untrusting = _pusher(tmp_path, server.url, root, token_file, once=True,
+                         client_kw={"context": ssl_context(ca_file=None, insecure=False)})
+    with caplog.at_level(logging.WARNING, logger="agent.transport"):
+        assert untrusting.run() == 1
+    assert server.seen == []
+    assert any("certificate" in r.getMessage() for r in caplog.records)
+
+    trusting = _pusher(tmp_path, server.url, root, token_file, once=True,
+                       client_kw={"context": ssl_context(ca_file=str(cert), insecure=False)})
+    assert trusting.run() == 0
+    assert [s.doc["seq"] for s in server.snapshots()] == [1]
+
+
+def test_sigterm_stops_the_agent_cleanly_between_collections(tmp_path, peer, capture, token_file):
+    server = peer()
+    proc = subprocess.Popen([sys.executable, "-m", "agent.transport", "--server", server.url, "--token-file",
+                             str(token_file), "--root", str(capture("isolated-nics")), "--spool-dir",
+                             str(tmp_path / "spool"), "--interval", "30"],
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    deadline = time.monotonic() + 20
+    while not server.seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.seen, "the agent never sent its first snapshot"
+    started = time.monotonic()
+    proc.terminate()
+    rc = proc.wait(timeout=10)
+    assert time.monotonic() - started < 5
+    assert rc == 0
+    assert "SIGTERM received" in proc.stderr.read()
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Wed, 25 Nov 2026 15:00:10 GMT", now=1795618800.0) == 10.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after("-5") == 0.0
+
+
+def test_the_same_document_always_compresses_to_the_same_bytes(capture):
+    from agent.transport import snapshot_body
+
+    doc = build(Root.of(capture("isolated-nics")), seq=4)
+    assert hashlib.sha256(snapshot_body(doc)).digest() == hashlib.sha256(snapshot_body(json.loads(json.dumps(doc)))).digest()
