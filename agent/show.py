@@ -1,0 +1,253 @@
+"""The terminal view of one snapshot: what the classic "list IOMMU groups" script prints, plus who
+owns each device and which facts deserve a look.
+
+`render(doc, color)` is pure: it takes a snapshot document and returns text. Every string that came
+from the host is stripped of control characters first, so a hostile VM name or device string cannot
+drive the terminal.
+"""
+from __future__ import annotations
+
+import re
+
+# Drivers that hand a device to userspace; vfio-pci variants (mlx5_vfio_pci, …) all carry "vfio".
+UIO_DRIVERS = {"uio_pci_generic", "igb_uio"}
+# Drivers the kernel does not count as DMA owners when userspace claims a group (DOMAIN.md §2).
+NON_DMA_OWNERS = {None, "pcieport", "pci-stub"}
+
+# PCI class names (PCI Code and ID Assignment spec), by class+subclass then by base class.
+CLASS_NAMES = {
+    "0100": "SCSI controller", "0101": "IDE controller", "0104": "RAID controller", "0106": "SATA controller",
+    "0107": "SAS controller", "0108": "NVMe controller", "0180": "Storage controller",
+    "0200": "Ethernet controller", "0207": "InfiniBand controller", "0280": "Network controller",
+    "0300": "VGA controller", "0302": "3D controller", "0380": "Display controller",
+    "0403": "Audio device", "0401": "Audio controller",
+    "0500": "RAM memory", "0580": "Memory controller",
+    "0600": "Host bridge", "0601": "ISA bridge", "0604": "PCI bridge", "0609": "PCI bridge (semi-transparent)",
+    "0680": "Bridge",
+    "0700": "Serial controller", "0780": "Communication controller",
+    "0800": "PIC", "0806": "IOMMU", "0880": "System peripheral",
+    "0c03": "USB controller", "0c05": "SMBus", "0c04": "Fibre Channel", "0c06": "InfiniBand",
+    "1080": "Encryption controller", "1200": "Processing accelerator", "1180": "Signal processing controller",
+    "1300": "Non-essential instrumentation",
+}
+BASE_CLASS_NAMES = {
+    "00": "Unclassified device", "01": "Mass storage controller", "02": "Network controller",
+    "03": "Display controller", "04": "Multimedia controller", "05": "Memory controller", "06": "Bridge",
+    "07": "Communication controller", "08": "System peripheral", "09": "Input device", "0a": "Docking station",
+    "0b": "Processor", "0c": "Serial bus controller", "0d": "Wireless controller", "0e": "Intelligent controller",
+    "0f": "Satellite controller", "10": "Encryption controller", "11": "Signal processing controller",
+    "12": "Processing accelerator", "13": "Non-essential instrumentation", "ff": "Unassigned class",
+}
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+_STYLES = {"bold": "1", "dim": "2", "red": "31", "yellow": "33", "green": "32", "cyan": "36"}
+
+
+def clean(value) -> str:
+    """A host string made safe for a terminal: control characters (escape sequences, bidi overrides) removed."""
+    return _CONTROL.sub("", "" if value is None else str(value))
+
+
+def class_name(code: str | None) -> str:
+    if not code:
+        return "unknown class"
+    code = code.lower()
+    return CLASS_NAMES.get(code[:4]) or BASE_CLASS_NAMES.get(code[:2]) or f"class {clean(code)}"
+
+
+def is_userspace_driver(driver: str | None) -> bool:
+    return driver is not None and ("vfio" in driver or driver in UIO_DRIVERS)
+
+
+def short_bdf(bdf: str) -> str:
+    return bdf[5:] if bdf.startswith("0000:") else bdf
+
+
+class _Painter:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, *styles: str) -> str:
+        if not self.color or not styles:
+            return text
+        codes = ";".join(_STYLES[s] for s in styles)
+        return f"\x1b[{codes}m{text}\x1b[0m"
+
+
+def _owners(doc: dict) -> dict[str, list[dict]]:
+    by_device: dict[str, list[dict]] = {}
+    for h in doc.get("holders") or []:
+        for bdf in h.get("devices") or []:
+            by_device.setdefault(bdf, []).append(h)
+    return by_device
+
+
+def _holder_label(h: dict) -> str:
+    who = h.get("vm") and f"VM {clean(h['vm'])}" or h.get("workload") and f"workload {clean(h['workload'])}"
+    return f"{who or 'unknown holder'} ({clean(h.get('name'))} pid {h.get('pid')})"
+
+
+def _owner(device: dict, holders: list[dict], paint: _Painter) -> str:
+    driver = device.get("driver")
+    if holders:
+        return "; ".join(paint(_holder_label(h), "cyan" if (h.get("vm") or h.get("workload")) else "red") for h in holders)
+    if is_userspace_driver(driver):
+        return paint(f"{clean(driver)}, not held", "yellow")
+    if driver is None:
+        return paint("unbound", "dim")
+    return f"host ({clean(driver)})"
+
+
+def _bridge_path(device: dict, by_bdf: dict[str, dict]) -> str:
+    chain, seen = [], set()
+    parent = device.get("parent")
+    while parent and parent not in seen:
+        seen.add(parent)
+        chain.append(short_bdf(clean(parent)))
+        parent = (by_bdf.get(parent) or {}).get("parent")
+    return " › ".join(reversed(chain))
+
+
+def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dict]]) -> list[tuple[str, str]]:
+    """(severity, text) flags for one group: `red` breaks isolation, `yellow` deserves a look."""
+    members = [by_bdf.get(b, {"bdf": b}) for b in group.get("devices") or []]
+    userspace = [d for d in members if is_userspace_driver(d.get("driver")) or owners.get(d["bdf"])]
+    host_dma = [d for d in members if d.get("driver") not in NON_DMA_OWNERS and not is_userspace_driver(d.get("driver"))]
+    endpoints = [d for d in members if not d.get("is_bridge")]
+    flags = []
+    if userspace and host_dma:
+        drivers = sorted({clean(d.get("driver")) for d in userspace + host_dma if d.get("driver")})
+        flags.append(("red", f"not viable: mixed drivers ({', '.join(drivers)}) — userspace cannot claim this group"))
+    if userspace and len(endpoints) > 1:
+        flags.append(("red", f"peer-to-peer DMA: {len(endpoints)} endpoints share this group with a VFIO/UIO member"))
+    vms = {h.get("vm") or h.get("workload") for d in members for h in owners.get(d["bdf"], [])}
+    if len(vms) > 1:
+        flags.append(("red", f"split owners: {', '.join(sorted(clean(v) for v in vms if v) or ['?'])}"))
+    if group.get("type") == "identity":
+        flags.append(("yellow", "identity domain: host drivers DMA untranslated"))
+    if group.get("name") == "vfio-noiommu":
+        flags.append(("red", "VFIO no-IOMMU group: no isolation at all"))
+    return flags
+
+
+def _unit_line(unit: dict, paint: _Painter) -> str:
+    feats = unit.get("features") or {}
+    names = []
+    for key, label in (("scalable_mode", "scalable-mode"), ("pasid", "pasid"), ("page_requests", "page-requests"),
+                       ("interrupt_remapping", "intr-remap"), ("nesting", "nesting"), ("pass_through", "pass-through"),
+                       ("device_tlb", "dev-tlb"), ("posted_interrupts", "posted-intr"), ("gt", "GT"), ("ppr", "PPR")):
+        if feats.get(key) is True:
+            names.append(label + (f"({feats['pasid_width']} bits)" if key == "pasid" and feats.get("pasid_width") else ""))
+    if feats.get("interrupt_remapping") is False:
+        names.append(paint("NO interrupt remapping", "yellow"))
+    if feats.get("caching_mode") is True:
+        names.append(paint("caching-mode (this host is a VM)", "yellow"))
+    devices = len(unit.get("devices") or [])
+    return f"  {clean(unit.get('name'))} {clean(unit.get('vendor'))}, {devices} devices: {' '.join(names) or 'no features known'}"
+
+
+def _iommu_state(doc: dict) -> tuple[str, str]:
+    iommu = doc.get("iommu") or {}
+    real = [g for g in doc.get("groups") or [] if g.get("name") != "vfio-noiommu"]
+    if not iommu.get("enabled"):
+        return "off", "red"
+    if real and all(g.get("type") == "identity" for g in real):
+        return "on, passthrough (identity default domains)", "yellow"
+    return "on", "green"
+
+
+def _device_line(d: dict, by_bdf: dict, owners: dict, paint: _Painter) -> list[str]:
+    ids = f"{clean(d.get('vendor_id') or '????')}:{clean(d.get('device_id') or '????')}"
+    driver = clean(d.get("driver")) or "-"
+    line = (f"    {paint(clean(d.get('bdf')), 'bold')}  {class_name(d.get('class')):<22} [{ids}]  "
+            f"driver {driver:<14} owner: {_owner(d, owners.get(d.get('bdf'), []), paint)}")
+    out = [line]
+    path = _bridge_path(d, by_bdf)
+    if path:
+        out.append("      " + paint(f"via {path}", "dim"))
+    if d.get("driver_override") and d.get("driver") != d.get("driver_override"):
+        out.append("      " + paint(f"driver_override {clean(d['driver_override'])} but bound to {driver}", "yellow"))
+    if d.get("driver") in UIO_DRIVERS:
+        out.append("      " + paint("UIO driver: no IOMMU protection for this device", "red"))
+    return out
+
+
+def render(doc: dict, color: bool) -> str:
+    paint = _Painter(color)
+    host = doc.get("host") or {}
+    devices = doc.get("devices") or []
+    by_bdf = {d.get("bdf"): d for d in devices}
+    owners = _owners(doc)
+    vfio = doc.get("vfio") or {}
+    out: list[str] = []
+
+    state, state_color = _iommu_state(doc)
+    out.append(paint(f"{clean(host.get('hostname')) or '(unknown host)'}", "bold")
+               + f"  kernel {clean(host.get('kernel')) or '?'}")
+    out.append(f"IOMMU: {paint(state, state_color)}")
+    for unit in (doc.get("iommu") or {}).get("units") or []:
+        out.append(_unit_line(unit, paint))
+    noiommu = bool(vfio.get("noiommu"))
+    out.append(f"VFIO no-IOMMU mode: {paint('ON (unsafe)', 'red') if noiommu else 'off'}"
+               f"   iommufd: {'yes' if vfio.get('iommufd') else 'no'}")
+    assigned = [d for d in devices if is_userspace_driver(d.get("driver"))] or doc.get("holders")
+    if state == "off" and assigned:
+        out.append(paint("! IOMMU off while devices are assigned to userspace: nothing isolates their DMA", "red"))
+    params = vfio.get("parameters") or {}
+    for key in ("type1_allow_unsafe_interrupts", "iommufd_allow_unsafe_interrupts"):
+        if (params.get(key) or "").strip() in ("Y", "1"):
+            out.append(paint(f"! {key} = {clean(params[key])}: MSI injection from a guest is possible", "red"))
+
+    grouped = set()
+    for g in doc.get("groups") or []:
+        members = g.get("devices") or []
+        grouped.update(members)
+        kind = clean(g.get("type")) or "type unknown"
+        out.append("")
+        out.append(paint(f"Group {g.get('id')}", "bold") + f"  {kind}  {len(members)} device{'s' if len(members) != 1 else ''}")
+        for severity, text in group_flags(g, by_bdf, owners):
+            out.append("  " + paint(f"! {text}", severity))
+        for bdf in members:
+            out += _device_line(by_bdf.get(bdf, {"bdf": bdf}), by_bdf, owners, paint)
+
+    loose = [d for d in devices if d.get("bdf") not in grouped]
+    if loose:
+        out.append("")
+        out.append(paint("Devices in no IOMMU group", "bold") + ("  (IOMMU off: no DMA isolation)" if state == "off" else ""))
+        for d in loose:
+            out += _device_line(d, by_bdf, owners, paint)
+
+    holders = doc.get("holders") or []
+    out.append("")
+    out.append(paint(f"Holders of VFIO/iommufd/UIO fds: {len(holders)}", "bold"))
+    for h in holders:
+        label = _holder_label(h)
+        nodes = " ".join(clean(n) for n in h.get("nodes") or [])
+        extra = f", {h['device_fds']} device fds" if h.get("device_fds") else ""
+        out.append(f"  {paint(label, 'cyan' if (h.get('vm') or h.get('workload')) else 'red')}  uid {h.get('uid')}"
+                   f"  holds {nodes or '-'}{extra}")
+        if not (h.get("vm") or h.get("workload")):
+            out.append("    " + paint("! held by a process that maps to no known VM or workload", "red"))
+
+    mdevs = doc.get("mdevs") or []
+    if mdevs:
+        out.append("")
+        out.append(paint(f"Mediated devices: {len(mdevs)}", "bold"))
+        for m in mdevs:
+            out.append(f"  {clean(m.get('uuid'))}  parent {clean(m.get('parent'))}  type {clean(m.get('type'))}"
+                       f"  group {m.get('iommu_group')}")
+    users = (doc.get("pasid") or {}).get("users") or []
+    if users:
+        out.append("")
+        out.append(paint(f"PASID users: {len(users)}", "bold"))
+        for u in users:
+            out.append(f"  {clean(u.get('device'))}  pid {u.get('pid') if u.get('pid') is not None else '-'}  ({clean(u.get('source'))})")
+
+    warnings = doc.get("warnings") or []
+    out.append("")
+    if warnings:
+        out.append(paint(f"{len(warnings)} warnings", "yellow") + " (things the agent could not read; `fleet-agent collect --pretty` lists them)")
+    else:
+        out.append("0 warnings")
+    return "\n".join(out) + "\n"
