@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 
 from ..sysfs import Reader
-from .pci import PCI_DEVICES
+from . import pci
 
 CONFIG_MAX = 4096
 HEADER_BYTES = 64
@@ -195,7 +195,7 @@ def _bridge_from_class(dev: dict) -> bool | None:
 def decorate(rd: Reader, devices: list[dict]) -> None:
     """Sets `capabilities`, `header_type`, `multifunction` and `is_bridge` on each device in place."""
     for dev in devices:
-        path = f"{PCI_DEVICES}/{dev['bdf']}/config"
+        path = f"{pci.PCI_DEVICES}/{dev['bdf']}/config"
         config = rd.binary(path, CONFIG_MAX)
         if config is None:
             dev["capabilities"] = unknown_capabilities(None)

@@ -10,6 +10,7 @@ DMI_DIR = "/sys/class/dmi/id"
 # product_uuid and product_serial are root-only and identify hardware, not isolation: skipped.
 DMI_FIELDS = ("sys_vendor", "product_name", "product_version", "bios_vendor", "bios_version",
               "board_vendor", "board_name")
+HOSTNAME_MAX = 253
 _VERSION_RE = re.compile(r"^Linux version (\S+)")
 # `key=value` flags kept verbatim (last occurrence wins, as with the kernel's own __setup handlers).
 _SCALAR_FLAGS = {
@@ -110,6 +111,10 @@ def collect(rd: Reader) -> dict:
     hostname = rd.text("/proc/sys/kernel/hostname", missing_ok=True) or rd.text("/etc/hostname", missing_ok=True)
     if hostname is None:
         rd.warn("/etc/hostname", "no hostname in /proc/sys/kernel/hostname or /etc/hostname")
+    if hostname and len(hostname) > HOSTNAME_MAX:
+        # A DNS name is at most 253 characters; a longer one is garbage, and the schema bounds it.
+        rd.warn("/etc/hostname", f"longer than {HOSTNAME_MAX} characters, truncated")
+        hostname = hostname[:HOSTNAME_MAX]
     facts["hostname"] = hostname or ""
     facts["machine_id"] = rd.text("/etc/machine-id", missing_ok=True)
     facts["kernel_version"] = rd.text("/proc/version")

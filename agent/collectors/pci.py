@@ -9,7 +9,7 @@ import os
 import re
 
 from ..sysfs import Reader, kernel_relative
-from . import sriov
+from . import config_space, sriov  # both import this module back; used at call time only
 
 PCI_DEVICES = "/sys/bus/pci/devices"
 SYS_DEVICES = "/sys/devices"
@@ -145,7 +145,7 @@ def collect_one(rd: Reader, bdf: str) -> dict:
     dev["header_type"] = None
     dev["multifunction"] = None
     dev["sriov"] = sriov.collect(rd, base, names)
-    dev["capabilities"] = {}
+    dev["capabilities"] = config_space.unknown_capabilities(None)  # until decorate() reads config
     return dev
 
 
