@@ -1,0 +1,121 @@
+"""IOMMU groups as isolation units: mixed ownership, peer-to-peer exposure, split owners, changes since baseline."""
+from __future__ import annotations
+
+from ..explain import because, group_reasons
+from ..facts import HostFacts
+from ..findings import Finding
+
+
+def _group_evidence(facts: HostFacts, gid, members: list[str]) -> dict:
+    group = facts.groups.get(gid) or {}
+    return {
+        "group": gid,
+        "type": group.get("type"),
+        "members": [facts.member_evidence(b) for b in members],
+        "explained_by": group_reasons(facts, members),
+    }
+
+
+def _mixed(facts: HostFacts, members: list[str]) -> tuple[list[str], list[str]]:
+    assigned = [b for b in members if b in facts.assigned]
+    host_dma = [b for b in members if facts.is_host_dma(b)]
+    return assigned, host_dma
+
+
+def group_mixed_ownership(facts: HostFacts) -> list[Finding]:
+    out = []
+    for gid in sorted(facts.groups):
+        members = facts.members(gid)
+        assigned, host_dma = _mixed(facts, members)
+        if not assigned or not host_dma:
+            continue
+        drivers = ", ".join(f"{b} on {facts.devices[b].get('driver')}" for b in host_dma)
+        fix_bind = " and ".join(host_dma)
+        out.append(Finding(
+            "group-mixed-ownership", "group", str(gid),
+            f"group {gid} is not viable: {', '.join(assigned)} is assigned to userspace while {drivers} is driven by the host.",
+            evidence=_group_evidence(facts, gid, members) | {"assigned": assigned, "host_dma": host_dma},
+            remediation=f"bind {fix_bind} to vfio-pci as well (or unbind it), or move the device to a slot behind a root port "
+                        f"with ACS; {because(facts, gid, members)}.",
+        ))
+    return out
+
+
+def group_shared_p2p(facts: HostFacts) -> list[Finding]:
+    out = []
+    for gid in sorted(facts.groups):
+        members = facts.members(gid)
+        endpoints = [b for b in members if facts.is_endpoint(b)]
+        assigned, host_dma = _mixed(facts, members)
+        # A mixed group cannot be claimed by userspace at all: group-mixed-ownership reports it instead.
+        if len(endpoints) < 2 or not assigned or host_dma:
+            continue
+        owners = sorted({o.vm or o.workload or f"pid {o.pid}" for b in assigned for o in facts.owners_of(b)})
+        who = f"held by {', '.join(owners)}" if owners else "assigned to userspace"
+        out.append(Finding(
+            "group-shared-p2p", "group", str(gid),
+            f"group {gid} has {len(endpoints)} endpoints {who}: each can reach the others by peer-to-peer DMA.",
+            evidence=_group_evidence(facts, gid, members) | {"endpoints": endpoints, "assigned": assigned, "holders": owners},
+            remediation=f"accept it only if one owner should have all of {', '.join(endpoints)}; otherwise move the devices to "
+                        f"slots behind ports with ACS so they get their own groups; {because(facts, gid, members)}.",
+        ))
+    return out
+
+
+def group_split_owners(facts: HostFacts) -> list[Finding]:
+    out = []
+    for gid in sorted(facts.groups):
+        members = facts.members(gid)
+        owners = {b: facts.owners_of(b) for b in members if b in facts.assigned}
+        vms = sorted({o.vm or o.workload for os_ in owners.values() for o in os_ if o.vm or o.workload})
+        tenants = sorted({o.tenant for os_ in owners.values() for o in os_ if o.tenant})
+        labels = sorted({tuple(sorted(o.labels)) for os_ in owners.values() for o in os_ if o.tenant})
+        split = [what for what, values in (("VMs/workloads", vms), ("tenants", tenants), ("security labels", labels)) if len(values) > 1]
+        if not split:
+            continue
+        out.append(Finding(
+            "group-split-owners", "group", str(gid),
+            f"members of group {gid} belong to different {' and '.join(split)} ({', '.join(vms or tenants)}), which share one DMA domain.",
+            evidence=_group_evidence(facts, gid, members) | {"vms": vms, "tenants": tenants, "labels": [list(x) for x in labels]},
+            remediation=f"give the whole group {gid} to one owner (stop all but one of {', '.join(vms or tenants)}), or move devices "
+                        f"so each owner gets its own group; {because(facts, gid, members)}.",
+        ))
+    return out
+
+
+def group_changed(facts: HostFacts) -> list[Finding]:
+    baseline = facts.intent.baseline_for(facts.hostname)
+    if baseline is None:
+        return []
+    before = {b: tuple(g) for g in baseline.groups for b in g}
+    after: dict[str, tuple] = {}
+    gid_of: dict[str, int] = {}
+    for gid, group in facts.groups.items():
+        members = tuple(sorted(group.get("devices") or []))
+        for b in members:
+            after[b] = members
+            gid_of[b] = gid
+    out = []
+    for bdf in sorted(set(before) | set(after)):
+        if before.get(bdf) == after.get(bdf):
+            continue
+        old, new = before.get(bdf), after.get(bdf)
+        if old is None:
+            what = "appeared in a group it was not in at the accepted baseline"
+        elif new is None:
+            what = "is no longer in any IOMMU group it had at the accepted baseline"
+        else:
+            what = "now shares its IOMMU group with a different set of devices than at the accepted baseline"
+        out.append(Finding(
+            "group-changed", "device", bdf,
+            f"{bdf} {what}.",
+            evidence={"baseline_members": list(old) if old else None, "current_members": list(new) if new else None,
+                      "current_group": gid_of.get(bdf), "baseline_accepted_at": baseline.accepted_at,
+                      "baseline_accepted_by": baseline.accepted_by},
+            remediation="check what changed (kernel, BIOS, firmware, slot), re-validate the assignments of the affected devices, "
+                        f"then record the new groups with `manage.py policy baseline accept {facts.hostname}`.",
+        ))
+    return out
+
+
+RULES = (group_mixed_ownership, group_shared_p2p, group_split_owners, group_changed)

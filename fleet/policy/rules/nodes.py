@@ -1,0 +1,67 @@
+"""Device nodes that grant DMA: /dev/vfio/<N>, /dev/vfio/devices/vfioX, /dev/iommu."""
+from __future__ import annotations
+
+from ..facts import HostFacts
+from ..findings import Finding
+
+IOMMUFD_MAX_MODE = 0o660
+
+
+def _node_group(facts: HostFacts, node: dict):
+    if node.get("kind") == "group":
+        return node.get("group")
+    if node.get("kind") == "device" and node.get("device") in facts.devices:
+        return facts.devices[node["device"]].get("iommu_group")
+    return None
+
+
+def device_node_permissions(facts: HostFacts) -> list[Finding]:
+    nodes = (facts.state.get("vfio") or {}).get("nodes") or []
+    holders_by_node: dict[str, list[dict]] = {}
+    for holder in facts.state.get("holders") or []:
+        for path in holder.get("nodes") or []:
+            holders_by_node.setdefault(path, []).append(holder)
+    owners_by_group: dict = {}
+    for node in nodes:
+        gid = _node_group(facts, node)
+        if gid is not None:
+            owners_by_group.setdefault(gid, {})[node["path"]] = node.get("uid")
+    out = []
+    for node in sorted(nodes, key=lambda n: n["path"]):
+        kind = node.get("kind")
+        if kind not in ("group", "device", "iommufd"):
+            continue
+        try:
+            mode = int(node.get("mode") or "0", 8)
+        except ValueError:
+            continue
+        problems = []
+        if kind == "iommufd":
+            if mode & ~IOMMUFD_MAX_MODE & 0o777:
+                problems.append(f"mode {node.get('mode')} is looser than 0660")
+        else:
+            if mode & 0o077:
+                problems.append(f"mode {node.get('mode')} lets group/other users open it")
+            holder_uids = sorted({h.get("uid") for h in holders_by_node.get(node["path"], ()) if h.get("uid") is not None})
+            wrong = [u for u in holder_uids if u != node.get("uid") and u != 0]
+            if wrong:
+                problems.append(f"owner uid {node.get('uid')} differs from the holder's uid {', '.join(map(str, wrong))}")
+            gid = _node_group(facts, node)
+            peers = owners_by_group.get(gid, {})
+            if len(set(peers.values())) > 1:
+                problems.append(f"nodes of group {gid} have different owners ({', '.join(f'{p} uid {u}' for p, u in sorted(peers.items()))})")
+        if not problems:
+            continue
+        out.append(Finding(
+            "device-node-permissions", "node", node["path"],
+            f"{node['path']}: {'; '.join(problems)} — whoever opens it owns every device of the group.",
+            evidence={"node": node, "holders": [{"pid": h["pid"], "uid": h.get("uid"), "vm": h.get("vm")}
+                                                for h in holders_by_node.get(node["path"], ())],
+                      "group": _node_group(facts, node), "problems": problems},
+            remediation=(f"chmod 0660 {node['path']}" if kind == "iommufd" else
+                         f"chmod 0600 {node['path']} and chown it to the one user of its group (libvirt does this per VM)") + ".",
+        ))
+    return out
+
+
+RULES = (device_node_permissions,)
