@@ -124,6 +124,8 @@ FLEET_MAX_BODY_BYTES = env_int("FLEET_MAX_BODY_BYTES", 2 * 1024 * 1024)
 FLEET_MAX_SNAPSHOT_BYTES = env_int("FLEET_MAX_SNAPSHOT_BYTES", 32 * 1024 * 1024)
 FLEET_REPORT_INTERVAL = env_int("FLEET_REPORT_INTERVAL", 60)
 FLEET_STALE_AFTER_INTERVALS = env_int("FLEET_STALE_AFTER_INTERVALS", 3)
+# Snapshots still `received` this long after arrival are queued again by the sweeper (lost task).
+FLEET_REQUEUE_AFTER = env_int("FLEET_REQUEUE_AFTER", 120)
 DATA_UPLOAD_MAX_MEMORY_SIZE = FLEET_MAX_BODY_BYTES + 1024
 
 LOGGING = {
@@ -137,3 +139,65 @@ LOGGING = {
 
 if CELERY_TASK_ALWAYS_EAGER:
     logging.getLogger("fleet").info("no broker configured (FLEET_BROKER_URL/REDIS_URL): tasks run in process")
+
+# --- Operating it for real (accounts, read API, metrics, hardening) -----------------------
+# Additive on purpose: the apps and middleware of issue 6, and FLEET_PRODUCTION=1 for a real deployment.
+INSTALLED_APPS += ["django_filters", "drf_spectacular", "drf_spectacular_sidecar", "fleet.accounts", "fleet.api", "fleet.metrics"]  # noqa: F405
+# Agent requests are counted and admitted before sessions or auth are touched; the CSP goes on every response.
+MIDDLEWARE.insert(1, "fleet.ingest.admission.IngestAdmissionMiddleware")
+MIDDLEWARE.insert(1, "fleet.metrics.middleware.IngestMetricsMiddleware")
+MIDDLEWARE.insert(1, "fleet.security.csp.ContentSecurityPolicyMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1, "fleet.accounts.context.AuditContextMiddleware")
+
+REST_FRAMEWORK = {**globals().get("REST_FRAMEWORK", {}), "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "IOMMU Fleet read API",
+    "DESCRIPTION": "Hosts, devices, IOMMU groups, holders, violations and changes across the fleet. "
+    "Authenticate with a session or a user API token (`Authorization: Bearer fleet_…`).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["fleet.api.permissions.FleetReader"],
+    "SERVE_AUTHENTICATION": ["rest_framework.authentication.SessionAuthentication", "fleet.api.authentication.ApiTokenAuthentication"],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+FLEET_METRICS_TOKEN = os.environ.get("FLEET_METRICS_TOKEN", "")
+FLEET_INGEST_MAX_INFLIGHT = env_int("FLEET_INGEST_MAX_INFLIGHT", 16)
+FLEET_INGEST_MAX_QUEUE = env_int("FLEET_INGEST_MAX_QUEUE", 20000)
+FLEET_INGEST_RETRY_AFTER = env_int("FLEET_INGEST_RETRY_AFTER", 5)
+FLEET_CSP_REPORT_ONLY = env_bool("FLEET_CSP_REPORT_ONLY", False)
+if "FLEET_CSP" in os.environ:
+    FLEET_CSP = os.environ["FLEET_CSP"]
+
+FLEET_PRODUCTION = env_bool("FLEET_PRODUCTION", False)
+if FLEET_PRODUCTION:
+    if SECRET_KEY.startswith("insecure-"):
+        raise RuntimeError("FLEET_PRODUCTION=1 needs FLEET_SECRET_KEY")
+    # TLS ends at the reverse proxy (docs/deploy.md), which must set X-Forwarded-Proto.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("FLEET_SSL_REDIRECT", True)
+    # The agents and Prometheus may talk to the app directly on the internal network (plain HTTP).
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$"]
+    SECURE_HSTS_SECONDS = env_int("FLEET_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("FLEET_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = False
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SESSION_COOKIE_HTTPONLY = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+if env_bool("FLEET_LOG_JSON", FLEET_PRODUCTION):
+    LOGGING["formatters"]["json"] = {  # noqa: F405
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d",
+        "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+    }
+    LOGGING["handlers"]["console"]["formatter"] = "json"  # noqa: F405

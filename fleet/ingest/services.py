@@ -1,0 +1,320 @@
+"""Ingest decisions as plain functions; the API views and Celery tasks are thin adapters over these.
+
+Entry points other apps call:
+- `snapshot_receive(*, token, body, content_encoding, remote_addr=None) -> ReceiveResult`:
+  one HTTP push from an agent (the whole decision: auth, limits, parse, validate, dedupe, store).
+- `heartbeat_receive(*, token, body, content_encoding, remote_addr=None) -> ReceiveResult`:
+  `{"content_hash": …, "seq": n}`; 200 when the server has that state, 409 when the agent must send it.
+- `snapshot_receive_document(*, host: Host, document: dict, remote_addr=None) -> ReceiveResult`:
+  trusted in-process callers (import_capture, the demo): same validation, storage and task path, no token.
+  The hostname in the document is not checked against `host` (callers may rename a capture).
+- `snapshot_apply(*, snapshot_id: int) -> str`: what the apply task runs.
+- `snapshots_requeue_stuck(*, older_than_seconds) -> list[int]`, `hosts_mark_stale(*, now=None) -> int`: the sweeper.
+- `host_token_create / host_token_revoke / host_token_rotate`: the token lifecycle.
+
+Sequence numbers: seq > 0 orders a host's snapshots; a late one is recorded `superseded`.
+seq 0 (one-shot collects, imports) carries no order and applies in arrival order.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import DataError, IntegrityError, transaction
+from django.utils import timezone
+
+from agent.snapshot import canonical_json, content_hash
+from fleet.inventory.models import Host, Label
+from fleet.inventory.rows import document_collected_at
+from fleet.inventory.services import host_apply_snapshot
+
+from .bodies import BodyTooLarge, BodyUnreadable, body_decode
+from .models import HostToken, Snapshot
+from .tokens import token_generate, token_hash
+from .validation import document_problems, text_problems
+
+log = logging.getLogger(__name__)
+
+# Refreshing last_used_at on every push would double the writes of the unchanged fast path.
+TOKEN_TOUCH_EVERY = timedelta(minutes=1)
+HEARTBEAT_MAX_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class ReceiveResult:
+    """What to answer: an HTTP status and a JSON-able body."""
+
+    http_status: int
+    body: dict = field(default_factory=dict)
+
+    @classmethod
+    def problems(cls, http_status: int, errors: list[dict]) -> "ReceiveResult":
+        return cls(http_status, {"errors": errors})
+
+    @classmethod
+    def problem(cls, http_status: int, message: str, path: str = "$") -> "ReceiveResult":
+        return cls(http_status, {"errors": [{"path": path, "message": message}]})
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+def host_authenticate(token: str | None) -> tuple[Host | None, ReceiveResult | None]:
+    """The host a bearer token belongs to, or the 401 to answer."""
+    if not token or len(token) > 200:
+        return None, ReceiveResult.problem(401, "missing or malformed bearer token")
+    digest = token_hash(token)
+    row = HostToken.objects.select_related("host").filter(token_hash=digest).first()
+    # The lookup is by hash already; compare_digest keeps the final check constant-time regardless.
+    if row is None or not hmac.compare_digest(row.token_hash, digest) or row.revoked_at is not None:
+        return None, ReceiveResult.problem(401, "unknown or revoked token")
+    if row.host.enrollment == Host.Enrollment.RETIRED:
+        return None, ReceiveResult.problem(403, "host is retired")
+    now = timezone.now()
+    if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_EVERY:
+        HostToken.objects.filter(pk=row.pk).update(last_used_at=now)
+    return row.host, None
+
+
+@transaction.atomic
+def host_token_create(*, hostname: str, role: str | None = None, labels: list[str] | None = None) -> tuple[Host, str]:
+    """A new token for `hostname` (creating the host, pending enrollment). The secret is returned, never stored."""
+    host, _ = Host.objects.get_or_create(hostname=hostname)
+    if role is not None:
+        host.role = role
+        host.save(update_fields=["role"])
+    for name in labels or []:
+        label, _ = Label.objects.get_or_create(name=name)
+        host.labels.add(label)
+    secret = token_generate()
+    HostToken.objects.create(host=host, token_hash=token_hash(secret))
+    return host, secret
+
+
+@transaction.atomic
+def host_token_revoke(*, hostname: str) -> int:
+    """Revoke every active token of the host; returns how many."""
+    return HostToken.objects.filter(host__hostname=hostname, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+@transaction.atomic
+def host_token_rotate(*, hostname: str) -> str:
+    host = Host.objects.get(hostname=hostname)
+    host_token_revoke(hostname=hostname)
+    secret = token_generate()
+    HostToken.objects.create(host=host, token_hash=token_hash(secret))
+    return secret
+
+
+# --- receiving ----------------------------------------------------------------------------------
+
+
+def _decode(body: bytes, content_encoding: str | None, max_body: int, max_document: int) -> tuple[bytes, ReceiveResult | None]:
+    try:
+        return body_decode(body, content_encoding, max_body=max_body, max_document=max_document), None
+    except BodyTooLarge as exc:
+        return b"", ReceiveResult.problem(413, str(exc))
+    except BodyUnreadable as exc:
+        return b"", ReceiveResult.problem(exc.http_status, str(exc))
+
+
+def _parse(raw: bytes) -> tuple[object, ReceiveResult | None]:
+    try:
+        return json.loads(raw), None
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        return None, ReceiveResult.problem(400, f"body is not JSON: {str(exc)[:200]}")
+
+
+def snapshot_receive(*, token: str | None, body: bytes, content_encoding: str | None, remote_addr: str | None = None) -> ReceiveResult:
+    """One agent push: authenticate, bound, parse, validate, check identity, then store (or recognise) it."""
+    host, refusal = host_authenticate(token)
+    if refusal:
+        return refusal
+    raw, refusal = _decode(body, content_encoding, settings.FLEET_MAX_BODY_BYTES, settings.FLEET_MAX_SNAPSHOT_BYTES)
+    if refusal:
+        return refusal
+    doc, refusal = _parse(raw)
+    if refusal:
+        return refusal
+    problems = document_problems(doc) or text_problems(doc, raw)
+    if problems:
+        return ReceiveResult.problems(400, problems)
+    facts = doc["host"]
+    if facts.get("hostname") != host.hostname:
+        return ReceiveResult.problem(403, "hostname does not match the token's host", "$.host.hostname")
+    machine_id = facts.get("machine_id")
+    if host.machine_id and machine_id != host.machine_id:
+        return ReceiveResult.problem(403, "machine id does not match the token's host", "$.host.machine_id")
+    return _store(host=host, doc=doc, raw=raw, remote_addr=remote_addr)
+
+
+def snapshot_receive_document(*, host: Host, document: dict, remote_addr: str | None = None) -> ReceiveResult:
+    """A document from a trusted in-process caller: validated and stored exactly like a pushed one."""
+    raw = canonical_json(document)
+    problems = document_problems(document) or text_problems(document, raw)
+    if problems:
+        return ReceiveResult.problems(400, problems)
+    return _store(host=host, doc=document, raw=raw, remote_addr=remote_addr)
+
+
+def heartbeat_receive(*, token: str | None, body: bytes, content_encoding: str | None, remote_addr: str | None = None) -> ReceiveResult:
+    """`{"content_hash", "seq"}` from an agent whose state did not change: 200 if we hold that state, else 409."""
+    host, refusal = host_authenticate(token)
+    if refusal:
+        return refusal
+    raw, refusal = _decode(body, content_encoding, HEARTBEAT_MAX_BYTES, HEARTBEAT_MAX_BYTES)
+    if refusal:
+        return refusal
+    doc, refusal = _parse(raw)
+    if refusal:
+        return refusal
+    digest = doc.get("content_hash") if isinstance(doc, dict) else None
+    seq = doc.get("seq", 0) if isinstance(doc, dict) else None
+    if not isinstance(digest, str) or len(digest) != 64 or not isinstance(seq, int) or isinstance(seq, bool):
+        return ReceiveResult.problem(400, 'a heartbeat is {"content_hash": "<64 hex>", "seq": <int>}')
+    now = timezone.now()
+    if Host.objects.filter(pk=host.pk, content_hash=digest).update(last_seen=now, stale=False):
+        return ReceiveResult(200, {"status": "unchanged", "id": host.applied_snapshot_id})
+    latest = Snapshot.objects.filter(host=host).only("id", "content_hash", "status").order_by("-id").first()
+    if latest is not None and latest.content_hash == digest and latest.status == Snapshot.Status.RECEIVED:
+        Host.objects.filter(pk=host.pk).update(last_seen=now, stale=False)
+        return ReceiveResult(200, {"status": "unchanged", "id": latest.pk})
+    return ReceiveResult(409, {"status": "unknown", "errors": [{"path": "$.content_hash", "message": "the server does not hold this state; send the full snapshot"}]})
+
+
+def _store(*, host: Host, doc: dict, raw: bytes, remote_addr: str | None) -> ReceiveResult:
+    try:
+        return _store_once(host=host, doc=doc, raw=raw, remote_addr=remote_addr)
+    except IntegrityError:
+        # A concurrent push of the same (host, seq) won the insert: it is now a duplicate.
+        return _store_once(host=host, doc=doc, raw=raw, remote_addr=remote_addr)
+
+
+@transaction.atomic
+def _store_once(*, host: Host, doc: dict, raw: bytes, remote_addr: str | None) -> ReceiveResult:
+    from .tasks import apply_snapshot  # tasks import services
+
+    now = timezone.now()
+    seq = doc["seq"]
+    digest = content_hash(doc)
+    seen = {"last_seen": now, "stale": False}
+    if seq > 0:
+        same_seq = Snapshot.objects.filter(host=host, seq=seq).only("id", "status").first()
+        if same_seq is not None:
+            Host.objects.filter(pk=host.pk).update(**seen)
+            return ReceiveResult(200, {"id": same_seq.pk, "status": "duplicate"})
+    # Only the latest stored snapshot counts as "the same": A → B → A must apply A again.
+    latest = Snapshot.objects.filter(host=host).only("id", "content_hash", "status").order_by("-id").first()
+    if latest is not None and latest.content_hash == digest:
+        if latest.status == Snapshot.Status.APPLIED and host.content_hash == digest:
+            Host.objects.filter(pk=host.pk).update(**seen)
+            return ReceiveResult(200, {"id": latest.pk, "status": "unchanged"})
+        if latest.status in (Snapshot.Status.RECEIVED, Snapshot.Status.FAILED):
+            Host.objects.filter(pk=host.pk).update(**seen)
+            return ReceiveResult(200, {"id": latest.pk, "status": "duplicate"})
+    updates = dict(seen)
+    machine_id = doc["host"].get("machine_id")
+    if not host.machine_id and machine_id:
+        updates["machine_id"] = machine_id
+    snapshot = Snapshot.objects.create(
+        host=host, raw=Snapshot.compress(raw), size=len(raw), content_hash=digest, seq=seq,
+        collected_at=document_collected_at(doc), received_at=now, status=Snapshot.Status.RECEIVED, remote_addr=remote_addr,
+    )
+    Host.objects.filter(pk=host.pk).update(**updates)
+    snapshot_id = snapshot.pk
+    transaction.on_commit(lambda: apply_snapshot.delay(snapshot_id))
+    return ReceiveResult(202, {"id": snapshot_id, "status": "received"})
+
+
+# --- applying -----------------------------------------------------------------------------------
+
+
+def snapshot_apply(*, snapshot_id: int) -> str:
+    """Apply a stored snapshot (and any older pending ones of its host, in seq order); idempotent.
+
+    Returns the snapshot's status afterwards. Policy evaluation runs after the commit.
+    """
+    from fleet.policy.services import violations_sync_for_host
+
+    outcome, host = _snapshot_apply_locked(snapshot_id=snapshot_id)
+    if host is not None:
+        violations_sync_for_host(host=host)
+    return outcome
+
+
+def _pending_batch(host: Host, snapshot: Snapshot) -> list[Snapshot]:
+    """The snapshots to apply now, oldest first: for seq > 0 every pending one up to this seq."""
+    if snapshot.seq == 0:
+        return [snapshot]
+    return list(
+        Snapshot.objects.filter(host=host, status=Snapshot.Status.RECEIVED, seq__gt=0, seq__lte=snapshot.seq).order_by("seq")
+    )
+
+
+@transaction.atomic
+def _snapshot_apply_locked(*, snapshot_id: int) -> tuple[str, Host | None]:
+    host_id = Snapshot.objects.filter(pk=snapshot_id).values_list("host_id", flat=True).first()
+    if host_id is None:
+        return "missing", None
+    # One host's snapshots apply one at a time, whatever worker holds them.
+    host = Host.objects.select_for_update().get(pk=host_id)
+    snapshot = Snapshot.objects.get(pk=snapshot_id)
+    if snapshot.status != Snapshot.Status.RECEIVED:
+        return snapshot.status, None
+    applied_any = False
+    for item in _pending_batch(host, snapshot):
+        now = timezone.now()
+        if item.seq > 0 and host.applied_seq is not None and item.seq <= host.applied_seq:
+            item.status, item.processed_at = Snapshot.Status.SUPERSEDED, now
+            item.save(update_fields=["status", "processed_at"])
+            continue
+        try:
+            with transaction.atomic():
+                document = json.loads(item.document_bytes())
+                host_apply_snapshot(host=host, document=document, snapshot_id=item.pk, seq=item.seq, at=item.received_at)
+        except (ValueError, TypeError, KeyError, AttributeError, DataError, IntegrityError) as exc:
+            # The document passed validation but cannot be applied: a bug to look at, not a reason to retry.
+            log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
+            item.status, item.processed_at, item.error = Snapshot.Status.FAILED, now, f"{exc.__class__.__name__}: {exc}"[:2000]
+            item.save(update_fields=["status", "processed_at", "error"])
+            continue
+        item.status, item.processed_at = Snapshot.Status.APPLIED, timezone.now()
+        item.save(update_fields=["status", "processed_at"])
+        applied_any = True
+    snapshot.refresh_from_db(fields=["status"])
+    return snapshot.status, (host if applied_any else None)
+
+
+# --- sweeping -----------------------------------------------------------------------------------
+
+
+def snapshots_requeue_stuck(*, older_than_seconds: int, limit: int = 1000) -> list[int]:
+    """Queue again the snapshots still `received` after `older_than_seconds` (lost task, broker or worker)."""
+    from .tasks import apply_snapshot
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        Snapshot.objects.filter(status=Snapshot.Status.RECEIVED, received_at__lt=cutoff).order_by("received_at").values_list("id", flat=True)[:limit]
+    )
+    for snapshot_id in ids:
+        apply_snapshot.delay(snapshot_id)
+    if ids:
+        log.warning("re-queued %d snapshots left unprocessed for more than %ss", len(ids), older_than_seconds)
+    return ids
+
+
+def hosts_mark_stale(*, now: datetime | None = None) -> int:
+    """Mark stale every reporting host silent for FLEET_STALE_AFTER_INTERVALS × FLEET_REPORT_INTERVAL."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.FLEET_STALE_AFTER_INTERVALS * settings.FLEET_REPORT_INTERVAL)
+    return Host.objects.filter(stale=False, last_seen__lt=cutoff).exclude(enrollment=Host.Enrollment.RETIRED).update(stale=True)
+
+
+__all__ = [
+    "ReceiveResult", "heartbeat_receive", "host_authenticate", "host_token_create", "host_token_revoke", "host_token_rotate",
+    "hosts_mark_stale", "snapshot_apply", "snapshot_receive", "snapshot_receive_document", "snapshots_requeue_stuck",
+]

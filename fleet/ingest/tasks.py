@@ -1,0 +1,32 @@
+"""Celery adapters: fetch by id, call the service, retry on transient database trouble."""
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from . import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=10,
+    ignore_result=True,
+)
+def apply_snapshot(snapshot_id: int) -> str:
+    """Apply one stored snapshot; a re-delivery or re-run of an applied one does nothing."""
+    return services.snapshot_apply(snapshot_id=snapshot_id)
+
+
+@shared_task(ignore_result=True)
+def sweep() -> dict:
+    """Re-queue snapshots left unprocessed and mark silent hosts stale (beat schedule in settings)."""
+    requeued = services.snapshots_requeue_stuck(older_than_seconds=getattr(settings, "FLEET_REQUEUE_AFTER", 120))
+    stale = services.hosts_mark_stale()
+    return {"requeued": len(requeued), "stale": stale}

@@ -1,0 +1,213 @@
+"""Is an incoming document a snapshot we can store? Schema first, then the limits of our columns.
+
+The schema is the agent's own file (`agent/schema/snapshot-v1.schema.json`), so the agent's
+tests and this check cannot drift. fastjsonschema answers the common case (valid) quickly;
+only a document it refuses goes through jsonschema's `iter_errors`, which lists every
+problem with its JSON path.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import fastjsonschema
+import jsonschema
+
+from agent.snapshot import SCHEMA_PATH, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+MAX_ERRORS = 50
+
+# Used only while the agent's schema file does not exist yet: the shape the server itself relies on.
+_MINIMAL_SCHEMA = {
+    "type": "object",
+    "required": ["schema", "seq", "host", "iommu", "groups", "devices", "vfio", "holders", "mdevs", "pasid"],
+    "properties": {
+        "schema": {"const": SCHEMA_VERSION},
+        "seq": {"type": "integer", "minimum": 0},
+        "collected_at": {"type": "string"},
+        "host": {"type": "object", "required": ["hostname"], "properties": {"hostname": {"type": "string"}, "machine_id": {"type": ["string", "null"]}}},
+        "iommu": {"type": "object", "properties": {"enabled": {"type": "boolean"}, "units": {"type": "array", "items": {"type": "object", "required": ["name"]}}}},
+        "groups": {"type": "array", "items": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}, "devices": {"type": "array", "items": {"type": "string"}}}}},
+        "devices": {"type": "array", "items": {"type": "object", "required": ["bdf"], "properties": {"bdf": {"type": "string"}, "driver": {"type": ["string", "null"]}, "iommu_group": {"type": ["integer", "null"]}}}},
+        "vfio": {"type": "object"},
+        "holders": {"type": "array", "items": {"type": "object", "required": ["pid"], "properties": {"pid": {"type": "integer"}}}},
+        "mdevs": {"type": "array", "items": {"type": "object", "required": ["uuid"]}},
+        "mdev_parents": {"type": "array"},
+        "pasid": {"type": "object"},
+        "warnings": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+# (section, key, max length) for strings that land in bounded columns; the schema may not bound them.
+_BOUNDED = [
+    (("devices",), "bdf", 16), (("devices",), "vendor_id", 4), (("devices",), "device_id", 4),
+    (("devices",), "subsystem_vendor_id", 4), (("devices",), "subsystem_device_id", 4),
+    (("devices",), "class", 6), (("devices",), "revision", 2), (("devices",), "driver", 100),
+    (("devices",), "driver_override", 100), (("devices",), "iommu_unit", 100), (("devices",), "parent", 16),
+    (("devices",), "path", 512), (("devices",), "header_type", 16),
+    (("groups",), "type", 32), (("groups",), "name", 100), (("groups",), "unit", 100),
+    (("iommu", "units"), "name", 100), (("iommu", "units"), "vendor", 16),
+    (("vfio", "nodes"), "path", 256), (("vfio", "nodes"), "kind", 16), (("vfio", "nodes"), "mode", 6),
+    (("vfio", "nodes"), "rdev", 20), (("vfio", "nodes"), "device", 16),
+    (("holders",), "name", 200), (("holders",), "user", 100), (("holders",), "kind", 16), (("holders",), "vm", 200),
+    (("holders",), "workload", 200), (("holders",), "cgroup", 512), (("holders",), "start_time", 40),
+    (("mdevs",), "uuid", 36), (("mdevs",), "parent", 100), (("mdevs",), "type", 200), (("mdevs",), "type_name", 200),
+    (("pasid", "users"), "device", 100), (("pasid", "users"), "source", 32),
+]
+_BOUNDED_HOST = [("hostname", 253), ("machine_id", 64), ("kernel", 200), ("boot_time", 40)]
+_INT_BOUNDS = (-(2**31), 2**31 - 1)
+_BOUNDED_INTS = [(("devices",), "iommu_group"), (("devices",), "numa_node"), (("groups",), "id"), (("holders",), "pid"),
+                 (("holders",), "uid"), (("holders",), "device_fds"), (("vfio", "nodes"), "uid"), (("vfio", "nodes"), "gid"),
+                 (("vfio", "nodes"), "group"), (("mdevs",), "iommu_group"), (("pasid", "users"), "pid")]
+_BIGINT_BOUNDS = (-(2**63), 2**63 - 1)
+
+
+class _Validators:
+    """The compiled schema, reloaded when the file changes (the agent's schema may land while the server runs)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._mtime: float | None = -1.0
+        self._fast = None
+        self._full = None
+
+    def get(self):
+        try:
+            mtime = SCHEMA_PATH.stat().st_mtime
+        except OSError:
+            mtime = None
+        if mtime != self._mtime:
+            with self._lock:
+                if mtime != self._mtime:
+                    schema = _load_schema(SCHEMA_PATH) if mtime is not None else None
+                    if schema is None:
+                        log.warning("snapshot schema %s not found: validating against the server's minimal schema", SCHEMA_PATH)
+                        schema = _MINIMAL_SCHEMA
+                    self._full = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+                    try:
+                        self._fast = fastjsonschema.compile(schema)
+                    except Exception:  # noqa: BLE001 - keywords fastjsonschema cannot compile: jsonschema alone is still correct
+                        log.exception("fastjsonschema cannot compile %s; using jsonschema only", SCHEMA_PATH)
+                        self._fast = None
+                    self._mtime = mtime
+        return self._fast, self._full
+
+
+def _load_schema(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.exception("cannot read snapshot schema %s", path)
+        return None
+
+
+_validators = _Validators()
+
+
+def json_path(parts) -> str:
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def schema_problems(doc) -> list[dict]:
+    """Every schema violation of `doc` as `{"path": "$.devices[3].bdf", "message": …}`; empty when valid."""
+    if isinstance(doc, dict) and doc.get("schema") != SCHEMA_VERSION:
+        found = doc.get("schema")
+        return [{"path": "$.schema", "message": f"unknown schema version {str(found)[:40]!r}; this server reads version {SCHEMA_VERSION}"}]
+    fast, full = _validators.get()
+    if fast is not None:
+        try:
+            fast(doc)
+            return []
+        except fastjsonschema.JsonSchemaException:
+            pass
+    problems = []
+    for error in sorted(full.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]):
+        problems.append({"path": json_path(error.absolute_path), "message": error.message[:300]})
+        if len(problems) >= MAX_ERRORS:
+            break
+    return problems
+
+
+def _items(doc: dict, section: tuple):
+    node = doc
+    for part in section:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, list):
+        return
+    for index, item in enumerate(node):
+        if isinstance(item, dict):
+            yield index, item
+
+
+def storage_problems(doc: dict) -> list[dict]:
+    """Values the schema allows but our columns cannot hold (over-long strings, out-of-range ints)."""
+    problems = []
+    host = doc.get("host") if isinstance(doc.get("host"), dict) else {}
+    for key, limit in _BOUNDED_HOST:
+        value = host.get(key)
+        if isinstance(value, str) and len(value) > limit:
+            problems.append({"path": f"$.host.{key}", "message": f"longer than {limit} characters"})
+    for section, key, limit in _BOUNDED:
+        for index, item in _items(doc, section):
+            value = item.get(key)
+            if isinstance(value, str) and len(value) > limit:
+                problems.append({"path": f"{json_path(section)}[{index}].{key}", "message": f"longer than {limit} characters"})
+    for section, key in _BOUNDED_INTS:
+        for index, item in _items(doc, section):
+            value = item.get(key)
+            if isinstance(value, int) and not _INT_BOUNDS[0] <= value <= _INT_BOUNDS[1]:
+                problems.append({"path": f"{json_path(section)}[{index}].{key}", "message": "integer out of range"})
+    for key in ("tainted", "memory_bytes"):
+        value = host.get(key)
+        if isinstance(value, int) and not _BIGINT_BOUNDS[0] <= value <= _BIGINT_BOUNDS[1]:
+            problems.append({"path": f"$.host.{key}", "message": "integer out of range"})
+    seq = doc.get("seq")
+    if isinstance(seq, int) and not 0 <= seq <= _BIGINT_BOUNDS[1]:
+        problems.append({"path": "$.seq", "message": "integer out of range"})
+    return problems[:MAX_ERRORS]
+
+
+def document_problems(doc) -> list[dict]:
+    """Schema problems, then storage problems: empty means the document may be stored and applied."""
+    if not isinstance(doc, dict):
+        return [{"path": "$", "message": "a snapshot is a JSON object"}]
+    return schema_problems(doc) or storage_problems(doc)
+
+
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")
+
+
+def _bad_text(value: str) -> bool:
+    return "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
+def text_problems(doc, raw: bytes) -> list[dict]:
+    """NUL characters and lone surrogates: valid JSON, but PostgreSQL text and jsonb cannot store them.
+
+    Raw JSON cannot hold these characters unescaped, so only a body with such an escape is walked.
+    """
+    if not _SUSPECT_ESCAPE.search(raw):
+        return []
+    problems: list[dict] = []
+    stack = [((), doc)]
+    while stack and len(problems) < MAX_ERRORS:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if _bad_text(key):
+                    problems.append({"path": json_path(path), "message": "a key holds a NUL character or a lone surrogate"})
+                stack.append(((*path, key), value))
+        elif isinstance(node, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(node))
+        elif isinstance(node, str) and _bad_text(node):
+            problems.append({"path": json_path(path), "message": "string holds a NUL character or a lone surrogate"})
+    return problems

@@ -1,0 +1,155 @@
+"""What changed between two snapshot-shaped dicts, as change facts; pure (no database).
+
+A fact is `{"kind": Change.Kind value, "subject": str, "before": …, "after": …}`;
+`before` is None for something that appeared and `after` None for something that left.
+Volatile facts (link training, pinned memory, process start time, warnings) are not changes.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+DEVICE_SUMMARY = ("vendor_id", "device_id", "class", "driver")
+DEVICE_IDENTITY = (
+    "vendor_id", "device_id", "subsystem_vendor_id", "subsystem_device_id", "class", "revision",
+    "parent", "path", "iommu_unit", "is_bridge", "header_type", "multifunction", "numa_node",
+)
+HOLDER_SUMMARY = ("name", "kind", "user", "uid", "vm", "workload", "groups", "devices")
+HOLDER_TRACKED = ("name", "kind", "user", "uid", "vm", "workload", "groups", "devices", "nodes", "cmdline", "cgroup")
+NODE_TRACKED = ("kind", "group", "mode", "uid", "gid", "rdev", "device")
+UNIT_TRACKED = ("vendor", "devices", "features")
+
+
+def _fact(kind: str, subject, before, after) -> dict:
+    return {"kind": kind, "subject": str(subject)[:256], "before": before, "after": after}
+
+
+def _pick(item: dict, keys) -> dict:
+    return {key: item.get(key) for key in keys}
+
+
+def _keyed(items, key: str) -> dict:
+    return {item.get(key): item for item in items or [] if isinstance(item, dict)}
+
+
+def _differing(before: dict, after: dict, keys) -> tuple[dict, dict]:
+    changed = [key for key in keys if before.get(key) != after.get(key)]
+    return _pick(before, changed), _pick(after, changed)
+
+
+def _added_removed(old: dict, new: dict, kind_added: str, kind_removed: str, summary) -> Iterator[dict]:
+    for key in sorted(new.keys() - old.keys(), key=str):
+        yield _fact(kind_added, key, None, _pick(new[key], summary))
+    for key in sorted(old.keys() - new.keys(), key=str):
+        yield _fact(kind_removed, key, _pick(old[key], summary), None)
+
+
+def _host_facts(old: dict, new: dict) -> Iterator[dict]:
+    old_host, new_host = old.get("host") or {}, new.get("host") or {}
+    if old_host.get("kernel") != new_host.get("kernel"):
+        yield _fact("kernel_changed", "kernel", old_host.get("kernel"), new_host.get("kernel"))
+    if old_host.get("cmdline") != new_host.get("cmdline"):
+        yield _fact("cmdline_changed", "cmdline", old_host.get("cmdline"), new_host.get("cmdline"))
+
+
+def _iommu_facts(old: dict, new: dict) -> Iterator[dict]:
+    old_iommu, new_iommu = old.get("iommu") or {}, new.get("iommu") or {}
+    if old_iommu.get("enabled") != new_iommu.get("enabled"):
+        yield _fact("iommu_changed", "iommu", {"enabled": old_iommu.get("enabled")}, {"enabled": new_iommu.get("enabled")})
+    old_units, new_units = _keyed(old_iommu.get("units"), "name"), _keyed(new_iommu.get("units"), "name")
+    for name in sorted(old_units.keys() | new_units.keys(), key=str):
+        before, after = old_units.get(name), new_units.get(name)
+        if before is None or after is None:
+            yield _fact("iommu_changed", f"unit {name}", before and _pick(before, UNIT_TRACKED), after and _pick(after, UNIT_TRACKED))
+        elif _pick(before, UNIT_TRACKED) != _pick(after, UNIT_TRACKED):
+            yield _fact("iommu_changed", f"unit {name}", *_differing(before, after, UNIT_TRACKED))
+
+
+def _group_facts(old: dict, new: dict) -> Iterator[dict]:
+    old_groups, new_groups = _keyed(old.get("groups"), "id"), _keyed(new.get("groups"), "id")
+    yield from _added_removed(old_groups, new_groups, "group_added", "group_removed", ("type", "name", "devices"))
+    for number in sorted(old_groups.keys() & new_groups.keys(), key=str):
+        before, after = old_groups[number].get("type"), new_groups[number].get("type")
+        if before != after:
+            yield _fact("group_type_changed", number, before, after)
+
+
+def _device_facts(old: dict, new: dict) -> Iterator[dict]:
+    old_devices, new_devices = _keyed(old.get("devices"), "bdf"), _keyed(new.get("devices"), "bdf")
+    yield from _added_removed(old_devices, new_devices, "device_added", "device_removed", DEVICE_SUMMARY)
+    for bdf in sorted(old_devices.keys() & new_devices.keys(), key=str):
+        before, after = old_devices[bdf], new_devices[bdf]
+        if before == after:
+            continue
+        if before.get("driver") != after.get("driver"):
+            yield _fact("driver_changed", bdf, before.get("driver"), after.get("driver"))
+        if before.get("driver_override") != after.get("driver_override"):
+            yield _fact("driver_override_changed", bdf, before.get("driver_override"), after.get("driver_override"))
+        if before.get("iommu_group") != after.get("iommu_group"):
+            yield _fact("group_changed", bdf, before.get("iommu_group"), after.get("iommu_group"))
+        if before.get("capabilities") != after.get("capabilities") or before.get("sriov") != after.get("sriov"):
+            old_caps, new_caps = before.get("capabilities") or {}, after.get("capabilities") or {}
+            b, a = _differing(old_caps, new_caps, sorted(old_caps.keys() | new_caps.keys()))
+            if before.get("sriov") != after.get("sriov"):
+                b["sriov_sysfs"], a["sriov_sysfs"] = before.get("sriov"), after.get("sriov")
+            yield _fact("capability_changed", bdf, b, a)
+        b, a = _differing(before, after, DEVICE_IDENTITY)
+        if b or a:
+            yield _fact("other", bdf, b, a)
+
+
+def _holder_facts(old: dict, new: dict) -> Iterator[dict]:
+    old_holders, new_holders = _keyed(old.get("holders"), "pid"), _keyed(new.get("holders"), "pid")
+    yield from _added_removed(old_holders, new_holders, "holder_added", "holder_removed", HOLDER_SUMMARY)
+    for pid in sorted(old_holders.keys() & new_holders.keys(), key=str):
+        b, a = _differing(old_holders[pid], new_holders[pid], HOLDER_TRACKED)
+        if b or a:
+            yield _fact("holder_changed", pid, b, a)
+
+
+def _vfio_facts(old: dict, new: dict) -> Iterator[dict]:
+    old_vfio, new_vfio = old.get("vfio") or {}, new.get("vfio") or {}
+    for key in ("noiommu", "iommufd", "parameters", "cdevs"):
+        if old_vfio.get(key) != new_vfio.get(key):
+            yield _fact("vfio_changed", key, old_vfio.get(key), new_vfio.get(key))
+    old_nodes, new_nodes = _keyed(old_vfio.get("nodes"), "path"), _keyed(new_vfio.get("nodes"), "path")
+    for path in sorted(old_nodes.keys() | new_nodes.keys(), key=str):
+        before, after = old_nodes.get(path), new_nodes.get(path)
+        if before is None or after is None:
+            yield _fact("node_changed", path, before and _pick(before, NODE_TRACKED), after and _pick(after, NODE_TRACKED))
+        else:
+            b, a = _differing(before, after, NODE_TRACKED)
+            if b or a:
+                yield _fact("node_changed", path, b, a)
+
+
+def _mdev_facts(old: dict, new: dict) -> Iterator[dict]:
+    fields = ("parent", "type", "type_name", "iommu_group")
+    old_mdevs, new_mdevs = _keyed(old.get("mdevs"), "uuid"), _keyed(new.get("mdevs"), "uuid")
+    for uuid in sorted(old_mdevs.keys() | new_mdevs.keys(), key=str):
+        before, after = old_mdevs.get(uuid), new_mdevs.get(uuid)
+        before, after = before and _pick(before, fields), after and _pick(after, fields)
+        if before != after:
+            yield _fact("mdev_changed", uuid, before, after)
+
+
+def _pasid_facts(old: dict, new: dict) -> Iterator[dict]:
+    def by_device(doc):
+        out: dict = {}
+        for user in (doc.get("pasid") or {}).get("users") or []:
+            out.setdefault(user.get("device"), set()).add((user.get("pid"), user.get("source")))
+        return out
+
+    old_users, new_users = by_device(old), by_device(new)
+    for device in sorted(old_users.keys() | new_users.keys(), key=str):
+        before, after = old_users.get(device, set()), new_users.get(device, set())
+        if before != after:
+            as_list = lambda users: [{"pid": pid, "source": source} for pid, source in sorted(users, key=str)] or None  # noqa: E731
+            yield _fact("pasid_changed", device, as_list(before), as_list(after))
+
+
+def snapshot_changes(old: dict, new: dict) -> list[dict]:
+    """Every change fact from `old` to `new`, in a stable order (host, IOMMU, groups, devices, holders, VFIO, mdev, PASID)."""
+    facts: list[dict] = []
+    for section in (_host_facts, _iommu_facts, _group_facts, _device_facts, _holder_facts, _vfio_facts, _mdev_facts, _pasid_facts):
+        facts.extend(section(old, new))
+    return facts
