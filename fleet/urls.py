@@ -6,4 +6,7 @@ urlpatterns = [
     path("", include("fleet.ingest.urls")),
     path("", include("fleet.policy.urls")),
     path("", include("fleet.web.urls")),
+    path("", include("fleet.accounts.urls")),
+    path("", include("fleet.api.urls")),
+    path("", include("fleet.metrics.urls")),
 ]

@@ -1,0 +1,64 @@
+"""Read-only viewsets: a queryset, a serializer and a filterset each, nothing else."""
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import viewsets
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.filters import OrderingFilter
+
+from fleet.inventory.models import Change, Device, Group, Holder, Host
+from fleet.policy.models import Violation
+
+from . import filtersets, serializers
+from .authentication import ApiTokenAuthentication
+from .pagination import FleetPagination
+from .permissions import FleetReader
+
+
+class _FleetReadViewSet(viewsets.ReadOnlyModelViewSet):
+    authentication_classes = [SessionAuthentication, ApiTokenAuthentication]
+    permission_classes = [FleetReader]
+    pagination_class = FleetPagination
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
+
+
+class HostViewSet(_FleetReadViewSet):
+    queryset = Host.objects.prefetch_related("labels").order_by("hostname")
+    serializer_class = serializers.HostSerializer
+    filterset_class = filtersets.HostFilter
+    lookup_field = "hostname"
+    lookup_value_regex = r"[^/]+"
+    ordering_fields = ["hostname", "last_seen", "device_count", "assigned_count"]
+
+
+class DeviceViewSet(_FleetReadViewSet):
+    queryset = Device.objects.select_related("host").order_by("host__hostname", "bdf")
+    serializer_class = serializers.DeviceSerializer
+    filterset_class = filtersets.DeviceFilter
+    ordering_fields = ["bdf", "vendor_id", "driver"]
+
+
+class GroupViewSet(_FleetReadViewSet):
+    queryset = Group.objects.select_related("host").order_by("host__hostname", "number")
+    serializer_class = serializers.GroupSerializer
+    filterset_class = filtersets.GroupFilter
+    ordering_fields = ["number"]
+
+
+class HolderViewSet(_FleetReadViewSet):
+    queryset = Holder.objects.select_related("host").order_by("host__hostname", "pid")
+    serializer_class = serializers.HolderSerializer
+    filterset_class = filtersets.HolderFilter
+    ordering_fields = ["pid", "vm"]
+
+
+class ChangeViewSet(_FleetReadViewSet):
+    queryset = Change.objects.select_related("host").order_by("-at", "-id")
+    serializer_class = serializers.ChangeSerializer
+    filterset_class = filtersets.ChangeFilter
+    ordering_fields = ["at"]
+
+
+class ViolationViewSet(_FleetReadViewSet):
+    queryset = Violation.objects.select_related("host").order_by("host__hostname", "rule", "subject_kind", "subject_id")
+    serializer_class = serializers.ViolationSerializer
+    filterset_class = filtersets.ViolationFilter
+    ordering_fields = ["opened_at", "severity", "rule"]

@@ -1,0 +1,1 @@
+"""Response hardening shared by every page: the Content-Security-Policy and JSON log formatting."""
