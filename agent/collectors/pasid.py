@@ -36,9 +36,13 @@ def _openers(rd: Reader, wq_path: str) -> list[int]:
             continue
         for entry in rd.listdir(f"{wq_path}/{cdev}", missing_ok=True):
             if entry.startswith("file"):
-                pid = parse_pid(rd.text(f"{wq_path}/{cdev}/{entry}/pid"))
+                path = f"{wq_path}/{cdev}/{entry}/pid"
+                text = rd.text(path)
+                pid = parse_pid(text)
                 if pid is not None:
                     pids.add(pid)
+                elif text is not None:
+                    rd.warn(path, f"not a pid: {text[:40]!r}")
     return sorted(pids)
 
 
@@ -48,8 +52,11 @@ def collect(rd: Reader, devices: list[dict]) -> dict:
     for name in entries:
         if _IDXD_DEVICE.match(name):
             base = f"{IDXD_BUS}/{name}"
-            idxd[name] = {"name": name, "device": _parent_name(rd, base),
-                          "pasid_enabled": parse_bool01(rd.text(f"{base}/pasid_enabled")), "wqs": []}
+            text = rd.text(f"{base}/pasid_enabled")
+            enabled = parse_bool01(text)
+            if enabled is None and text is not None:
+                rd.warn(f"{base}/pasid_enabled", f"expected 0 or 1, got {text[:40]!r}")
+            idxd[name] = {"name": name, "device": _parent_name(rd, base), "pasid_enabled": enabled, "wqs": []}
     for name in entries:
         if not _WQ.match(name):
             continue
