@@ -5,6 +5,7 @@ import pytest
 from agent.collectors import mdev
 from agent.paths import Root
 from agent.sysfs import Reader
+from tests.agent.handmade import link, write
 from tests.conftest import CAPTURE_NAMES
 
 UUID = "4b20d080-1b54-4048-85b3-a6a62d165c01"
@@ -12,32 +13,21 @@ PARENT = "sys/devices/pci0000:00/0000:00:02.0"
 TYPE = "i915-GVTg_V5_4"
 
 
-def _write(root, rel, text):
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text)
-
-
-def _link(root, rel, target):
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.symlink_to(target)
-
 
 @pytest.fixture
 def gvt_host(tmp_path):
     """Stands for a Broadwell-era host whose i915 iGPU (GVT-g) exposes vGPU types and has one vGPU
     created, as /sys shows it: the mdev below its parent, `mdev_type` linking to the parent's type."""
     t = f"{PARENT}/mdev_supported_types/{TYPE}"
-    _write(tmp_path, f"{t}/name", "GVTg_V5_4\n")
-    _write(tmp_path, f"{t}/description", "low_gm_size: 128MB\nhigh_gm_size: 512MB\n")
-    _write(tmp_path, f"{t}/available_instances", "7\n")
-    _write(tmp_path, f"{t}/device_api", "vfio-pci\n")
-    _link(tmp_path, "sys/class/mdev_bus/0000:00:02.0", "../../devices/pci0000:00/0000:00:02.0")
+    write(tmp_path, f"{t}/name", "GVTg_V5_4\n")
+    write(tmp_path, f"{t}/description", "low_gm_size: 128MB\nhigh_gm_size: 512MB\n")
+    write(tmp_path, f"{t}/available_instances", "7\n")
+    write(tmp_path, f"{t}/device_api", "vfio-pci\n")
+    link(tmp_path, "sys/class/mdev_bus/0000:00:02.0", "../../devices/pci0000:00/0000:00:02.0")
     (tmp_path / "sys/kernel/iommu_groups/13").mkdir(parents=True)
-    _link(tmp_path, f"{PARENT}/{UUID}/mdev_type", f"../mdev_supported_types/{TYPE}")
-    _link(tmp_path, f"{PARENT}/{UUID}/iommu_group", "../../../../kernel/iommu_groups/13")
-    _link(tmp_path, f"sys/bus/mdev/devices/{UUID}", f"../../../devices/pci0000:00/0000:00:02.0/{UUID}")
+    link(tmp_path, f"{PARENT}/{UUID}/mdev_type", f"../mdev_supported_types/{TYPE}")
+    link(tmp_path, f"{PARENT}/{UUID}/iommu_group", "../../../../kernel/iommu_groups/13")
+    link(tmp_path, f"sys/bus/mdev/devices/{UUID}", f"../../../devices/pci0000:00/0000:00:02.0/{UUID}")
     return tmp_path
 
 

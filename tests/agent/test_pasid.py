@@ -8,36 +8,26 @@ from agent.collectors import pasid
 from agent.paths import Root
 from agent.snapshot import build
 from agent.sysfs import Reader
+from tests.agent.handmade import link, write
 from tests.conftest import CAPTURE_NAMES
 
 DSA = "sys/devices/pci0000:6a/0000:6a:01.0/dsa0"
 
-
-def _write(root, rel, text):
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text)
-
-
-def _link(root, rel, target):
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.symlink_to(target)
 
 
 @pytest.fixture
 def spr_host(tmp_path):
     """Stands for a Sapphire Rapids host (6.4+) with DSA dsa0: wq0.0 shared user WQ opened by pids 900
     and 901, wq0.1 dedicated kernel WQ with no openers."""
-    _write(tmp_path, f"{DSA}/pasid_enabled", "1\n")
-    _link(tmp_path, "sys/bus/dsa/devices/dsa0", "../../../devices/pci0000:6a/0000:6a:01.0/dsa0")
+    write(tmp_path, f"{DSA}/pasid_enabled", "1\n")
+    link(tmp_path, "sys/bus/dsa/devices/dsa0", "../../../devices/pci0000:6a/0000:6a:01.0/dsa0")
     for wq, mode, typ in (("wq0.0", "shared", "user"), ("wq0.1", "dedicated", "kernel")):
-        _write(tmp_path, f"{DSA}/{wq}/mode", mode + "\n")
-        _write(tmp_path, f"{DSA}/{wq}/type", typ + "\n")
-        _write(tmp_path, f"{DSA}/{wq}/state", "enabled\n")
-        _link(tmp_path, f"sys/bus/dsa/devices/{wq}", f"../../../devices/pci0000:6a/0000:6a:01.0/dsa0/{wq}")
+        write(tmp_path, f"{DSA}/{wq}/mode", mode + "\n")
+        write(tmp_path, f"{DSA}/{wq}/type", typ + "\n")
+        write(tmp_path, f"{DSA}/{wq}/state", "enabled\n")
+        link(tmp_path, f"sys/bus/dsa/devices/{wq}", f"../../../devices/pci0000:6a/0000:6a:01.0/dsa0/{wq}")
     for n, pid in ((0, 900), (1, 901)):
-        _write(tmp_path, f"{DSA}/wq0.0/dsa!wq0.0/file{n}/pid", f"{pid}\n")
+        write(tmp_path, f"{DSA}/wq0.0/dsa!wq0.0/file{n}/pid", f"{pid}\n")
     return tmp_path
 
 

@@ -9,6 +9,7 @@ import pytest
 from agent.collectors import vfio
 from agent.paths import Root
 from agent.sysfs import Reader
+from tests.agent.handmade import link, write
 from tests.conftest import CAPTURE_NAMES
 
 # Inverse of `ls`'s mode column, built from the standard library's own formatter.
@@ -101,28 +102,17 @@ def test_ls_mode_column_converts_to_octal_for_every_mode():
     assert vfio.ls_mode_to_octal("crw") is None
 
 
-def _write(root, rel, text):
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text)
-
-
-def _link(root, rel, target):
-    p = root / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.symlink_to(target)
-
 
 def test_iommufd_host_with_a_per_device_cdev(tmp_path):
     # Stands for a 6.6+ host where QEMU uses iommufd: /dev/iommu plus /dev/vfio/devices/vfio0
     # for 0000:01:00.0, whose class device has `dev` = 511:0.
     dev = "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0"
     (tmp_path / dev / "vfio-dev/vfio0").mkdir(parents=True)
-    _write(tmp_path, f"{dev}/vfio-dev/vfio0/dev", "511:0\n")
-    _link(tmp_path, f"{dev}/vfio-dev/vfio0/device", "../../../0000:01:00.0")
-    _link(tmp_path, "sys/class/vfio-dev/vfio0", f"../../devices/pci0000:00/0000:00:01.0/0000:01:00.0/vfio-dev/vfio0")
-    _write(tmp_path, "sys/module/iommufd/parameters/allow_unsafe_interrupts", "N\n")
-    _write(tmp_path, "dev-nodes.tsv", "crw-rw---- 0 0 10:123 /dev/iommu\n"
+    write(tmp_path, f"{dev}/vfio-dev/vfio0/dev", "511:0\n")
+    link(tmp_path, f"{dev}/vfio-dev/vfio0/device", "../../../0000:01:00.0")
+    link(tmp_path, "sys/class/vfio-dev/vfio0", f"../../devices/pci0000:00/0000:00:01.0/0000:01:00.0/vfio-dev/vfio0")
+    write(tmp_path, "sys/module/iommufd/parameters/allow_unsafe_interrupts", "N\n")
+    write(tmp_path, "dev-nodes.tsv", "crw-rw---- 0 0 10:123 /dev/iommu\n"
                                       "crw------- 107 107 511:0 /dev/vfio/devices/vfio0\n"
                                       "crw-rw-rw- 0 0 10:196 /dev/vfio/vfio\n")
     facts, warnings = collect(tmp_path)
@@ -139,7 +129,7 @@ def test_iommufd_host_with_a_per_device_cdev(tmp_path):
 def test_noiommu_group_node_turns_noiommu_on(tmp_path):
     # Stands for a DPDK host that loaded vfio with enable_unsafe_noiommu_mode=1 and bound a NIC:
     # VFIO then creates /dev/vfio/noiommu-0.
-    _write(tmp_path, "dev-nodes.tsv", "crw------- 0 0 246:0 /dev/vfio/noiommu-0\n")
+    write(tmp_path, "dev-nodes.tsv", "crw------- 0 0 246:0 /dev/vfio/noiommu-0\n")
     (tmp_path / "sys").mkdir()
     facts, _ = collect(tmp_path)
     assert facts["noiommu"] is True
@@ -149,14 +139,14 @@ def test_noiommu_group_node_turns_noiommu_on(tmp_path):
 @pytest.mark.parametrize("value, expected", [("Y", True), ("1", True), ("N", False), ("0", False)])
 def test_noiommu_parameter_alone_decides_when_no_node_exists(tmp_path, value, expected):
     # Stands for a host with the unsafe mode enabled before any device was bound.
-    _write(tmp_path, "sys/module/vfio/parameters/enable_unsafe_noiommu_mode", value + "\n")
-    _write(tmp_path, "dev-nodes.tsv", "crw-rw-rw- 0 0 10:196 /dev/vfio/vfio\n")
+    write(tmp_path, "sys/module/vfio/parameters/enable_unsafe_noiommu_mode", value + "\n")
+    write(tmp_path, "dev-nodes.tsv", "crw-rw-rw- 0 0 10:196 /dev/vfio/vfio\n")
     facts, _ = collect(tmp_path)
     assert facts["noiommu"] is expected
 
 
 def test_garbled_node_lines_are_warned_and_skipped(tmp_path):
-    _write(tmp_path, "dev-nodes.tsv", "crw------- 0 0 246:0 /dev/vfio/4\nnot a node line\n")
+    write(tmp_path, "dev-nodes.tsv", "crw------- 0 0 246:0 /dev/vfio/4\nnot a node line\n")
     (tmp_path / "sys").mkdir()
     facts, warnings = collect(tmp_path)
     assert [n["path"] for n in facts["nodes"]] == ["/dev/vfio/4"]
