@@ -66,7 +66,10 @@ def _actor(instance):
 
 
 def _subject(instance) -> str:
-    return f"{instance._meta.label_lower} {instance.pk}: {instance}"
+    # Name the host in words: "token 3 of host 12" means nothing in an exported trail.
+    host = getattr(instance, "host", None) if any(f.name == "host" for f in instance._meta.concrete_fields) else None
+    where = f" of host {host.hostname}" if host is not None else ""
+    return f"{instance._meta.label_lower} {instance.pk}{where}: {instance}"
 
 
 def _action(instance, verb: str) -> str:

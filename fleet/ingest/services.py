@@ -98,7 +98,11 @@ def host_token_create(*, hostname: str, role: str | None = None, labels: list[st
 @transaction.atomic
 def host_token_revoke(*, hostname: str) -> int:
     """Revoke every active token of the host; returns how many."""
-    return HostToken.objects.filter(host__hostname=hostname, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    tokens = list(HostToken.objects.select_for_update().filter(host__hostname=hostname, revoked_at__isnull=True))
+    for token in tokens:  # save(), not update(): the audit log (fleet.accounts) records each revocation from post_save
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return len(tokens)
 
 
 @transaction.atomic

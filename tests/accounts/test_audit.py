@@ -1,0 +1,146 @@
+"""Every audited action leaves an entry saying who, when, what before and after."""
+import csv
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from fleet.accounts.models import ApiToken, AuditEntry
+from fleet.accounts.services import api_token_issue, api_token_revoke
+from fleet.ingest.models import HostToken
+from fleet.ingest.services import host_token_create, host_token_revoke, host_token_rotate
+from fleet.inventory.models import Host, Label
+from tests.accounts.people import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def _entries(action):
+    return list(AuditEntry.objects.filter(action=action).order_by("id"))
+
+
+def test_login_is_audited_with_user_and_address(client, users):
+    client.post("/accounts/login/", {"username": "user-viewer", "password": PASSWORD}, REMOTE_ADDR="192.0.2.7")
+    [entry] = _entries("login")
+    assert entry.actor == users["viewer"] and entry.remote_addr == "192.0.2.7"
+
+
+def test_failed_login_is_audited_without_the_password(client, users):
+    client.post("/accounts/login/", {"username": "user-viewer", "password": "wrong"}, REMOTE_ADDR="192.0.2.8")
+    [entry] = _entries("login_failed")
+    assert entry.subject == "user user-viewer" and entry.remote_addr == "192.0.2.8"
+    assert "wrong" not in json.dumps([entry.before, entry.after, entry.subject])
+
+
+def test_host_token_issue_revoke_and_rotate_are_audited():
+    host, _ = host_token_create(hostname="rack1-node7")
+    [issued] = _entries("host_token.issue")
+    assert f"{host}" in issued.subject and "token_hash" not in json.dumps(issued.after)
+    host_token_revoke(hostname="rack1-node7")
+    [revoked] = _entries("host_token.revoke")
+    assert revoked.before["revoked_at"] is None and revoked.after["revoked_at"] is not None
+    host_token_rotate(hostname="rack1-node7")
+    assert len(_entries("host_token.issue")) == 2
+    assert HostToken.objects.filter(host=host, revoked_at__isnull=True).count() == 1
+
+
+def test_host_role_and_label_changes_are_audited_with_before_and_after():
+    host = Host.objects.create(hostname="gpu-03")
+    host.role = "gpu-passthrough"
+    host.save()
+    [entry] = _entries("host.update")
+    assert entry.before == {"role": ""} and entry.after == {"role": "gpu-passthrough"}
+    label = Label.objects.create(name="tenant-a")
+    host.labels.add(label)
+    [added] = _entries("host.labels_add")
+    assert added.after == {"ids": [label.pk]} and "gpu-03" in added.subject
+    host.labels.remove(label)
+    assert len(_entries("host.labels_remove")) == 1
+
+
+def test_ingest_bookkeeping_on_a_host_is_not_audited():
+    host = Host.objects.create(hostname="busy")
+    host.last_seen = timezone.now()
+    host.save(update_fields=["last_seen"])
+    host.last_seen = timezone.now()
+    host.save()
+    assert not AuditEntry.objects.filter(subject__contains="busy").exists()
+
+
+def _violation(host):
+    from fleet.policy.models import Violation
+
+    now = timezone.now()
+    return Violation.objects.create(
+        host=host, rule="group-mixed-ownership", severity="critical", subject_kind="group", subject_id="5",
+        message="m", opened_at=now, updated_at=now, last_seen_at=now, fingerprint="f" * 64,
+    )
+
+
+def test_waiver_and_acknowledgement_are_audited_with_their_author():
+    from fleet.policy.models import Waiver
+
+    violation = _violation(Host.objects.create(hostname="h1"))
+    Waiver.objects.create(violation=violation, justification="lab box", expires_at=timezone.now() + timedelta(days=7), created_by="rev1", created_at=timezone.now())
+    [waived] = _entries("waiver.create")
+    assert waived.actor_name == "rev1" and waived.after["justification"] == "lab box"
+    violation.acknowledged_at = timezone.now()
+    violation.acknowledged_by = "rev2"
+    violation.save()
+    [ack] = _entries("violation.update")
+    assert ack.actor_name == "rev2" and ack.after["acknowledged_by"] == "rev2"
+
+
+def test_the_engine_refreshing_a_violation_is_not_audited():
+    violation = _violation(Host.objects.create(hostname="h2"))
+    violation.last_seen_at = timezone.now()
+    violation.message = "still firing"
+    violation.save()
+    assert not AuditEntry.objects.filter(action__startswith="violation.").exists()
+
+
+def test_intent_edits_are_audited():
+    from fleet.policy.models import Tenant
+
+    tenant = Tenant.objects.create(name="tenant-a")
+    tenant.name = "tenant-b"
+    tenant.save()
+    tenant.delete()
+    actions = [e.action for e in AuditEntry.objects.filter(action__startswith="tenant.").order_by("id")]
+    assert actions == ["tenant.create", "tenant.update", "tenant.delete"]
+
+
+def test_api_token_issue_and_revoke_are_audited(users):
+    token, secret = api_token_issue(user=users["viewer"], name="grafana")
+    api_token_revoke(token=token)
+    assert [e.action for e in AuditEntry.objects.filter(action__startswith="api_token.").order_by("id")] == ["api_token.issue", "api_token.revoke"]
+    assert secret not in json.dumps([e.after for e in AuditEntry.objects.all()])
+    assert not ApiToken.objects.filter(token_hash=secret).exists()
+
+
+def test_a_page_action_is_attributed_to_the_logged_in_user(client, users):
+    host = Host.objects.create(hostname="web-edit")
+    client.force_login(users["admin"])
+    response = client.post(f"/admin/inventory/host/{host.pk}/change/", {"hostname": "web-edit", "machine_id": "", "role": "dpdk", "enrollment": "pending"}, REMOTE_ADDR="198.51.100.4")
+    assert response.status_code == 302
+    [entry] = _entries("host.update")
+    assert entry.actor == users["admin"] and entry.remote_addr == "198.51.100.4"
+
+
+def test_audit_export_as_csv_and_json_round_trips(client, users):
+    host_token_create(hostname="=cmd|' /C calc'!A0")  # a hostile hostname must not become a spreadsheet formula
+    client.force_login(users["security-reviewer"])
+    rows = list(csv.DictReader(io.StringIO(client.get("/audit/?format=csv").content.decode())))
+    data = json.loads(client.get("/audit/?format=json").content)
+    assert len(rows) == len(data) == AuditEntry.objects.count()
+    issued = next(r for r in rows if r["action"] == "host_token.issue")
+    assert not issued["subject"].startswith("=")
+    assert {d["action"] for d in data} == set(AuditEntry.objects.values_list("action", flat=True))
+
+
+def test_viewer_cannot_read_the_audit_log(client, users):
+    client.force_login(users["viewer"])
+    assert client.get("/audit/").status_code == 403
+    assert client.get("/audit/?format=json").status_code == 403
