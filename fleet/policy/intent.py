@@ -259,5 +259,6 @@ def to_toml(intent: Intent) -> str:
          "groups": [list(g) for g in sorted(b.groups)]}
         for b in sorted(intent.baselines, key=lambda b: b.hostname)
     ]
+    doc = {k: v for k, v in doc.items() if v or k == "settings"}  # an empty array of tables reads badly as `x = []`
     header = "# IOMMU Fleet declared intent (policy import/export). Patterns: fnmatch globs, or re:<regex>.\n\n"
     return header + tomli_w.dumps(doc, multiline_strings=False)

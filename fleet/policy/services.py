@@ -1,6 +1,289 @@
-"""Violation lifecycle. Filled in by the policy work (issue 4)."""
+"""Writes: the violation lifecycle, waivers, acknowledgements, intent changes with their audit rows.
+
+Rules are pure (`engine.evaluate`); this module turns their findings into rows:
+open new ones, update those that keep firing, resolve those that stopped — per host, in
+one transaction, so a reader never sees half a sync.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from fleet.inventory.models import Host
+
+from . import selectors
+from .engine import evaluate
+from .facts import HostContext
+from .findings import Finding
+from .intent import Intent, to_toml
+from .models import DeviceExpectation, GroupBaseline, HostRole, IntentChange, IntentSettings, Tenant, Violation, ViolationEvent, Waiver
+
+ENGINE = "policy"
 
 
-def violations_sync_for_host(*, host) -> None:
-    """Evaluate every rule for `host`'s current state and open/update/resolve its violations."""
-    return None
+class PolicyError(ValueError):
+    """A request the policy services refuse (bad waiver, unknown host…); the message says why."""
+
+
+def _who(user) -> str:
+    if user is None:
+        return "cli"
+    if isinstance(user, str):
+        return user or "cli"
+    return user.get_username()
+
+
+def fingerprint(host: Host, rule: str, subject_kind: str, subject_id: str) -> str:
+    return hashlib.sha256(f"{host.pk}\x00{rule}\x00{subject_kind}\x00{subject_id}".encode()).hexdigest()
+
+
+def host_context(host: Host, now: datetime) -> HostContext:
+    return HostContext(
+        hostname=host.hostname,
+        role=host.role,
+        labels=tuple(label.name for label in host.labels.all()),
+        now=now,
+        last_seen=host.last_seen,
+        default_stale_after_seconds=settings.FLEET_REPORT_INTERVAL * settings.FLEET_STALE_AFTER_INTERVALS,
+    )
+
+
+def host_findings(*, host: Host, now: datetime, state: dict | None = None, intent: Intent | None = None) -> list[Finding]:
+    """The engine's findings for `host` now (its stored state unless `state` is given)."""
+    if state is None:
+        from fleet.inventory.selectors import host_state
+
+        state = host_state(host)
+    return evaluate(state, intent if intent is not None else selectors.intent_current(), context=host_context(host, now))
+
+
+@transaction.atomic
+def violations_sync_for_host(*, host: Host, now: datetime | None = None, state: dict | None = None,
+                             intent: Intent | None = None) -> dict:
+    """Evaluate every rule for `host`'s current state and open/update/resolve its violations.
+
+    `state` lets the apply service pass the snapshot it just applied (saves rebuilding it
+    from the tables); `intent` lets a fleet-wide sync load the intent once.
+    Returns counts: {"opened", "reopened", "updated", "resolved", "open"}.
+    """
+    now = now or timezone.now()
+    waivers_expire(now=now, host=host)
+    findings = host_findings(host=host, now=now, state=state, intent=intent)
+    existing = {v.fingerprint: v for v in Violation.objects.select_for_update().filter(host=host)}
+    counts = {"opened": 0, "reopened": 0, "updated": 0, "resolved": 0, "open": len(findings)}
+    create, update, events = [], [], []
+    seen = set()
+    for f in findings:
+        fp = fingerprint(host, f.rule, f.subject_kind, f.subject_id)
+        if fp in seen:
+            continue
+        seen.add(fp)
+        v = existing.get(fp)
+        if v is None:
+            create.append(Violation(
+                host=host, rule=f.rule, severity=f.severity, subject_kind=f.subject_kind, subject_id=f.subject_id[:512],
+                message=f.message, evidence=f.evidence, remediation=f.remediation, status=Violation.Status.OPEN,
+                opened_at=now, updated_at=now, last_seen_at=now, fingerprint=fp,
+            ))
+            counts["opened"] += 1
+            continue
+        changed = (v.message, v.evidence, v.remediation, v.severity) != (f.message, f.evidence, f.remediation, f.severity)
+        v.last_seen_at = now
+        if v.status == Violation.Status.RESOLVED:
+            v.status, v.opened_at, v.resolved_at, v.updated_at = Violation.Status.OPEN, now, None, now
+            events.append(ViolationEvent(violation=v, kind=ViolationEvent.Kind.REOPENED, at=now, by=ENGINE))
+            counts["reopened"] += 1
+        elif changed:
+            v.updated_at = now
+            events.append(ViolationEvent(violation=v, kind=ViolationEvent.Kind.UPDATED, at=now, by=ENGINE,
+                                         detail={"before": {"message": v.message, "evidence": v.evidence}}))
+            counts["updated"] += 1
+        v.message, v.evidence, v.remediation, v.severity = f.message, f.evidence, f.remediation, f.severity
+        update.append(v)
+    for fp, v in existing.items():
+        if fp in seen or v.status != Violation.Status.OPEN:
+            continue
+        v.status, v.resolved_at, v.updated_at = Violation.Status.RESOLVED, now, now
+        events.append(ViolationEvent(violation=v, kind=ViolationEvent.Kind.RESOLVED, at=now, by=ENGINE,
+                                     detail={"last_message": v.message}))
+        update.append(v)
+        counts["resolved"] += 1
+    created = Violation.objects.bulk_create(create)
+    if created and created[0].pk is None:  # backends without RETURNING
+        by_fp = {v.fingerprint: v for v in Violation.objects.filter(host=host, fingerprint__in=[c.fingerprint for c in created])}
+        created = [by_fp[c.fingerprint] for c in created]
+    events.extend(ViolationEvent(violation=v, kind=ViolationEvent.Kind.OPENED, at=now, by=ENGINE) for v in created)
+    if update:
+        Violation.objects.bulk_update(update, ["status", "opened_at", "updated_at", "last_seen_at", "resolved_at",
+                                               "message", "evidence", "remediation", "severity"])
+    ViolationEvent.objects.bulk_create(events)
+    return counts
+
+
+def violations_sync_fleet(*, now: datetime | None = None, intent: Intent | None = None) -> dict:
+    """Re-evaluate every reporting host (after an intent change); one transaction per host."""
+    now = now or timezone.now()
+    intent = intent if intent is not None else selectors.intent_current()
+    totals = {"hosts": 0, "opened": 0, "reopened": 0, "updated": 0, "resolved": 0, "open": 0}
+    hosts = Host.objects.exclude(enrollment=Host.Enrollment.RETIRED).filter(last_seen__isnull=False).prefetch_related("labels")
+    for host in hosts.iterator(chunk_size=200):
+        counts = violations_sync_for_host(host=host, now=now, intent=intent)
+        totals["hosts"] += 1
+        for key, value in counts.items():
+            totals[key] += value
+    return totals
+
+
+def stale_hosts_sync(*, now: datetime | None = None) -> int:
+    """Evaluate hosts that went quiet and have no open stale-host violation yet (beat task)."""
+    now = now or timezone.now()
+    intent = selectors.intent_current()
+    threshold = intent.stale_after_seconds or settings.FLEET_REPORT_INTERVAL * settings.FLEET_STALE_AFTER_INTERVALS
+    cutoff = now - timedelta(seconds=threshold)
+    flagged = Violation.objects.filter(rule="stale-host", status=Violation.Status.OPEN).values("host_id")
+    hosts = Host.objects.filter(last_seen__lt=cutoff).exclude(enrollment=Host.Enrollment.RETIRED).exclude(pk__in=flagged)
+    count = 0
+    for host in hosts:
+        violations_sync_for_host(host=host, now=now, intent=intent)
+        count += 1
+    return count
+
+
+# --- Waivers and acknowledgements --------------------------------------------------------
+
+
+@transaction.atomic
+def violation_waive(*, violation: Violation, user, justification: str, expires_at: datetime,
+                    now: datetime | None = None) -> Waiver:
+    """Hide `violation` from the open list until `expires_at`, recording who and why."""
+    now = now or timezone.now()
+    justification = (justification or "").strip()
+    if not justification:
+        raise PolicyError("a waiver needs a justification")
+    if expires_at <= now:
+        raise PolicyError("a waiver must expire in the future")
+    violation = Violation.objects.select_for_update().get(pk=violation.pk)
+    waiver = Waiver.objects.create(violation=violation, justification=justification, expires_at=expires_at,
+                                   created_by=_who(user), created_at=now)
+    violation.waived_until = max(expires_at, violation.waived_until or expires_at)
+    violation.save(update_fields=["waived_until"])
+    ViolationEvent.objects.create(violation=violation, kind=ViolationEvent.Kind.WAIVED, at=now, by=_who(user),
+                                  detail={"waiver": waiver.pk, "justification": justification, "expires_at": expires_at.isoformat()})
+    return waiver
+
+
+def _refresh_waived_until(violation: Violation, now: datetime) -> None:
+    active = violation.waivers.filter(revoked_at__isnull=True, expired_at__isnull=True, expires_at__gt=now)
+    latest = active.order_by("-expires_at").values_list("expires_at", flat=True).first()
+    violation.waived_until = latest
+    violation.save(update_fields=["waived_until"])
+
+
+@transaction.atomic
+def waiver_revoke(*, waiver: Waiver, user, now: datetime | None = None) -> Waiver:
+    now = now or timezone.now()
+    if waiver.revoked_at or waiver.expired_at:
+        return waiver
+    waiver.revoked_at, waiver.revoked_by = now, _who(user)
+    waiver.save(update_fields=["revoked_at", "revoked_by"])
+    _refresh_waived_until(waiver.violation, now)
+    ViolationEvent.objects.create(violation=waiver.violation, kind=ViolationEvent.Kind.WAIVER_REVOKED, at=now, by=_who(user),
+                                  detail={"waiver": waiver.pk})
+    return waiver
+
+
+@transaction.atomic
+def waivers_expire(*, now: datetime | None = None, host: Host | None = None) -> int:
+    """Mark waivers past their expiry; their violations show in the open list again (event `waiver_expired`)."""
+    now = now or timezone.now()
+    due = Waiver.objects.select_for_update().filter(revoked_at__isnull=True, expired_at__isnull=True, expires_at__lte=now)
+    if host is not None:
+        due = due.filter(violation__host=host)
+    count = 0
+    for waiver in due.select_related("violation"):
+        waiver.expired_at = now
+        waiver.save(update_fields=["expired_at"])
+        _refresh_waived_until(waiver.violation, now)
+        ViolationEvent.objects.create(violation=waiver.violation, kind=ViolationEvent.Kind.WAIVER_EXPIRED, at=now, by=ENGINE,
+                                      detail={"waiver": waiver.pk, "expires_at": waiver.expires_at.isoformat(),
+                                              "status": waiver.violation.status})
+        count += 1
+    return count
+
+
+@transaction.atomic
+def violation_acknowledge(*, violation: Violation, user, note: str = "", now: datetime | None = None) -> Violation:
+    """Record that a reviewer has seen `violation` (it stays in the open list)."""
+    now = now or timezone.now()
+    violation.acknowledged_at, violation.acknowledged_by = now, _who(user)
+    violation.save(update_fields=["acknowledged_at", "acknowledged_by"])
+    ViolationEvent.objects.create(violation=violation, kind=ViolationEvent.Kind.ACKNOWLEDGED, at=now, by=_who(user),
+                                  detail={"note": note} if note else {})
+    return violation
+
+
+# --- Intent ------------------------------------------------------------------------------
+
+
+def intent_record_change(*, before: str, by: str, source: str, summary: str = "", now: datetime | None = None) -> IntentChange | None:
+    """Audit an intent change (TOML before/after) and queue the fleet re-evaluation; no-op when nothing changed."""
+    after = to_toml(selectors.intent_current())
+    if after == before:
+        return None
+    change = IntentChange.objects.create(at=now or timezone.now(), by=by, source=source, summary=summary[:300],
+                                         before=before, after=after)
+    transaction.on_commit(_queue_fleet_resync)
+    return change
+
+
+def _queue_fleet_resync() -> None:
+    from .tasks import violations_sync_fleet_task
+
+    violations_sync_fleet_task.delay()
+
+
+@transaction.atomic
+def intent_replace(*, intent: Intent, user=None, source: str = "import", summary: str = "",
+                   now: datetime | None = None) -> IntentChange | None:
+    """Make the stored intent equal to `intent` (a whole-file import), audited with who/when."""
+    before = to_toml(selectors.intent_current())
+    IntentSettings.objects.all().delete()
+    IntentSettings.objects.create(allowed_userspace_drivers=list(intent.allowed_userspace_drivers),
+                                  host_pasid_quota=intent.host_pasid_quota, stale_after_seconds=intent.stale_after_seconds)
+    Tenant.objects.all().delete()
+    Tenant.objects.bulk_create(Tenant(name=t.name, vm_patterns=list(t.vm_patterns), cgroup_patterns=list(t.cgroup_patterns),
+                                      workload_patterns=list(t.workload_patterns), labels=list(t.labels), pasid_quota=t.pasid_quota)
+                               for t in intent.tenants)
+    HostRole.objects.all().delete()
+    HostRole.objects.bulk_create(HostRole(name=r.name, host_patterns=list(r.host_patterns), host_labels=list(r.host_labels),
+                                          expects_assignment=r.expects_assignment, expected_drivers=list(r.expected_drivers))
+                                 for r in intent.roles)
+    DeviceExpectation.objects.all().delete()
+    DeviceExpectation.objects.bulk_create(DeviceExpectation(name=d.name, role=d.role, host_pattern=d.host_pattern, bdf=d.bdf,
+                                                            vendor_device=d.vendor_device, class_prefix=d.class_prefix,
+                                                            driver=d.driver, owner=d.owner) for d in intent.devices)
+    GroupBaseline.objects.all().delete()
+    GroupBaseline.objects.bulk_create(GroupBaseline(hostname=b.hostname, groups=[list(g) for g in b.groups],
+                                                    accepted_at=datetime.fromisoformat(b.accepted_at) if b.accepted_at else None,
+                                                    accepted_by=b.accepted_by) for b in intent.baselines)
+    return intent_record_change(before=before, by=_who(user), source=source, summary=summary, now=now)
+
+
+@transaction.atomic
+def baseline_accept(*, host: Host, user=None, state: dict | None = None, now: datetime | None = None) -> GroupBaseline:
+    """Record `host`'s current IOMMU groups as its accepted baseline (audited; re-evaluates the fleet)."""
+    now = now or timezone.now()
+    if state is None:
+        from fleet.inventory.selectors import host_state
+
+        state = host_state(host)
+    before = to_toml(selectors.intent_current())
+    groups = sorted(sorted(g.get("devices") or []) for g in state.get("groups") or [] if g.get("devices"))
+    baseline, _ = GroupBaseline.objects.update_or_create(
+        hostname=host.hostname, defaults={"groups": groups, "accepted_at": now, "accepted_by": _who(user)})
+    intent_record_change(before=before, by=_who(user), source="baseline-accept", summary=f"baseline accepted for {host.hostname}", now=now)
+    return baseline

@@ -1,0 +1,84 @@
+"""Reads: the declared intent as a value, open violations, a violation's history."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from .intent import Baseline, DeviceExpectation, Intent, Role, Tenant
+from .models import DeviceExpectation as DeviceExpectationRow
+from .models import GroupBaseline, HostRole, IntentSettings, Violation
+from .models import Tenant as TenantRow
+
+
+def intent_current() -> Intent:
+    """The intent stored in the database (what `policy export` writes)."""
+    settings_row = IntentSettings.objects.order_by("id").first()
+    return Intent(
+        tenants=tuple(
+            Tenant(name=t.name, vm_patterns=tuple(t.vm_patterns), cgroup_patterns=tuple(t.cgroup_patterns),
+                   workload_patterns=tuple(t.workload_patterns), labels=tuple(t.labels), pasid_quota=t.pasid_quota)
+            for t in TenantRow.objects.all()
+        ),
+        roles=tuple(
+            Role(name=r.name, host_patterns=tuple(r.host_patterns), host_labels=tuple(r.host_labels),
+                 expects_assignment=r.expects_assignment, expected_drivers=tuple(r.expected_drivers))
+            for r in HostRole.objects.all()
+        ),
+        devices=tuple(
+            DeviceExpectation(name=d.name, role=d.role, host_pattern=d.host_pattern, bdf=d.bdf, vendor_device=d.vendor_device,
+                              class_prefix=d.class_prefix, driver=d.driver, owner=d.owner)
+            for d in DeviceExpectationRow.objects.all()
+        ),
+        baselines=tuple(
+            Baseline(hostname=b.hostname, groups=tuple(sorted(tuple(sorted(g)) for g in b.groups)),
+                     accepted_at=b.accepted_at.isoformat() if b.accepted_at else "", accepted_by=b.accepted_by)
+            for b in GroupBaseline.objects.all()
+        ),
+        allowed_userspace_drivers=tuple(settings_row.allowed_userspace_drivers) if settings_row else (),
+        host_pasid_quota=settings_row.host_pasid_quota if settings_row else None,
+        stale_after_seconds=settings_row.stale_after_seconds if settings_row else None,
+    )
+
+
+def violations_open(*, host=None, rule: str | None = None, severity: str | None = None,
+                    now: datetime | None = None, include_waived: bool = False) -> QuerySet[Violation]:
+    """Open violations, without those hidden by an active waiver unless `include_waived`."""
+    now = now or timezone.now()
+    qs = Violation.objects.filter(status=Violation.Status.OPEN).select_related("host")
+    if not include_waived:
+        qs = qs.filter(Q(waived_until__isnull=True) | Q(waived_until__lte=now))
+    if host is not None:
+        qs = qs.filter(host__hostname=host) if isinstance(host, str) else qs.filter(host=host)
+    if rule:
+        qs = qs.filter(rule=rule)
+    if severity:
+        qs = qs.filter(severity=severity)
+    return qs.order_by("host__hostname", "rule", "subject_kind", "subject_id")
+
+
+def violation_as_dict(v: Violation) -> dict:
+    """The JSON shape of `manage.py violations --json` (and usable by API views)."""
+    return {
+        "id": v.id,
+        "rule": v.rule,
+        "severity": v.severity,
+        "host": v.host.hostname,
+        "subject": v.subject,
+        "subject_kind": v.subject_kind,
+        "subject_id": v.subject_id,
+        "message": v.message,
+        "evidence": v.evidence,
+        "remediation": v.remediation,
+        "status": v.status,
+        "opened_at": v.opened_at.isoformat(),
+        "last_seen_at": v.last_seen_at.isoformat(),
+        "waived_until": v.waived_until.isoformat() if v.waived_until else None,
+        "acknowledged_at": v.acknowledged_at.isoformat() if v.acknowledged_at else None,
+        "acknowledged_by": v.acknowledged_by or None,
+    }
+
+
+def violation_history(violation: Violation) -> QuerySet:
+    return violation.events.order_by("at", "id")
