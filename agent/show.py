@@ -167,7 +167,8 @@ def _device_line(d: dict, by_bdf: dict, owners: dict, paint: _Painter) -> list[s
     if path:
         out.append("      " + paint(f"via {path}", "dim"))
     if d.get("driver_override") and d.get("driver") != d.get("driver_override"):
-        out.append("      " + paint(f"driver_override {clean(d['driver_override'])} but bound to {driver}", "yellow"))
+        bound = f"bound to {driver}" if d.get("driver") else "no driver bound (probe failed?)"
+        out.append("      " + paint(f"driver_override {clean(d['driver_override'])}, but {bound}", "yellow"))
     if d.get("driver") in UIO_DRIVERS:
         out.append("      " + paint("UIO driver: no IOMMU protection for this device", "red"))
     return out

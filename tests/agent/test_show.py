@@ -1,0 +1,132 @@
+"""The terminal view: what a person reads on one host, checked against the captures' ground truth."""
+import re
+
+import pytest
+
+from agent.paths import Root
+from agent.show import clean, render
+from agent.snapshot import build
+from tests.conftest import CAPTURE_NAMES
+
+SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def find_groups(root):
+    """group id -> BDFs, from ground-truth `find /sys/kernel/iommu_groups/ -type l`."""
+    groups = {}
+    for line in (root / "ground-truth" / "find-iommu-groups.txt").read_text().splitlines():
+        parts = line.strip().split("/")
+        if len(parts) == 7 and parts[5] == "devices":
+            groups.setdefault(int(parts[4]), set()).add(parts[6])
+    return groups
+
+
+def lspci_driver(root):
+    drivers, current = {}, None
+    for line in (root / "ground-truth" / "lspci-Dnnk.txt").read_text().splitlines():
+        if line and not line[0].isspace():
+            current = line.split()[0]
+            drivers[current] = None
+        elif "Kernel driver in use:" in line:
+            drivers[current] = line.split(":", 1)[1].strip()
+    return drivers
+
+
+def block(text, heading):
+    """The lines of the section that starts with `heading` (sections are separated by blank lines)."""
+    for part in text.split("\n\n"):
+        if part.startswith(heading):
+            return part
+    raise AssertionError(f"no section {heading!r} in:\n{text}")
+
+
+@pytest.fixture(scope="module")
+def views(captures_root):
+    docs = {name: build(Root.of(captures_root / name)) for name in CAPTURE_NAMES}
+    return {name: render(doc, color=False) for name, doc in docs.items()}
+
+
+def test_shared_bridge_group_names_the_non_viable_group_and_its_members_with_their_drivers(capture, views):
+    root = capture("shared-bridge-group")
+    drivers = lspci_driver(root)
+    (gid, members), = [(g, m) for g, m in find_groups(root).items() if "vfio-pci" in {drivers.get(b) for b in m}]
+    section = block(views["shared-bridge-group"], f"Group {gid} ")
+    assert "not viable" in section
+    for bdf in members:
+        (line,) = [ln for ln in section.splitlines() if ln.strip().startswith(bdf)]
+        assert f"driver {drivers[bdf] or '-'} " in line
+    for other, other_members in find_groups(root).items():
+        if other != gid:
+            assert "not viable" not in block(views["shared-bridge-group"], f"Group {other} ")
+
+
+def test_every_group_of_every_capture_is_shown_with_every_member(capture, views):
+    for name in CAPTURE_NAMES:
+        for gid, members in find_groups(capture(name)).items():
+            section = block(views[name], f"Group {gid} ")
+            assert {ln.split()[0] for ln in section.splitlines()[1:] if re.match(r"\s+[0-9a-f]{4}:", ln)} == members
+
+
+def test_a_viable_multi_device_group_given_to_one_vm_is_flagged_for_peer_to_peer_dma(capture, views):
+    root = capture("shared-group-all-vfio")
+    drivers = lspci_driver(root)
+    (gid,) = [g for g, m in find_groups(root).items() if "vfio-pci" in {drivers.get(b) for b in m}]
+    section = block(views["shared-group-all-vfio"], f"Group {gid} ")
+    assert "peer-to-peer DMA" in section and "not viable" not in section
+    assert "tenant-b-vm2" in section
+
+
+def test_no_iommu_host_shows_iommu_off_uio_and_the_dpdk_workload(capture, views):
+    text = views["no-iommu"]
+    assert "IOMMU: off" in text
+    assert "IOMMU off while devices are assigned" in text
+    uio_bdf = [b for b, d in lspci_driver(capture("no-iommu")).items() if d == "uio_pci_generic"][0]
+    section = block(text, "Devices in no IOMMU group")
+    after = section.split(uio_bdf, 1)[1]
+    assert "UIO driver" in after and "workload tenant-f" in after.splitlines()[0]
+
+
+def test_passthrough_host_says_so_and_flags_identity_domains(views):
+    text = views["iommu-passthrough"]
+    assert "passthrough" in text.splitlines()[1]
+    assert "identity domain" in text
+
+
+def test_isolated_nics_raise_no_group_flag(views):
+    assert [ln for ln in views["isolated-nics"].splitlines() if ln.lstrip().startswith("!")] == []
+    assert "VM tenant-a-vm1" in views["isolated-nics"]
+
+
+def _hostile_doc():
+    # Stands for a host whose VM names and device strings were chosen by an attacker.
+    evil = "vm\x1b]0;owned\x07\x1b[2J\u202eevil\r"
+    return {
+        "host": {"hostname": "h\x1b[31m", "kernel": "6.8"},
+        "iommu": {"enabled": True, "units": []},
+        "groups": [{"id": 1, "type": "DMA", "devices": ["0000:01:00.0"]}],
+        "devices": [{"bdf": "0000:01:00.0", "vendor_id": "8086", "device_id": "10d3", "class": "020000",
+                     "driver": "vfio-pci\x1b[0m", "parent": None}],
+        "vfio": {"noiommu": True, "nodes": []},
+        "holders": [{"pid": 9, "name": "x\x1b[1m", "vm": evil, "workload": evil, "devices": ["0000:01:00.0"],
+                     "nodes": ["/dev/vfio/1\x1b[K"], "uid": 0},
+                    {"pid": 10, "name": "a.out", "vm": None, "workload": None, "devices": [], "nodes": ["/dev/vfio/1"]}],
+        "warnings": ["x"],
+    }
+
+
+def test_host_strings_cannot_inject_terminal_escapes():
+    plain = render(_hostile_doc(), color=False)
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]", plain)
+    coloured = render(_hostile_doc(), color=True)
+    assert SGR.sub("", coloured) == plain
+
+
+def test_noiommu_and_unattributed_holders_are_flagged():
+    text = render(_hostile_doc(), color=False)
+    assert "no-IOMMU mode: ON" in text
+    assert "maps to no known VM" in text
+
+
+def test_clean_removes_control_and_bidi_characters_only():
+    assert clean("tenant-a\x1b[31m\u202e\x00é") == "tenant-a[31mé"
+    assert clean(None) == ""
