@@ -157,10 +157,11 @@ def stale_hosts_sync(*, now: datetime | None = None) -> int:
 
 
 @transaction.atomic
-def violation_waive(*, violation: Violation, user, justification: str, expires_at: datetime,
+def violation_waive(*, violation: Violation, justification: str, expires_at: datetime, user=None, by: str | None = None,
                     now: datetime | None = None) -> Waiver:
-    """Hide `violation` from the open list until `expires_at`, recording who and why."""
+    """Hide `violation` from the open list until `expires_at`, recording who (`user` or `by`) and why."""
     now = now or timezone.now()
+    user = by or user
     justification = (justification or "").strip()
     if not justification:
         raise PolicyError("a waiver needs a justification")
@@ -184,8 +185,9 @@ def _refresh_waived_until(violation: Violation, now: datetime) -> None:
 
 
 @transaction.atomic
-def waiver_revoke(*, waiver: Waiver, user, now: datetime | None = None) -> Waiver:
+def waiver_revoke(*, waiver: Waiver, user=None, by: str | None = None, now: datetime | None = None) -> Waiver:
     now = now or timezone.now()
+    user = by or user
     if waiver.revoked_at or waiver.expired_at:
         return waiver
     waiver.revoked_at, waiver.revoked_by = now, _who(user)
@@ -216,9 +218,11 @@ def waivers_expire(*, now: datetime | None = None, host: Host | None = None) -> 
 
 
 @transaction.atomic
-def violation_acknowledge(*, violation: Violation, user, note: str = "", now: datetime | None = None) -> Violation:
-    """Record that a reviewer has seen `violation` (it stays in the open list)."""
+def violation_acknowledge(*, violation: Violation, user=None, by: str | None = None, note: str = "",
+                          now: datetime | None = None) -> Violation:
+    """Record that a reviewer (`user` or `by`) has seen `violation` (it stays in the open list)."""
     now = now or timezone.now()
+    user = by or user
     violation.acknowledged_at, violation.acknowledged_by = now, _who(user)
     violation.save(update_fields=["acknowledged_at", "acknowledged_by"])
     ViolationEvent.objects.create(violation=violation, kind=ViolationEvent.Kind.ACKNOWLEDGED, at=now, by=_who(user),
