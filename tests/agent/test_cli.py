@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent import groundtruth
 from tests.conftest import CAPTURE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[")
+
+
+def find_groups(root):
+    groups = {}
+    for gid, bdf in groundtruth.find_groups(root):
+        groups.setdefault(gid, set()).add(bdf)
+    return groups
 
 
 def agent(*args, env=None):
@@ -19,15 +27,6 @@ def agent(*args, env=None):
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "agent", *map(str, args)], cwd=REPO, capture_output=True,
                           text=True, env=full_env, timeout=120)
-
-
-def find_groups(root):
-    groups = {}
-    for line in (root / "ground-truth" / "find-iommu-groups.txt").read_text().splitlines():
-        parts = line.strip().split("/")
-        if len(parts) == 7 and parts[5] == "devices":
-            groups.setdefault(int(parts[4]), set()).add(parts[6])
-    return groups
 
 
 @pytest.mark.parametrize("name", CAPTURE_NAMES)

@@ -6,6 +6,7 @@ import pytest
 from agent.paths import Root
 from agent.show import clean, render
 from agent.snapshot import build
+from tests.agent import groundtruth
 from tests.conftest import CAPTURE_NAMES
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")
@@ -14,22 +15,13 @@ SGR = re.compile(r"\x1b\[[0-9;]*m")
 def find_groups(root):
     """group id -> BDFs, from ground-truth `find /sys/kernel/iommu_groups/ -type l`."""
     groups = {}
-    for line in (root / "ground-truth" / "find-iommu-groups.txt").read_text().splitlines():
-        parts = line.strip().split("/")
-        if len(parts) == 7 and parts[5] == "devices":
-            groups.setdefault(int(parts[4]), set()).add(parts[6])
+    for gid, bdf in groundtruth.find_groups(root):
+        groups.setdefault(gid, set()).add(bdf)
     return groups
 
 
 def lspci_driver(root):
-    drivers, current = {}, None
-    for line in (root / "ground-truth" / "lspci-Dnnk.txt").read_text().splitlines():
-        if line and not line[0].isspace():
-            current = line.split()[0]
-            drivers[current] = None
-        elif "Kernel driver in use:" in line:
-            drivers[current] = line.split(":", 1)[1].strip()
-    return drivers
+    return {bdf: facts["driver"] for bdf, facts in groundtruth.lspci_drivers(root).items()}
 
 
 def block(text, heading):

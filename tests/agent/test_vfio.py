@@ -9,6 +9,7 @@ import pytest
 from agent.collectors import vfio
 from agent.paths import Root
 from agent.sysfs import Reader
+from tests.agent import groundtruth
 from tests.agent.handmade import link, write
 from tests.conftest import CAPTURE_NAMES
 
@@ -24,16 +25,6 @@ def tsv_nodes(root):
             mode, uid, gid, rdev, path = line.split()
             out[path] = ("%04o" % LS_MODE[mode], int(uid), int(gid), rdev)
     return out
-
-
-def lspci_drivers(root):
-    drivers, current = {}, None
-    for line in (root / "ground-truth" / "lspci-Dnnk.txt").read_text().splitlines():
-        if line and not line[0].isspace():
-            current = line.split()[0]
-        elif "Kernel driver in use:" in line:
-            drivers[current] = line.split(":", 1)[1].strip()
-    return drivers
 
 
 def collect(root):
@@ -71,7 +62,7 @@ def test_uio_node_maps_to_the_device_lspci_shows_on_uio_pci_generic(capture):
     root = capture("no-iommu")
     facts, _ = collect(root)
     uio = [n for n in facts["nodes"] if n["kind"] == "uio"]
-    on_uio = [bdf for bdf, drv in lspci_drivers(root).items() if drv == "uio_pci_generic"]
+    on_uio = [bdf for bdf, facts in groundtruth.lspci_drivers(root).items() if facts["driver"] == "uio_pci_generic"]
     assert [n["device"] for n in uio] == on_uio
 
 
