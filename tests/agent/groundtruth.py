@@ -236,3 +236,13 @@ def dmesg_group_adds(root: Path) -> set[tuple[int, str]]:
         if m:
             out.add((int(m[2]), m[1]))
     return out
+
+
+def setup_driver_overrides(root: Path) -> dict[str, str]:
+    """BDF -> driver_override the capture's setup script wrote (`+ 0000:01:00.0: driver_override=vfio-pci ...`)."""
+    out = {}
+    for line in gt(root, "setup.log").read_text(errors="replace").splitlines():
+        m = re.match(r"^\+ (\S+): driver_override=(\S+)", line)
+        if m:
+            out[m[1]] = m[2]
+    return out

@@ -1,0 +1,90 @@
+"""IOMMU groups: reserved regions, and the cross-check with device links on partial trees."""
+import os
+import shutil
+
+from agent.collectors import groups, pci
+from agent.paths import Root
+from agent.sysfs import Reader
+from tests.agent import groundtruth as gt
+
+
+def collect(root):
+    rd = Reader(Root.of(root))
+    devices = pci.collect(rd)
+    return rd, devices, groups.collect(rd, devices, [])
+
+
+def membership(group_list):
+    return {(g["id"], b) for g in group_list for b in g["devices"]}
+
+
+def test_reserved_regions_parse_the_kernel_line_format():
+    text = ("0x00000000fee00000 0x00000000feefffff msi\n"
+            "0x0000000000000000 0x0000000000ffffff direct-relaxable\n")
+    assert groups.parse_reserved_regions(text) == ([
+        {"start": "0x00000000fee00000", "end": "0x00000000feefffff", "type": "msi"},
+        {"start": "0x0000000000000000", "end": "0x0000000000ffffff", "type": "direct-relaxable"},
+    ], [])
+
+
+def test_garbled_reserved_region_lines_are_reported_not_kept():
+    regions, bad = groups.parse_reserved_regions("0xfee00000 0xfeefffff msi\nnot a region\n")
+    assert len(regions) == 1 and bad == ["not a region"]
+
+
+def test_capture_reserved_regions_equal_the_files_line_by_line(capture):
+    root = capture("shared-bridge-group")
+    _, _, group_list = collect(root)
+    for g in group_list:
+        lines = (root / f"sys/kernel/iommu_groups/{g['id']}/reserved_regions").read_text().split("\n")
+        assert [" ".join((r["start"], r["end"], r["type"])) for r in g["reserved_regions"]] == [ln for ln in lines if ln]
+
+
+def test_missing_groups_directory_takes_members_from_device_links_with_a_warning(writable_capture):
+    root = writable_capture("shared-bridge-group")
+    shutil.rmtree(root / "sys/kernel/iommu_groups")
+    rd, devices, group_list = collect(root)
+    assert membership(group_list) == gt.find_groups(root)
+    assert all(g["type"] is None for g in group_list)
+    assert any(w.startswith("/sys/kernel/iommu_groups: missing") for w in rd.warnings.as_list())
+
+
+def test_missing_device_links_take_the_group_from_the_groups_directory_with_a_warning(writable_capture):
+    root = writable_capture("sriov-nvme")
+    for bdf in ("0000:01:00.1", "0000:00:1f.2"):
+        os.unlink(root / f"sys/bus/pci/devices/{bdf}/iommu_group")
+    rd, devices, group_list = collect(root)
+    assert membership(group_list) == gt.find_groups(root)
+    want = {b: g for g, b in gt.find_groups(root)}
+    assert {d["bdf"]: d["iommu_group"] for d in devices} == want
+    assert f"/sys/bus/pci/devices/0000:01:00.1/iommu_group: missing; group {want['0000:01:00.1']} taken from /sys/kernel/iommu_groups" in rd.warnings.as_list()
+
+
+def test_one_missing_group_directory_is_rebuilt_from_links(writable_capture):
+    root = writable_capture("isolated-nics")
+    truth = gt.find_groups(root)
+    gid = next(g for g, b in truth if b == "0000:02:00.0")
+    shutil.rmtree(root / f"sys/kernel/iommu_groups/{gid}")
+    rd, _, group_list = collect(root)
+    assert membership(group_list) == truth
+    assert f"/sys/kernel/iommu_groups/{gid}: missing; membership taken from the devices' iommu_group links" in rd.warnings.as_list()
+
+
+def test_a_link_disagreeing_with_the_groups_directory_loses_with_a_warning(writable_capture):
+    root = writable_capture("isolated-nics")
+    link = root / "sys/bus/pci/devices/0000:01:00.0/iommu_group"
+    os.unlink(link)
+    os.symlink("../../../../kernel/iommu_groups/999", link)
+    rd, devices, group_list = collect(root)
+    assert membership(group_list) == gt.find_groups(root)
+    assert any("link says group 999" in w for w in rd.warnings.as_list())
+
+
+def test_units_are_filled_from_member_devices(capture):
+    _, _, group_list = collect(capture("isolated-nics"))
+    assert {g["unit"] for g in group_list} == {"dmar0"}
+
+
+def test_empty_groups_directory_gives_no_groups_and_no_warning(capture):
+    rd, _, group_list = collect(capture("no-iommu"))
+    assert group_list == [] and rd.warnings.as_list() == []
