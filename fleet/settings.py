@@ -98,6 +98,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("FLEET_STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Serve static/ straight from the finders when collectstatic has not run (the embedded default, runserver with DEBUG off).
+WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
