@@ -159,7 +159,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["fleet.api.permissions.FleetReader"],
-    "SERVE_AUTHENTICATION": ["rest_framework.authentication.SessionAuthentication", "fleet.api.authentication.ApiTokenAuthentication"],
+    "SERVE_AUTHENTICATION": ["fleet.api.authentication.ApiTokenAuthentication", "rest_framework.authentication.SessionAuthentication"],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

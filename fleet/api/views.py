@@ -14,7 +14,8 @@ from .permissions import FleetReader
 
 
 class _FleetReadViewSet(viewsets.ReadOnlyModelViewSet):
-    authentication_classes = [SessionAuthentication, ApiTokenAuthentication]
+    # Token first: its WWW-Authenticate header makes DRF answer 401 (not 403) to a bad token.
+    authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
     permission_classes = [FleetReader]
     pagination_class = FleetPagination
     filter_backends = [DjangoFilterBackend, OrderingFilter]
