@@ -66,6 +66,9 @@ _BOUNDED_INTS = [(("devices",), "iommu_group"), (("devices",), "numa_node"), (("
                  (("holders",), "uid"), (("holders",), "device_fds"), (("vfio", "nodes"), "uid"), (("vfio", "nodes"), "gid"),
                  (("vfio", "nodes"), "group"), (("mdevs",), "iommu_group"), (("pasid", "users"), "pid")]
 _BIGINT_BOUNDS = (-(2**63), 2**63 - 1)
+# Each is the key of a current-state table: two items with one key cannot both be current.
+_UNIQUE_KEYS = [(("devices",), "bdf"), (("groups",), "id"), (("iommu", "units"), "name"), (("vfio", "nodes"), "path"),
+                (("holders",), "pid"), (("mdevs",), "uuid")]
 
 
 class _Validators:
@@ -170,6 +173,13 @@ def storage_problems(doc: dict) -> list[dict]:
         value = host.get(key)
         if isinstance(value, int) and not _BIGINT_BOUNDS[0] <= value <= _BIGINT_BOUNDS[1]:
             problems.append({"path": f"$.host.{key}", "message": "integer out of range"})
+    for section, key in _UNIQUE_KEYS:
+        seen: set = set()
+        for index, item in _items(doc, section):
+            value = item.get(key)
+            if value in seen:
+                problems.append({"path": f"{json_path(section)}[{index}].{key}", "message": f"duplicate {key} {str(value)[:40]!r}"})
+            seen.add(value)
     seq = doc.get("seq")
     if isinstance(seq, int) and not 0 <= seq <= _BIGINT_BOUNDS[1]:
         problems.append({"path": "$.seq", "message": "integer out of range"})

@@ -17,6 +17,8 @@ HOLDER_SUMMARY = ("name", "kind", "user", "uid", "vm", "workload", "groups", "de
 HOLDER_TRACKED = ("name", "kind", "user", "uid", "vm", "workload", "groups", "devices", "nodes", "cmdline", "cgroup")
 NODE_TRACKED = ("kind", "group", "mode", "uid", "gid", "rdev", "device")
 UNIT_TRACKED = ("vendor", "devices", "features")
+# Counters that move with every VM start; not a change of the unit.
+UNIT_VOLATILE_FEATURES = ("domains_used",)
 
 
 def _fact(kind: str, subject, before, after) -> dict:
@@ -55,12 +57,17 @@ def _iommu_facts(old: dict, new: dict) -> Iterator[dict]:
     old_iommu, new_iommu = old.get("iommu") or {}, new.get("iommu") or {}
     if old_iommu.get("enabled") != new_iommu.get("enabled"):
         yield _fact("iommu_changed", "iommu", {"enabled": old_iommu.get("enabled")}, {"enabled": new_iommu.get("enabled")})
-    old_units, new_units = _keyed(old_iommu.get("units"), "name"), _keyed(new_iommu.get("units"), "name")
+    def stable(unit: dict) -> dict:
+        features = {k: v for k, v in (unit.get("features") or {}).items() if k not in UNIT_VOLATILE_FEATURES}
+        return {**_pick(unit, UNIT_TRACKED), "features": features}
+
+    old_units = {k: stable(v) for k, v in _keyed(old_iommu.get("units"), "name").items()}
+    new_units = {k: stable(v) for k, v in _keyed(new_iommu.get("units"), "name").items()}
     for name in sorted(old_units.keys() | new_units.keys(), key=str):
         before, after = old_units.get(name), new_units.get(name)
         if before is None or after is None:
-            yield _fact("iommu_changed", f"unit {name}", before and _pick(before, UNIT_TRACKED), after and _pick(after, UNIT_TRACKED))
-        elif _pick(before, UNIT_TRACKED) != _pick(after, UNIT_TRACKED):
+            yield _fact("iommu_changed", f"unit {name}", before, after)
+        elif before != after:
             yield _fact("iommu_changed", f"unit {name}", *_differing(before, after, UNIT_TRACKED))
 
 
