@@ -1,0 +1,1 @@
+"""Reads for the dashboard pages and JSON endpoints; one module per page."""

@@ -1,0 +1,57 @@
+"""A host's timeline (inventory changes + violation events) and the snapshots it can be diffed between."""
+from __future__ import annotations
+
+import json
+from itertools import islice
+
+from fleet.ingest.models import Snapshot
+from fleet.inventory.models import Change, Host
+from fleet.policy.models import ViolationEvent
+
+TIMELINE_LIMIT = 500
+
+
+def host_timeline(host: Host, *, limit: int = TIMELINE_LIMIT) -> list[dict]:
+    """Newest first: every Change row and every violation event of the host, merged by time."""
+    changes = [{
+        "at": c.at, "source": "inventory", "kind": c.kind, "kind_label": c.get_kind_display(),
+        "subject": c.subject, "before": c.before, "after": c.after, "snapshot_id": c.snapshot_id,
+    } for c in Change.objects.filter(host=host).order_by("-at", "-id")[:limit]]
+    events = [{
+        "at": e.at, "source": "policy", "kind": f"violation_{e.kind}",
+        "kind_label": f"violation {e.get_kind_display()}",
+        "subject": f"{e.violation.rule} · {e.violation.subject_kind} {e.violation.subject_id}",
+        "severity": e.violation.severity, "by": e.by, "before": None, "after": e.detail or None,
+        "rule": e.violation.rule, "violation_id": e.violation_id,
+    } for e in ViolationEvent.objects.filter(violation__host=host).select_related("violation").order_by("-at", "-id")[:limit]]
+    merged = sorted(changes + events, key=lambda r: r["at"], reverse=True)
+    return list(islice(merged, limit))
+
+
+def host_snapshots(host: Host, *, limit: int = 100) -> list[Snapshot]:
+    return list(Snapshot.objects.filter(host=host).defer("raw").order_by("-id")[:limit])
+
+
+def snapshot_document(host: Host, snapshot_id) -> dict | None:
+    snap = Snapshot.objects.filter(host=host, pk=snapshot_id).first()
+    if snap is None:
+        return None
+    return json.loads(snap.document_bytes())
+
+
+def snapshots_diff(host: Host, old_id, new_id) -> list[dict] | None:
+    """The inventory diff between two stored snapshots of `host`, or None when the diff function is missing."""
+    try:
+        from fleet.inventory.diff import snapshot_diff
+    except ImportError:
+        return None
+    old, new = snapshot_document(host, old_id), snapshot_document(host, new_id)
+    if old is None or new is None:
+        return []
+    return [_change_row(c) for c in snapshot_diff(old, new)]
+
+
+def _change_row(c) -> dict:
+    if isinstance(c, dict):
+        return c
+    return {k: getattr(c, k, None) for k in ("kind", "subject", "before", "after")}

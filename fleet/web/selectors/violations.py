@@ -1,0 +1,115 @@
+"""Violations (owned by fleet.policy), read and shaped for the pages and the drawing."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from fleet.inventory.models import Device
+from fleet.policy.models import Violation, ViolationEvent
+from fleet.web.selectors.filters import QueryFilters
+from fleet.web.selectors.tenants import tenant_vm_q
+
+SEVERITIES = ["critical", "high", "medium", "low", "info"]
+SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def open_violations() -> QuerySet:
+    """Open and not currently waived (a waiver hides a violation until it expires)."""
+    now = timezone.now()
+    return Violation.objects.filter(status=Violation.Status.OPEN).filter(
+        Q(waived_until__isnull=True) | Q(waived_until__lte=now))
+
+
+def violation_counts_by_host(host_ids: list[int]) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = {}
+    rows = open_violations().filter(host_id__in=host_ids).values("host_id", "severity").annotate(n=Count("id"))
+    for r in rows:
+        out.setdefault(r["host_id"], {})[r["severity"]] = r["n"]
+    return out
+
+
+def worst_severity_by_host() -> dict[int, int]:
+    """host id -> rank of its worst open severity (0 = critical); hosts without any are absent."""
+    worst: dict[int, int] = {}
+    for host_id, severity in open_violations().values_list("host_id", "severity").distinct():
+        rank = SEVERITY_RANK.get(severity, len(SEVERITIES) - 1)
+        if rank < worst.get(host_id, len(SEVERITIES)):
+            worst[host_id] = rank
+    return worst
+
+
+def _subject(v: Violation) -> tuple[str | None, int | None]:
+    """(device BDF, group number) the violation points at on the drawing."""
+    if v.subject_kind == "device":
+        return v.subject_id, None
+    if v.subject_kind == "group":
+        try:
+            return None, int(v.subject_id)
+        except ValueError:
+            return None, None
+    return None, None
+
+
+def violation_row(v: Violation) -> dict:
+    device, group = _subject(v)
+    return {
+        "id": v.pk, "rule": v.rule, "severity": v.severity,
+        "subject_kind": v.subject_kind, "subject_id": v.subject_id,
+        "device": device, "group": group,
+        "message": v.message, "remediation": v.remediation, "evidence": v.evidence,
+        "opened_at": v.opened_at.isoformat() if v.opened_at else None,
+        "acknowledged": bool(v.acknowledged_at),
+    }
+
+
+def host_open_violations(host) -> list[dict]:
+    rows = [violation_row(v) for v in open_violations().filter(host=host)]
+    return sorted(rows, key=lambda r: (SEVERITY_RANK.get(r["severity"], 9), r["rule"], r["subject_id"]))
+
+
+@dataclass
+class ViolationFilters(QueryFilters):
+    severity: str = ""
+    rule: str = ""
+    host: str = ""
+    tenant: str = ""
+    status: str = "open"  # open, waived, resolved, all
+
+    def clean(self) -> None:
+        if self.status not in {"open", "waived", "resolved", "all"}:
+            self.status = "open"
+
+
+def violations_filtered(filters: ViolationFilters) -> QuerySet:
+    now = timezone.now()
+    if filters.status == "open":
+        qs = open_violations()
+    elif filters.status == "waived":
+        qs = Violation.objects.filter(status=Violation.Status.OPEN, waived_until__gt=now)
+    elif filters.status == "resolved":
+        qs = Violation.objects.filter(status=Violation.Status.RESOLVED)
+    else:
+        qs = Violation.objects.all()
+    if filters.severity:
+        qs = qs.filter(severity=filters.severity)
+    if filters.rule:
+        qs = qs.filter(rule=filters.rule)
+    if filters.host:
+        qs = qs.filter(host__hostname=filters.host)
+    if filters.tenant:
+        owned = Device.objects.filter(tenant_vm_q(filters.tenant, field="owner_vm")).values("host_id")
+        qs = qs.filter(Q(subject_kind="tenant", subject_id=filters.tenant) | Q(host_id__in=owned))
+    return qs.select_related("host").order_by("host__hostname", "rule", "subject_id")
+
+
+def violation_rules() -> list[str]:
+    return list(Violation.objects.order_by("rule").values_list("rule", flat=True).distinct())
+
+
+def violation_events_for(violation_ids: list[int]) -> dict[int, list[ViolationEvent]]:
+    out: dict[int, list] = {}
+    for e in ViolationEvent.objects.filter(violation_id__in=violation_ids).order_by("at", "id"):
+        out.setdefault(e.violation_id, []).append(e)
+    return out

@@ -1,0 +1,27 @@
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from fleet.web.access import viewer_required
+from fleet.web.selectors.fleet import SORTS, FleetFilters, fleet_facets, fleet_page, fleet_tiles
+from fleet.web.selectors.violations import violation_rules
+
+
+@viewer_required
+def fleet_overview(request):
+    filters = FleetFilters.from_querydict(request.GET)
+    data = fleet_page(filters, request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    sort_params = request.GET.copy()
+    sort_params.pop("sort", None)
+    sort_params.pop("page", None)
+    return render(request, "web/fleet.html", {
+        **data, "filters": filters, "facets": fleet_facets(), "rules": violation_rules(),
+        "query_string": params.urlencode(), "sort_query": sort_params.urlencode(),
+        "sorts": [s for s in SORTS if not s.startswith("-")],
+    })
+
+
+@viewer_required
+def fleet_tiles_json(request):
+    return JsonResponse(fleet_tiles())

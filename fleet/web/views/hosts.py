@@ -1,0 +1,48 @@
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+
+from fleet.inventory.models import Host
+from fleet.web.access import viewer_required
+from fleet.web.selectors.history import host_snapshots, host_timeline, snapshots_diff
+from fleet.web.selectors.topology import host_topology
+from fleet.web.selectors.violations import SEVERITIES, host_open_violations
+
+
+@viewer_required
+def host_detail(request, hostname):
+    host = get_object_or_404(Host, hostname=hostname)
+    violations = host_open_violations(host)
+    counts = {s: sum(1 for v in violations if v["severity"] == s) for s in SEVERITIES}
+    page_data = {
+        "topology_url": reverse("web:host-topology", args=[host.hostname]),
+        "focus": request.GET.get("focus", "")[:64],
+        "violation": request.GET.get("violation", "")[:64],
+        "view": request.GET.get("view", "tree") if request.GET.get("view") in {"tree", "groups"} else "tree",
+    }
+    return render(request, "web/host.html", {
+        "host": host, "violations": violations, "counts": counts, "page_data": page_data,
+        "labels": list(host.labels.values_list("name", flat=True)),
+    })
+
+
+@viewer_required
+def host_topology_json(request, hostname):
+    host = get_object_or_404(Host, hostname=hostname)
+    return JsonResponse(host_topology(host))
+
+
+@viewer_required
+def host_history(request, hostname):
+    host = get_object_or_404(Host, hostname=hostname)
+    snapshots = host_snapshots(host)
+    old_id, new_id = request.GET.get("from"), request.GET.get("to")
+    diff = None
+    if old_id and new_id:
+        if not (old_id.isdigit() and new_id.isdigit()):
+            raise Http404("snapshot ids are numbers")
+        diff = snapshots_diff(host, int(old_id), int(new_id))
+    return render(request, "web/history.html", {
+        "host": host, "timeline": host_timeline(host), "snapshots": snapshots,
+        "diff": diff, "diff_requested": bool(old_id and new_id), "from_id": old_id, "to_id": new_id,
+    })

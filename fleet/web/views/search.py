@@ -1,0 +1,64 @@
+import csv
+
+from django.core.paginator import Paginator
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from fleet.web.access import viewer_required
+from fleet.web.device_query import CLASS_ALIASES, parse_device_query
+from fleet.web.selectors.search import devices_search, devices_search_count
+from fleet.web.selectors.search_rows import device_row
+
+PAGE_SIZE = 100
+EXPORT_LIMIT = 50_000
+EXPORT_FIELDS = ["hostname", "bdf", "vendor_device", "vendor", "class", "class_name", "driver",
+                 "driver_override", "group", "owner_kind", "vm", "sriov", "physfn", "role", "link"]
+
+
+@viewer_required
+def device_search(request):
+    text = request.GET.get("q", "")[:500]
+    query = parse_device_query(text)
+    ctx = {"q": text, "query": query, "aliases": sorted(CLASS_ALIASES.items())}
+    if not query.empty:
+        qs = devices_search(query)
+        total, exact = devices_search_count(qs)
+        # Paginate over a bounded count so a broad query never counts millions of rows.
+        paginator = Paginator(qs, PAGE_SIZE)
+        paginator.count = total
+        page = paginator.get_page(request.GET.get("page"))
+        ctx.update({"page": page, "rows": [device_row(d) for d in page.object_list],
+                    "total": total, "exact": exact})
+    return render(request, "web/search.html", ctx)
+
+
+def _export_rows(request):
+    query = parse_device_query(request.GET.get("q", "")[:500])
+    if query.empty:
+        return query, []
+    return query, (device_row(d) for d in devices_search(query)[:EXPORT_LIMIT].iterator(chunk_size=2000))
+
+
+@viewer_required
+def device_search_export_csv(request):
+    _, rows = _export_rows(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="devices.csv"'
+    writer = csv.writer(response)
+    writer.writerow(EXPORT_FIELDS)
+    for r in rows:
+        writer.writerow([_csv_safe(r.get(f)) for f in EXPORT_FIELDS])
+    return response
+
+
+def _csv_safe(value) -> str:
+    text = "" if value is None else str(value)
+    # A cell starting with = + - @ is a formula in spreadsheets: host strings must not become one.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@viewer_required
+def device_search_export_json(request):
+    query, rows = _export_rows(request)
+    return JsonResponse({"query": request.GET.get("q", "")[:500], "errors": query.errors,
+                         "devices": [{f: r.get(f) for f in EXPORT_FIELDS} for r in rows]})

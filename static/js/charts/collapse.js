@@ -1,0 +1,93 @@
+// Decide what the host drawing shows: small hosts in full; on large ones, subtrees that hold nothing of
+// interest (no assigned device, no holder, no violation, no focus) fold into one counted aggregate per parent.
+
+export const FULL_DRAW_LIMIT = 80;
+
+export function interestingSets(data, focusBdfs = []) {
+  const groupHot = new Set();
+  const focus = new Set(focusBdfs);
+  const byGroup = new Map();
+  for (const n of data.nodes) {
+    if (n.kind !== 'device') continue;
+    if (n.group != null) {
+      if (!byGroup.has(n.group)) byGroup.set(n.group, []);
+      byGroup.get(n.group).push(n);
+    }
+  }
+  for (const g of data.groups) {
+    const members = byGroup.get(g.id) || [];
+    if ((g.violations || []).length || members.some(deviceHot) || members.some((m) => focus.has(m.bdf))) groupHot.add(g.id);
+  }
+  const hot = new Set();
+  for (const n of data.nodes) {
+    if (n.kind !== 'device') continue;
+    if (deviceHot(n) || focus.has(n.bdf) || (n.group != null && groupHot.has(n.group))) hot.add(n.id);
+  }
+  return { hot, groupHot };
+}
+
+function deviceHot(n) {
+  return n.owner_kind === 'userspace' || (n.holders || []).length > 0 || (n.violations || []).length > 0 || !!n.vm;
+}
+
+// Returns rows ({id, parentId, ...}) to stratify: original rows plus aggregate rows, with folded rows removed.
+// `expanded` holds parent ids whose children are all shown.
+export function foldRows(data, { focusBdfs = [], expanded = new Set(), limit = FULL_DRAW_LIMIT } = {}) {
+  const devices = data.nodes.filter((n) => n.kind === 'device');
+  if (devices.length <= limit) return { rows: data.nodes.map((n) => ({ ...n })), folded: 0 };
+  const { hot } = interestingSets(data, focusBdfs);
+  const children = new Map();
+  for (const n of data.nodes) {
+    if (n.parentId == null) continue;
+    if (!children.has(n.parentId)) children.set(n.parentId, []);
+    children.get(n.parentId).push(n);
+  }
+  const hotBelow = new Map();
+  const subtreeHot = (n) => {
+    if (hotBelow.has(n.id)) return hotBelow.get(n.id);
+    const v = hot.has(n.id) || (children.get(n.id) || []).some(subtreeHot);
+    hotBelow.set(n.id, v);
+    return v;
+  };
+  const rows = [];
+  let folded = 0;
+  const walk = (n) => {
+    rows.push({ ...n });
+    const kids = children.get(n.id) || [];
+    const keep = [];
+    const fold = [];
+    for (const k of kids) {
+      if (expanded.has(n.id) || k.kind !== 'device' || subtreeHot(k)) keep.push(k);
+      else fold.push(k);
+    }
+    // Folding a lone leaf saves nothing: draw it.
+    if (fold.length === 1 && !(children.get(fold[0].id) || []).length) keep.push(fold.pop());
+    keep.forEach(walk);
+    if (fold.length) {
+      const members = [];
+      const collect = (d) => { members.push(d); (children.get(d.id) || []).forEach(collect); };
+      fold.forEach(collect);
+      const groups = new Set(members.map((d) => d.group).filter((g) => g != null));
+      folded += members.length;
+      rows.push({
+        id: `agg:${n.id}`, parentId: n.id, kind: 'aggregate', expands: n.id,
+        count: members.length, group_count: groups.size,
+        bdfs: members.map((d) => d.bdf), label: `${members.length} devices`,
+      });
+    }
+  };
+  const root = data.nodes.find((n) => n.parentId == null);
+  if (root) walk(root);
+  return { rows, folded };
+}
+
+// Every ancestor id of the given device ids, so expanding them reveals the devices.
+export function ancestorsOf(data, ids) {
+  const byId = new Map(data.nodes.map((n) => [n.id, n]));
+  const out = new Set();
+  for (const id of ids) {
+    let cur = byId.get(id);
+    while (cur && cur.parentId != null) { out.add(cur.parentId); cur = byId.get(cur.parentId); }
+  }
+  return out;
+}

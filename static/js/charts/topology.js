@@ -1,0 +1,151 @@
+// The host drawing in bridge-tree layout: (data, options) -> detached <svg>.
+// data: the topology.json document; options: { rows, focus, violation, width, height, onSelect, onExpand }.
+import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, ownerSymbol } from './palette.js';
+
+const ROW = 50;
+const COL = 200;
+const STRUCT_COL = 120; // host, unit and root-complex columns need less room than device columns
+const PAD = 12;
+
+export function topologyChart(data, options) {
+  const d3 = window.d3;
+  const { rows, width = 900, height = 600 } = options;
+  const root = d3.stratify().id((d) => d.id).parentId((d) => d.parentId)(rows.map((r) => ({ ...r })));
+  d3.tree().nodeSize([ROW, COL]).separation((a, b) => (a.parent === b.parent ? 1 : 1.2))(root);
+  root.each((n) => { n.y = n.depth <= 3 ? n.depth * STRUCT_COL : 3 * STRUCT_COL + (n.depth - 3) * COL; });
+
+  const svg = d3.create('svg')
+    .attr('class', 'topology-svg')
+    .attr('width', width).attr('height', height)
+    .attr('viewBox', [0, 0, width, height])
+    .attr('role', 'group')
+    .attr('aria-label', `Topology of ${data.host.hostname}`);
+  // Patterns so an assigned device or a violation reads without colour.
+  const defs = svg.append('defs');
+  defs.append('pattern').attr('id', 'hatch-violation').attr('patternUnits', 'userSpaceOnUse')
+    .attr('width', 8).attr('height', 8).attr('patternTransform', 'rotate(45)')
+    .append('rect').attr('width', 3).attr('height', 8).attr('fill', VIOLATION_COLOR).attr('opacity', 0.18);
+  const zoomLayer = svg.append('g').attr('class', 'zoom-layer');
+
+  const nodes = root.descendants();
+  const pos = new Map(nodes.map((n) => [n.data.id, { x: n.y, y: n.x, node: n }]));
+  const devicePos = new Map();
+  for (const n of nodes) if (n.data.kind === 'device') devicePos.set(n.data.bdf, pos.get(n.data.id));
+
+  // Groups first: shapes sit behind the members they enclose.
+  const groupLayer = zoomLayer.append('g').attr('class', 'groups');
+  for (const g of data.groups) {
+    const pts = g.members.map((b) => devicePos.get(b)).filter(Boolean);
+    if (!pts.length) continue;
+    const x0 = d3.min(pts, (p) => p.x) - PAD;
+    const x1 = d3.max(pts, (p) => p.x) + COL - 30;
+    const y0 = d3.min(pts, (p) => p.y) - 24;
+    const y1 = d3.max(pts, (p) => p.y) + 17;
+    const rule = pickRule(g.violations, options.violation);
+    const el = groupLayer.append('g')
+      .attr('class', `group${g.members.length > 1 ? ' multi' : ''}${rule ? ' has-violation' : ''}`)
+      .attr('id', `group-${g.id}`)
+      .attr('data-group', g.id)
+      .attr('tabindex', 0).attr('role', 'button')
+      .attr('aria-label', `IOMMU group ${g.id}, ${g.members.length} device${g.members.length === 1 ? '' : 's'}${rule ? `, violation ${rule}` : ''}`);
+    if (rule) el.attr('data-violation', rule);
+    el.append('rect').attr('class', 'group-shape')
+      .attr('x', x0).attr('y', y0).attr('width', x1 - x0).attr('height', y1 - y0).attr('rx', 10)
+      .attr('fill', rule ? 'url(#hatch-violation)' : GROUP_COLOR)
+      .attr('fill-opacity', rule ? 1 : (g.members.length > 1 ? 0.12 : 0.05))
+      .attr('stroke', rule ? VIOLATION_COLOR : GROUP_COLOR);
+    el.append('text').attr('class', 'group-label').attr('x', x0 + 8).attr('y', y0 + 11)
+      .text(`group ${g.id}${g.type ? ` · ${g.type}` : ''}${rule ? ' ⚠' : ''}`);
+    el.datum({ kind: 'group', group: g });
+  }
+
+  // Bridge-tree links.
+  zoomLayer.append('g').attr('class', 'links')
+    .selectAll('path').data(root.links()).join('path')
+    .attr('d', d3.linkHorizontal().x((d) => d.y).y((d) => d.x));
+
+  // Holders: one column to the right, each at the mean height of the devices it holds.
+  const maxX = d3.max(nodes, (n) => n.y) || 0;
+  const holderX = maxX + COL + 40;
+  const holders = data.holders.map((h) => {
+    const ys = h.devices.map((b) => devicePos.get(b)).filter(Boolean).map((p) => p.y);
+    return { ...h, x: holderX, y: ys.length ? d3.mean(ys) : null };
+  }).filter((h) => h.y != null);
+  spreadVertically(holders, ROW * 1.6);
+  const holderPos = new Map(holders.map((h) => [h.id, h]));
+  zoomLayer.append('g').attr('class', 'holder-edges')
+    .selectAll('path').data(data.edges.filter((e) => holderPos.has(e.target) && pos.has(e.source))).join('path')
+    .attr('d', (e) => {
+      const s = pos.get(e.source);
+      const t = holderPos.get(e.target);
+      return d3.linkHorizontal()({ source: [s.x + 120, s.y], target: [t.x - 8, t.y] });
+    })
+    .attr('stroke', HOLDER_COLOR);
+  const hg = zoomLayer.append('g').attr('class', 'holders')
+    .selectAll('g').data(holders).join('g')
+    .attr('class', 'holder').attr('data-holder', (h) => h.pid)
+    .attr('transform', (h) => `translate(${h.x},${h.y})`)
+    .attr('tabindex', 0).attr('role', 'button')
+    .attr('aria-label', (h) => `holder ${h.name} pid ${h.pid}${h.vm ? `, VM ${h.vm}` : ''}`);
+  hg.append('rect').attr('x', -8).attr('y', -14).attr('width', 190).attr('height', 28).attr('rx', 14)
+    .attr('fill', '#fff').attr('stroke', HOLDER_COLOR).attr('stroke-width', 2);
+  hg.append('text').attr('x', 6).attr('y', -1).attr('class', 'holder-name').text((h) => truncate(h.vm || h.workload || h.name, 24));
+  hg.append('text').attr('x', 6).attr('y', 10).attr('class', 'sub').text((h) => `${h.kind} · pid ${h.pid}${h.user ? ` · ${h.user}` : ''}`);
+  hg.each(function (h) { d3.select(this).datum({ kind: 'holder', holder: h }); });
+
+  // Nodes.
+  const ng = zoomLayer.append('g').attr('class', 'nodes')
+    .selectAll('g').data(nodes).join('g')
+    .attr('transform', (n) => `translate(${n.y},${n.x})`)
+    .attr('class', (n) => `node kind-${n.data.kind}${n.data.kind === 'device' ? ` owner-${n.data.owner_kind}` : ''}`);
+  ng.filter((n) => n.data.kind === 'device').each(function (n) { drawDevice(d3, d3.select(this), n.data, options); });
+  ng.filter((n) => n.data.kind === 'aggregate').each(function (n) { drawAggregate(d3.select(this), n.data); });
+  ng.filter((n) => ['host', 'unit', 'rc'].includes(n.data.kind)).each(function (n) { drawStructural(d3.select(this), n.data); });
+
+  const bounds = {
+    x0: -40, y0: (d3.min(nodes, (n) => n.x) || 0) - ROW,
+    x1: (holders.length ? holderX + 200 : maxX + COL), y1: (d3.max([...nodes.map((n) => n.x), ...holders.map((h) => h.y)]) || 0) + ROW,
+  };
+  return Object.assign(svg.node(), { zoomLayer: zoomLayer.node(), bounds, positions: pos });
+}
+
+export function pickRule(rules, preferred) {
+  if (!rules || !rules.length) return null;
+  return preferred && rules.includes(preferred) ? preferred : rules[0];
+}
+
+function drawDevice(d3, g, d, options) {
+  const rule = pickRule(d.violations, options.violation);
+  const owner = OWNER[d.owner_kind] || OWNER.unbound;
+  g.attr('data-bdf', d.bdf).attr('tabindex', 0).attr('role', 'button')
+    .attr('aria-label', `${d.bdf} ${d.vendor} ${d.vendor_device} ${d.label}, driver ${d.driver || 'none'}, ${owner.label}${d.group != null ? `, group ${d.group}` : ''}${rule ? `, violation ${rule}` : ''}`);
+  if (rule) g.attr('data-violation', rule).classed('has-violation', true);
+  if (rule) g.append('circle').attr('class', 'violation-ring').attr('r', 13).attr('stroke', VIOLATION_COLOR);
+  g.append('path').attr('class', 'shape').attr('d', ownerSymbol(d3, d.owner_kind))
+    .attr('fill', owner.color).attr('stroke', owner.stroke || '#222');
+  g.append('text').attr('class', 'bdf').attr('x', 14).attr('y', 1).text(shortBdf(d.bdf));
+  g.append('text').attr('class', 'sub').attr('x', 14).attr('y', 13)
+    .text(truncate(`${d.label} · ${d.driver || 'no driver'}${d.sriov ? ` · ${d.sriov.role.toUpperCase()}` : ''}`, 30));
+  if (rule) g.append('text').attr('class', 'warn').attr('x', -22).attr('y', 5).text('⚠');
+}
+
+function drawAggregate(g, d) {
+  g.attr('data-aggregate', d.expands).attr('data-count', d.count).attr('tabindex', 0).attr('role', 'button')
+    .attr('aria-label', `${d.count} devices in ${d.group_count} groups with nothing assigned and no violation; press Enter to expand`);
+  g.append('rect').attr('class', 'agg-shape').attr('x', -8).attr('y', -11).attr('width', 150).attr('height', 22).attr('rx', 4);
+  g.append('text').attr('class', 'agg-label').attr('x', 0).attr('y', 4).text(`+ ${d.count} devices · ${d.group_count} groups`);
+}
+
+function drawStructural(g, d) {
+  g.append('rect').attr('class', 'struct-shape').attr('x', -6).attr('y', -9).attr('width', 12).attr('height', 18);
+  const label = d.kind === 'unit' ? `${d.label}${d.vendor ? ` (${d.vendor})` : ''}` : d.label;
+  g.append('text').attr('class', `struct-label kind-${d.kind}`).attr('x', 10).attr('y', 4).text(truncate(label, 26));
+}
+
+function spreadVertically(items, gap) {
+  items.sort((a, b) => a.y - b.y);
+  for (let i = 1; i < items.length; i++) if (items[i].y - items[i - 1].y < gap) items[i].y = items[i - 1].y + gap;
+}
+
+export function shortBdf(bdf) { return bdf && bdf.startsWith('0000:') ? bdf.slice(5) : bdf; }
+export function truncate(s, n) { s = String(s ?? ''); return s.length > n ? `${s.slice(0, n - 1)}…` : s; }

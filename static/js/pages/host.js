@@ -1,0 +1,262 @@
+// Host topology page: loads topology.json, draws the tree or group view, handles zoom, search, selection.
+import { topologyChart } from '../charts/topology.js';
+import { groupsChart } from '../charts/groups.js';
+import { foldRows, ancestorsOf } from '../charts/collapse.js';
+import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, ownerSymbol } from '../charts/palette.js';
+import { renderDevicePanel, renderGroupPanel, renderHolderPanel } from '../components/panel.js';
+
+const d3 = window.d3;
+const pageData = JSON.parse(document.getElementById('host-page-data').textContent);
+const container = document.getElementById('topology');
+const panel = document.getElementById('side-panel');
+const status = document.getElementById('topo-search-status');
+
+const state = {
+  data: null,
+  view: pageData.view,
+  expanded: new Set(),
+  expandedGroups: false,
+  focus: pageData.focus ? normaliseBdf(pageData.focus) : null,
+  violation: pageData.violation || null,
+  selected: null,
+  zoom: null,
+  svg: null,
+  matches: [],
+  matchIndex: 0,
+};
+
+function normaliseBdf(text) {
+  const t = text.trim().toLowerCase();
+  return /^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(t) ? `0000:${t}` : t;
+}
+
+function size() {
+  const r = container.getBoundingClientRect();
+  return { width: Math.max(320, Math.floor(r.width)), height: Math.max(360, Math.floor(r.height)) };
+}
+
+function teardown() {
+  if (state.svg) {
+    d3.select(state.svg).on('.zoom', null);
+    state.svg.remove();
+    state.svg = null;
+  }
+}
+
+function render() {
+  teardown();
+  const { width, height } = size();
+  const data = state.data;
+  const focusBdfs = state.focus ? [state.focus] : [];
+  let svg;
+  if (state.view === 'groups') {
+    svg = groupsChart(data, { width, height, violation: state.violation, expandedGroups: state.expandedGroups, focusBdfs });
+  } else {
+    const { rows } = foldRows(data, { focusBdfs, expanded: state.expanded });
+    svg = topologyChart(data, { rows, width, height, violation: state.violation });
+  }
+  container.replaceChildren(svg);
+  state.svg = svg;
+  const layer = d3.select(svg.zoomLayer);
+  state.zoom = d3.zoom().scaleExtent([0.15, 4]).on('zoom', (ev) => layer.attr('transform', ev.transform));
+  d3.select(svg).call(state.zoom).on('dblclick.zoom', null);
+  wireInteractions(svg);
+  if (state.focus && centreOn(state.focus, false)) select({ kind: 'device', bdf: state.focus });
+  else if (location.hash.startsWith('#group-')) {
+    const id = Number(location.hash.slice(7));
+    if (centreOnGroup(id)) select({ kind: 'group', id });
+  } else fit();
+  container.dataset.state = 'ready';
+}
+
+function fit() {
+  const b = state.svg.bounds;
+  const { width, height } = size();
+  const k = Math.max(0.2, Math.min(1.25, width / (b.x1 - b.x0 + 40), height / (b.y1 - b.y0 + 40)));
+  const t = d3.zoomIdentity.translate(20 - b.x0 * k, 20 - b.y0 * k).scale(k);
+  d3.select(state.svg).call(state.zoom.transform, t);
+}
+
+function centreAt(x, y, animate) {
+  const { width, height } = size();
+  const k = 1.1;
+  const t = d3.zoomIdentity.translate(width / 2 - x * k, height / 2 - y * k).scale(k);
+  const sel = d3.select(state.svg);
+  (animate ? sel.transition().duration(350) : sel).call(state.zoom.transform, t);
+}
+
+function elementCentre(node) {
+  // getBBox is in the element's user space; add the translate of the enclosing groups below the zoom layer.
+  const box = node.getBBox();
+  let x = box.x + box.width / 2;
+  let y = box.y + box.height / 2;
+  for (let cur = node; cur && cur !== state.svg.zoomLayer; cur = cur.parentNode) {
+    const tr = cur.transform && cur.transform.baseVal.consolidate();
+    if (tr) { x += tr.matrix.e; y += tr.matrix.f; }
+  }
+  return [x, y];
+}
+
+function centreOn(bdf, animate = true) {
+  const node = state.svg.querySelector(`[data-bdf="${CSS.escape(bdf)}"]`);
+  if (!node) return false;
+  const [x, y] = elementCentre(node.querySelector('.shape') || node);
+  centreAt(x, y, animate);
+  return true;
+}
+
+function centreOnGroup(id) {
+  const node = state.svg.querySelector(`[data-group="${CSS.escape(String(id))}"]`);
+  if (!node) return false;
+  const [x, y] = elementCentre(node);
+  centreAt(x, y, false);
+  return true;
+}
+
+function select(target) {
+  state.selected = target;
+  d3.select(state.svg).selectAll('.selected').classed('selected', false);
+  const data = state.data;
+  if (target.kind === 'device') {
+    const d = data.nodes.find((n) => n.bdf === target.bdf);
+    if (!d) return;
+    d3.select(state.svg).selectAll(`[data-bdf="${CSS.escape(d.bdf)}"]`).classed('selected', true);
+    renderDevicePanel(panel, data, d, pick);
+  } else if (target.kind === 'group') {
+    const g = data.groups.find((x) => x.id === target.id);
+    if (!g) return;
+    d3.select(state.svg).selectAll(`[data-group="${CSS.escape(String(g.id))}"]`).classed('selected', true);
+    renderGroupPanel(panel, data, g, pick);
+  } else if (target.kind === 'holder') {
+    const h = data.holders.find((x) => x.pid === target.pid);
+    if (h) renderHolderPanel(panel, data, h, pick);
+  }
+}
+
+// Pick a device from anywhere (panel links, search): reveal it if folded, centre it, select it.
+function pick(bdf) {
+  const d = state.data.nodes.find((n) => n.bdf === bdf);
+  if (!d) { status.textContent = `${bdf} is not on this host`; return false; }
+  state.focus = bdf;
+  const url = new URL(location.href);
+  url.searchParams.set('focus', bdf);
+  url.hash = '';
+  history.replaceState(null, '', url);
+  if (!state.svg.querySelector(`[data-bdf="${CSS.escape(bdf)}"]`)) {
+    for (const a of ancestorsOf(state.data, [d.id])) state.expanded.add(a);
+    render();
+  } else {
+    centreOn(bdf);
+    select({ kind: 'device', bdf });
+  }
+  const node = state.svg.querySelector(`[data-bdf="${CSS.escape(bdf)}"]`);
+  if (node) node.focus({ preventScroll: true });
+  return true;
+}
+
+function activate(target) {
+  const el = target.closest('[data-bdf], [data-group], [data-aggregate], [data-holder]');
+  if (!el || !state.svg.contains(el)) return;
+  if (el.hasAttribute('data-bdf')) select({ kind: 'device', bdf: el.getAttribute('data-bdf') });
+  else if (el.hasAttribute('data-group')) select({ kind: 'group', id: Number(el.getAttribute('data-group')) });
+  else if (el.hasAttribute('data-holder')) select({ kind: 'holder', pid: Number(el.getAttribute('data-holder')) });
+  else if (el.hasAttribute('data-aggregate')) {
+    const what = el.getAttribute('data-aggregate');
+    if (what === 'groups') state.expandedGroups = true; else state.expanded.add(what);
+    render();
+  }
+}
+
+function wireInteractions(svg) {
+  svg.addEventListener('click', (ev) => activate(ev.target));
+  svg.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); activate(ev.target); }
+  });
+}
+
+function search(text) {
+  const q = text.trim().toLowerCase();
+  if (!q) return;
+  const devices = state.data.nodes.filter((n) => n.kind === 'device');
+  let matches;
+  if (/^([0-9a-f]{4}|\*):([0-9a-f]{4}|\*)$/.test(q) && !/^[0-9a-f]{4}:[0-9a-f]{2}$/.test(q)) {
+    const [v, dv] = q.split(':');
+    matches = devices.filter((d) => { const [a, b] = d.vendor_device.split(':'); return (v === '*' || a === v) && (dv === '*' || b === dv); });
+  } else {
+    const bdf = normaliseBdf(q);
+    matches = devices.filter((d) => d.bdf === bdf);
+    if (!matches.length) matches = devices.filter((d) => d.bdf.includes(q));
+  }
+  state.matches = matches.map((d) => d.bdf);
+  state.matchIndex = 0;
+  if (!matches.length) { status.textContent = `no device matches ${text}`; return; }
+  status.textContent = matches.length > 1 ? `${matches.length} matches; Find again for the next` : '1 match';
+  pick(state.matches[0]);
+}
+
+function legend() {
+  const box = document.getElementById('topology-legend');
+  box.replaceChildren();
+  const title = document.createElement('h2');
+  title.className = 'visually-hidden';
+  title.textContent = 'Legend';
+  const ul = document.createElement('ul');
+  ul.className = 'legend';
+  const item = (draw, text) => {
+    const li = document.createElement('li');
+    const s = d3.create('svg').attr('width', 22).attr('height', 18).attr('aria-hidden', 'true');
+    draw(s.append('g').attr('transform', 'translate(11,9)'));
+    li.append(s.node(), document.createTextNode(text));
+    ul.append(li);
+  };
+  for (const kind of ['host', 'userspace', 'unbound']) {
+    item((g) => g.append('path').attr('d', ownerSymbol(d3, kind, 90)).attr('fill', OWNER[kind].color).attr('stroke', OWNER[kind].stroke || '#222'), OWNER[kind].label);
+  }
+  item((g) => g.append('rect').attr('x', -9).attr('y', -7).attr('width', 18).attr('height', 14).attr('rx', 4).attr('fill', GROUP_COLOR).attr('fill-opacity', 0.15).attr('stroke', GROUP_COLOR), 'IOMMU group');
+  item((g) => g.append('rect').attr('x', -9).attr('y', -7).attr('width', 18).attr('height', 14).attr('rx', 4).attr('fill', 'none').attr('stroke', VIOLATION_COLOR).attr('stroke-width', 2.5).attr('stroke-dasharray', '4 2'), '⚠ violation (hatched, dashed)');
+  item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 6).attr('fill', '#fff').attr('stroke', HOLDER_COLOR).attr('stroke-width', 2), 'VM / process holding devices');
+  item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('class', 'agg-shape'), 'folded devices (Enter to expand)');
+  box.append(title, ul);
+}
+
+function wireToolbar() {
+  document.getElementById('topo-search').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const text = document.getElementById('topo-q').value;
+    if (state.matches.length > 1 && state.lastQuery === text) {
+      state.matchIndex = (state.matchIndex + 1) % state.matches.length;
+      status.textContent = `match ${state.matchIndex + 1} of ${state.matches.length}`;
+      pick(state.matches[state.matchIndex]);
+      return;
+    }
+    state.lastQuery = text;
+    search(text);
+  });
+  for (const radio of document.querySelectorAll('input[name="view"]')) {
+    radio.checked = radio.value === state.view;
+    radio.addEventListener('change', () => { state.view = radio.value; render(); });
+  }
+  document.getElementById('topo-reset').addEventListener('click', () => fit());
+  document.getElementById('topo-expand-all').addEventListener('click', () => {
+    for (const n of state.data.nodes) state.expanded.add(n.id);
+    state.expandedGroups = true;
+    render();
+  });
+  let pending = null;
+  window.addEventListener('resize', () => { clearTimeout(pending); pending = setTimeout(() => state.data && render(), 200); });
+}
+
+async function main() {
+  legend();
+  wireToolbar();
+  const response = await fetch(pageData.topology_url, { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+  if (!response.ok) {
+    container.dataset.state = 'error';
+    container.replaceChildren(Object.assign(document.createElement('p'), { textContent: `Could not load the topology (${response.status}).`, className: 'error' }));
+    return;
+  }
+  state.data = await response.json();
+  render();
+}
+
+main();
