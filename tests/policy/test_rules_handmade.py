@@ -1,0 +1,365 @@
+"""Each rule fires on a small hand-made state and stays quiet on its fixed twin.
+
+Used only where no capture shows the case (captures: see test_rules_captures.py); each test
+names the real situation it stands for.
+"""
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from fleet.policy.engine import evaluate
+from fleet.policy.facts import HostContext
+from fleet.policy.findings import CATALOGUE
+from fleet.policy.intent import Baseline, DeviceExpectation, Intent, Role, Tenant
+
+from .states import FULL_ACS, NO_ACS, device, holder, intel_unit, node, root_port, state
+
+NOW = datetime(2026, 11, 25, 14, 0, tzinfo=timezone.utc)
+
+
+def fired(st, intent=Intent(), **ctx):
+    return {(f.rule, f.subject_id) for f in evaluate(st, intent, context=HostContext(**ctx) if ctx else None)}
+
+
+def rules(st, intent=Intent(), **ctx):
+    return {rule for rule, _ in fired(st, intent, **ctx)}
+
+
+def nic(bdf, group, driver="vfio-pci", parent="0000:00:1c.0", **kw):
+    return device(bdf, driver=driver, group=group, parent=parent, **kw)
+
+
+DOMAIN_MD = Path(__file__).resolve().parents[3] / "shared" / "docs" / "DOMAIN.md"
+
+
+@pytest.mark.skipif(not DOMAIN_MD.exists(), reason="the shared DOMAIN.md is not beside this checkout")
+def test_the_catalogue_has_exactly_the_rule_ids_and_severities_of_domain_md():
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| (\w+) \|", DOMAIN_MD.read_text(), flags=re.M)
+    assert rows and CATALOGUE == dict(rows)
+
+
+# --- iommu-disabled ----------------------------------------------------------------------------
+
+def test_iommu_off_on_the_cmdline_with_an_assigned_device_is_iommu_disabled():
+    # A host booted with intel_iommu=off by mistake while a VM still has its NIC.
+    st = state(devices=[nic("0000:03:00.0", None, parent=None)], units=[], groups=[], cmdline_flags={"intel_iommu": "off"})
+    assert rules(st) == {"iommu-disabled"}
+
+
+def test_no_iommu_is_fine_for_a_host_that_assigns_nothing_and_expects_nothing():
+    st = state(devices=[device("0000:03:00.0", driver="e1000e", group=None)], units=[], groups=[])
+    assert rules(st) == set()
+
+
+def test_no_iommu_on_a_host_whose_role_expects_assignment_is_iommu_disabled():
+    st = state(hostname="hv-7", devices=[device("0000:03:00.0", driver="e1000e", group=None)], units=[], groups=[])
+    intent = Intent(roles=(Role(name="hypervisor", host_patterns=("hv-*",), expects_assignment=True),))
+    assert rules(st, intent, hostname="hv-7") == {"iommu-disabled"}
+    assert rules(st, intent, hostname="db-1") == set()
+
+
+# --- noiommu-mode ------------------------------------------------------------------------------
+
+def test_enable_unsafe_noiommu_mode_is_noiommu_mode():
+    # A kernel built with CONFIG_VFIO_NOIOMMU where an admin set vfio.enable_unsafe_noiommu_mode=1 for DPDK.
+    st = state(units=[], groups=[], parameters={"enable_unsafe_noiommu_mode": "Y"})
+    assert "noiommu-mode" in rules(st)
+
+
+def test_a_noiommu_group_node_is_noiommu_mode():
+    st = state(units=[], groups=[], nodes=[node("/dev/vfio/noiommu-0", kind="noiommu_group", group=0)])
+    assert "noiommu-mode" in rules(st)
+
+
+def test_taint_u_counts_only_with_a_noiommu_group_of_a_pci_device():
+    dev = device("0000:03:00.0", driver="vfio-pci", group=0)
+    groups = [{"id": 0, "type": None, "name": "vfio-noiommu", "devices": ["0000:03:00.0"], "reserved_regions": [], "unit": None}]
+    assert "noiommu-mode" in rules(state(devices=[dev], units=[], groups=groups, tainted=64))
+    assert "noiommu-mode" not in rules(state(devices=[dev], units=[], groups=groups, tainted=0))
+    assert "noiommu-mode" not in rules(state(units=[], groups=[], tainted=64))  # U from something else (e.g. a module)
+
+
+# --- uio-driver / unsafe-interrupts / acs-override ------------------------------------------------
+
+def test_igb_uio_is_a_uio_driver_and_vfio_pci_is_not():
+    assert ("uio-driver", "0000:03:00.0") in fired(state(devices=[nic("0000:03:00.0", 5, driver="igb_uio")]))
+    assert "uio-driver" not in rules(state(devices=[nic("0000:03:00.0", 5)]))
+
+
+def test_allow_unsafe_interrupts_is_unsafe_interrupts():
+    # Old AMD/Intel boards without interrupt remapping, where admins set vfio_iommu_type1.allow_unsafe_interrupts=1.
+    assert "unsafe-interrupts" in rules(state(parameters={"type1_allow_unsafe_interrupts": "Y"}))
+    assert "unsafe-interrupts" in rules(state(parameters={"iommufd_allow_unsafe_interrupts": "Y"}))
+    assert "unsafe-interrupts" not in rules(state(parameters={"type1_allow_unsafe_interrupts": "N"}))
+
+
+def test_an_intel_unit_without_interrupt_remapping_matters_only_with_assigned_devices():
+    units = [intel_unit(interrupt_remapping=False)]
+    assert "unsafe-interrupts" in rules(state(devices=[nic("0000:03:00.0", 5)], units=units))
+    assert "unsafe-interrupts" not in rules(state(devices=[nic("0000:03:00.0", 5, driver="e1000e")], units=units))
+
+
+def test_pcie_acs_override_and_pci_acs_options_are_acs_override():
+    # The out-of-tree ACS override patch (Arch/Proxmox kernels) used to split groups for GPU passthrough.
+    assert "acs-override" in rules(state(cmdline_flags={"pcie_acs_override": "downstream,multifunction"}))
+    assert "acs-override" in rules(state(cmdline_flags={"pci_acs": ["disable_acs_redir=0000:00:1c.0"]}))
+    assert "acs-override" not in rules(state())
+
+
+# --- groups ----------------------------------------------------------------------------------------
+
+def _two_nics_under_port_without_acs(driver_a="vfio-pci", driver_b="e1000e", holders=()):
+    # A dual-port NIC (two functions of 0000:03:00) behind root port 00:1c.0 that lacks ACS: one group.
+    port = root_port("0000:00:1c.0", 14, acs=NO_ACS)
+    a = nic("0000:03:00.0", 14, driver=driver_a, multifunction=True)
+    b = nic("0000:03:00.1", 14, driver=driver_b, multifunction=True)
+    return state(devices=[port, a, b], holders=holders)
+
+
+def test_mixed_group_explains_the_root_port_without_acs_and_the_multifunction_device():
+    (f,) = [f for f in evaluate(_two_nics_under_port_without_acs()) if f.rule == "group-mixed-ownership"]
+    assert f.subject_id == "14"
+    assert "bind 0000:03:00.1 to vfio-pci as well" in f.remediation
+    assert "root port 0000:00:1c.0 has no ACS" in f.remediation
+    assert "multi-function device 0000:03:00 without ACS" in f.remediation
+
+
+def test_pcieport_pci_stub_and_unbound_members_do_not_make_a_group_mixed():
+    st = state(devices=[root_port("0000:00:1c.0", 14), nic("0000:03:00.0", 14), nic("0000:03:00.1", 14, driver="pci-stub"),
+                        nic("0000:03:00.2", 14, driver=None)])
+    assert "group-mixed-ownership" not in rules(st)
+
+
+def test_two_vms_in_one_group_are_split_owners():
+    # Libvirt with managed='no' hostdevs: two guests each given one function of a shared group.
+    st = _two_nics_under_port_without_acs(driver_b="vfio-pci", holders=[
+        holder(301, vm="tenant-a-vm1", groups=[14], devices=["0000:03:00.0"]),
+        holder(302, vm="tenant-b-vm1", groups=[], devices=["0000:03:00.1"], nodes=["/dev/vfio/devices/vfio1"])])
+    assert ("group-split-owners", "14") in fired(st)
+
+
+def test_one_vm_holding_the_whole_group_is_not_split_owners():
+    st = _two_nics_under_port_without_acs(driver_b="vfio-pci", holders=[holder(301, vm="tenant-a-vm1", groups=[14])])
+    assert "group-split-owners" not in rules(st) and "group-shared-p2p" in rules(st)
+
+
+def test_two_vms_of_tenants_with_different_labels_are_split_owners_by_label_and_tenant():
+    intent = Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), labels=("pci-dss",)),
+                             Tenant(name="b", vm_patterns=("b-*",), labels=("internal",))))
+    st = _two_nics_under_port_without_acs(driver_b="vfio-pci", holders=[
+        holder(301, vm="a-vm1", devices=["0000:03:00.0"], groups=[], nodes=["/dev/vfio/devices/vfio0"]),
+        holder(302, vm="b-vm1", devices=["0000:03:00.1"], groups=[], nodes=["/dev/vfio/devices/vfio1"])])
+    (f,) = [f for f in evaluate(st, intent) if f.rule == "group-split-owners"]
+    assert f.evidence["tenants"] == ["a", "b"] and f.evidence["labels"] == [["internal"], ["pci-dss"]]
+
+
+def test_group_changed_names_the_devices_whose_co_members_differ_from_the_baseline():
+    # After a BIOS update the two NIC functions landed in one group; the accepted baseline had them apart.
+    st = _two_nics_under_port_without_acs(driver_b="vfio-pci")
+    baseline = Baseline(hostname="hand-made", groups=(("0000:00:1c.0",), ("0000:03:00.0",), ("0000:03:00.1",)))
+    found = {s for r, s in fired(st, Intent(baselines=(baseline,))) if r == "group-changed"}
+    assert found == {"0000:00:1c.0", "0000:03:00.0", "0000:03:00.1"}
+    same = Baseline(hostname="hand-made", groups=(("0000:00:1c.0", "0000:03:00.0", "0000:03:00.1"),))
+    assert "group-changed" not in rules(st, Intent(baselines=(same,)))
+    assert "group-changed" not in rules(st)  # no accepted baseline: nothing to compare with
+
+
+# --- device nodes and holders ------------------------------------------------------------------------
+
+def test_a_group_node_readable_by_its_unix_group_is_device_node_permissions():
+    st = state(devices=[nic("0000:03:00.0", 5)], nodes=[node("/dev/vfio/5", group=5, mode="0660", uid=64055)],
+               holders=[holder(301, vm="vm1", groups=[5])])
+    assert ("device-node-permissions", "/dev/vfio/5") in fired(st)
+
+
+def test_a_node_owned_by_another_user_than_its_holder_is_device_node_permissions():
+    st = state(devices=[nic("0000:03:00.0", 5)], nodes=[node("/dev/vfio/5", group=5, uid=1000)],
+               holders=[holder(301, vm="vm1", groups=[5], uid=64055)])
+    assert ("device-node-permissions", "/dev/vfio/5") in fired(st)
+
+
+def test_group_and_device_nodes_of_one_group_with_different_owners_are_device_node_permissions():
+    st = state(devices=[nic("0000:03:00.0", 5)], nodes=[node("/dev/vfio/5", group=5, uid=64055),
+                                                       node("/dev/vfio/devices/vfio0", kind="device", device="0000:03:00.0", uid=0)])
+    assert {s for r, s in fired(st) if r == "device-node-permissions"} == {"/dev/vfio/5", "/dev/vfio/devices/vfio0"}
+
+
+def test_dev_iommu_looser_than_0660_is_device_node_permissions_but_0660_is_fine():
+    assert ("device-node-permissions", "/dev/iommu") in fired(state(nodes=[node("/dev/iommu", kind="iommufd", mode="0666")]))
+    assert "device-node-permissions" not in rules(state(nodes=[node("/dev/iommu", kind="iommufd", mode="0660")]))
+
+
+def test_a_0600_node_owned_by_its_holder_and_the_world_readable_container_are_fine():
+    st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(301, vm="vm1", groups=[5])],
+               nodes=[node("/dev/vfio/5", group=5, uid=64055), node("/dev/vfio/vfio", kind="container", mode="0666")])
+    assert "device-node-permissions" not in rules(st)
+
+
+def test_a_vfio_holder_with_no_vm_or_workload_is_unknown_holder():
+    # A stray process (e.g. a debugging tool) keeping a group fd open after the VM died.
+    st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(999, vm=None, groups=[5], kind="other")])
+    assert ("unknown-holder", "999") in fired(st)
+    assert "unknown-holder" not in rules(state(devices=[nic("0000:03:00.0", 5)], holders=[holder(301, vm="vm1", groups=[5])]))
+
+
+def test_with_declared_tenants_a_vm_matching_none_of_them_is_unknown_holder():
+    intent = Intent(tenants=(Tenant(name="a", vm_patterns=("tenant-a-*",)),))
+    st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(301, vm="intruder-vm", groups=[5])])
+    assert "unknown-holder" in rules(st, intent)
+    st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(301, vm="tenant-a-vm1", groups=[5])])
+    assert "unknown-holder" not in rules(st, intent)
+
+
+def test_a_cgroup_regex_pattern_attributes_a_holder_to_its_tenant():
+    intent = Intent(tenants=(Tenant(name="c", cgroup_patterns=(r"re:machine\.slice/machine-qemu.*tenant-c-.*\.scope",)),))
+    st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(
+        301, vm=None, workload=None, groups=[5], cgroup="machine.slice/machine-qemu-3-tenant-c-vm3.scope")])
+    assert "unknown-holder" not in rules(st, intent)
+
+
+def test_a_uio_only_holder_is_not_a_vfio_holder():
+    st = state(devices=[nic("0000:03:00.0", None, driver="uio_pci_generic")], units=[], groups=[],
+               holders=[holder(249, vm=None, kind="dpdk", nodes=["/dev/uio0"], devices=["0000:03:00.0"], device_fds=0)])
+    assert "unknown-holder" not in rules(st)
+
+
+# --- SR-IOV ------------------------------------------------------------------------------------------
+
+def _pf_and_vf(vf_group, pf_driver="ixgbe", holders=()):
+    pf = device("0000:05:00.0", driver=pf_driver, group=20, parent=None,
+                sriov={"total_vfs": 8, "num_vfs": 1, "physfn": None, "vfs": ["0000:05:10.0"], "drivers_autoprobe": True})
+    vf = device("0000:05:10.0", driver="vfio-pci", group=vf_group, parent=None,
+                sriov={"total_vfs": None, "num_vfs": None, "physfn": "0000:05:00.0", "vfs": [], "drivers_autoprobe": None})
+    return state(devices=[pf, vf], holders=holders)
+
+
+def test_a_vf_in_its_pfs_group_is_vf_shares_pf_group():
+    # A PF behind a port without ACS on a platform with no VF quirk: PF and VFs land in one group.
+    assert ("vf-shares-pf-group", "0000:05:10.0") in fired(_pf_and_vf(vf_group=20))
+    assert "vf-shares-pf-group" not in rules(_pf_and_vf(vf_group=21))
+
+
+def test_a_pf_given_to_one_vm_while_its_vf_goes_to_another_is_pf_userspace_vfs_elsewhere():
+    st = _pf_and_vf(21, pf_driver="vfio-pci", holders=[holder(301, vm="vm-pf", groups=[20]), holder(302, vm="vm-vf", groups=[21])])
+    assert ("pf-userspace-vfs-elsewhere", "0000:05:00.0") in fired(st)
+    st = _pf_and_vf(21, pf_driver="vfio-pci", holders=[holder(301, vm="vm-pf", groups=[20, 21])])
+    assert "pf-userspace-vfs-elsewhere" not in rules(st)
+
+
+# --- mdev --------------------------------------------------------------------------------------------
+
+def _gpu_with_mdevs(group_members, owners):
+    # An Intel GVT-g / NVIDIA vGPU parent whose mdevs are handed to VMs.
+    devs = [device(b, driver="i915", group=2, parent=None, cls="030000") for b in group_members]
+    mdevs = [{"uuid": f"0000000{i}-0000-0000-0000-000000000000", "parent": group_members[0], "type": "i915-GVTg_V5_4",
+              "type_name": None, "iommu_group": 30 + i} for i in range(len(owners))]
+    holders = [holder(400 + i, vm=vm, groups=[30 + i]) for i, vm in enumerate(owners)]
+    return state(devices=devs, mdevs=mdevs, holders=holders)
+
+
+def test_an_mdev_parent_sharing_its_group_is_mdev_parent_not_isolated():
+    assert ("mdev-parent-not-isolated", "0000:00:02.0") in fired(_gpu_with_mdevs(["0000:00:02.0", "0000:00:02.1"], ["vm1"]))
+
+
+def test_mdevs_of_one_parent_going_to_different_tenants_is_mdev_parent_not_isolated():
+    assert "mdev-parent-not-isolated" in rules(_gpu_with_mdevs(["0000:00:02.0"], ["vm1", "vm2"]))
+    assert "mdev-parent-not-isolated" not in rules(_gpu_with_mdevs(["0000:00:02.0"], ["vm1", "vm1"]))
+
+
+# --- reserved regions / ATS ----------------------------------------------------------------------------
+
+def test_a_direct_reserved_region_in_an_assigned_group_is_reserved_region_direct():
+    # An RMRR for a USB controller or an iGPU that firmware keeps using (classic on HP ProLiant).
+    direct = {5: [{"start": "0x000000003e2e0000", "end": "0x000000003e2fffff", "type": "direct"}]}
+    relaxable = {5: [{"start": "0x000000003e2e0000", "end": "0x000000003e2fffff", "type": "direct-relaxable"}]}
+    assert ("reserved-region-direct", "5") in fired(state(devices=[nic("0000:03:00.0", 5)], reserved=direct))
+    assert "reserved-region-direct" not in rules(state(devices=[nic("0000:03:00.0", 5)], reserved=relaxable))
+    assert "reserved-region-direct" not in rules(state(devices=[nic("0000:03:00.0", 5, driver="e1000e")], reserved=direct))
+
+
+def test_ats_on_an_assigned_device_under_a_root_port_without_tb_is_ats_without_tb():
+    # Like the captures' QEMU root ports (ACSCtl TransBlk-) with an ATS-capable device passed through.
+    ats = {"present": True, "enabled": True}
+    no_tb = {"present": True, "cap": FULL_ACS["cap"], "ctl": {**FULL_ACS["ctl"], "tb": False}}
+    st = state(devices=[root_port("0000:00:1c.0", 4, acs=no_tb), nic("0000:03:00.0", 5, ats=ats)])
+    assert ("ats-without-tb", "0000:03:00.0") in fired(st)
+    st = state(devices=[root_port("0000:00:1c.0", 4, acs=FULL_ACS), nic("0000:03:00.0", 5, ats=ats)])
+    assert "ats-without-tb" not in rules(st)
+    st = state(devices=[root_port("0000:00:1c.0", 4, acs=None), nic("0000:03:00.0", 5, ats=ats)])
+    assert "ats-without-tb" not in rules(st)  # ACS unknown (non-root agent) is not evidence
+
+
+# --- PASID ---------------------------------------------------------------------------------------------
+
+def test_pasid_enabled_under_an_intel_unit_without_pasid_is_pasid_unsupported_by_iommu():
+    # A DSA/IAA or a SmartNIC with PASID enabled on a platform booted in legacy (non-scalable) mode.
+    pasid = {"present": True, "enabled": True, "width": 20, "exec": False, "priv": False}
+    assert "pasid-unsupported-by-iommu" in rules(state(devices=[nic("0000:6a:01.0", 5, pasid=pasid)]))
+    sva = [intel_unit(pasid=True, page_requests=True, scalable_mode=True, pasid_width=20)]
+    assert "pasid-unsupported-by-iommu" not in rules(state(devices=[nic("0000:6a:01.0", 5, pasid=pasid)], units=sva))
+    narrow = [intel_unit(pasid=True, page_requests=True, scalable_mode=True, pasid_width=14)]
+    assert "pasid-unsupported-by-iommu" in rules(state(devices=[nic("0000:6a:01.0", 5, pasid=pasid)], units=narrow))
+
+
+def test_pasid_users_over_a_tenant_or_host_quota_are_pasid_quota():
+    # idxd shared work queues: each opener's address space gets a PASID; there is no kernel limit.
+    users = [{"device": "0000:6a:01.0", "pid": 500 + i, "source": "idxd-wq"} for i in range(3)]
+    holders = [holder(500 + i, vm="a-vm", groups=[], devices=[], nodes=["/dev/iommu"], kind="other") for i in range(3)]
+    st = state(devices=[nic("0000:6a:01.0", 5, driver="idxd")], holders=holders, pasid_users=users)
+    tight = Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), pasid_quota=2),))
+    assert ("pasid-quota", "a") in fired(st, tight)
+    assert "pasid-quota" not in rules(st, Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), pasid_quota=3),)))
+    assert ("pasid-quota", "hand-made") in fired(st, Intent(host_pasid_quota=2))
+
+
+# --- intent ----------------------------------------------------------------------------------------------
+
+def test_a_nic_on_its_host_driver_where_intent_expects_vfio_pci_is_driver_drift():
+    # The classic 3 a.m. case: after a reboot the NIC came back on e1000e instead of vfio-pci.
+    intent = Intent(roles=(Role(name="hypervisor", host_patterns=("hv-*",)),),
+                    devices=(DeviceExpectation(name="nics", role="hypervisor", vendor_device="8086:10d3", driver="vfio-pci"),))
+    st = state(hostname="hv-1", devices=[nic("0000:03:00.0", 5, driver="e1000e")])
+    (f,) = [f for f in evaluate(st, intent, context=HostContext(hostname="hv-1")) if f.rule == "driver-drift"]
+    assert f.subject_id == "0000:03:00.0" and "vfio-pci" in f.remediation
+    st = state(hostname="hv-1", devices=[nic("0000:03:00.0", 5)])
+    assert "driver-drift" not in rules(st, intent, hostname="hv-1")
+    assert "driver-drift" not in rules(state(devices=[nic("0000:03:00.0", 5, driver="e1000e")]), intent, hostname="db-1")
+
+
+def test_a_device_held_by_another_tenant_than_declared_is_driver_drift():
+    intent = Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",)), Tenant(name="b", vm_patterns=("b-*",))),
+                    devices=(DeviceExpectation(name="gpu0", bdf="0000:03:00.0", owner="a"),))
+    st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(301, vm="b-vm1", groups=[5])])
+    assert ("driver-drift", "0000:03:00.0") in fired(st, intent)
+    st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(301, vm="a-vm1", groups=[5])])
+    assert "driver-drift" not in rules(st, intent)
+
+
+def test_an_assigned_driver_outside_the_allowed_userspace_drivers_is_driver_drift():
+    intent = Intent(allowed_userspace_drivers=("vfio-pci",))
+    assert "driver-drift" in rules(state(devices=[nic("0000:03:00.0", 5, driver="uio_pci_generic")]), intent)
+    assert "driver-drift" not in rules(state(devices=[nic("0000:03:00.0", 5)]), intent)
+
+
+# --- host facts ------------------------------------------------------------------------------------------
+
+def test_caching_mode_on_an_intel_unit_is_nested_host():
+    # QEMU's intel-iommu with caching-mode=on (required for vfio-pci inside the guest).
+    assert rules(state(units=[intel_unit(caching_mode=True)])) == {"nested-host"}
+    assert "nested-host" not in rules(state(units=[intel_unit(caching_mode=False)]))
+
+
+def test_a_pre_5_19_kernel_with_assigned_devices_is_old_kernel_viability():
+    # RHEL 8 (4.18) hypervisors: binding a host driver into a live VFIO group hits BUG_ON.
+    assert "old-kernel-viability" in rules(state(kernel="4.18.0-513.el8.x86_64", devices=[nic("0000:03:00.0", 5)]))
+    assert "old-kernel-viability" not in rules(state(kernel="4.18.0-513.el8.x86_64", devices=[nic("0000:03:00.0", 5, driver="e1000e")]))
+    assert "old-kernel-viability" not in rules(state(kernel="5.19.0", devices=[nic("0000:03:00.0", 5)]))
+
+
+def test_a_host_silent_for_longer_than_the_threshold_is_stale_host():
+    st = state()
+    assert rules(st, now=NOW, last_seen=NOW - timedelta(seconds=181), default_stale_after_seconds=180) == {"stale-host"}
+    assert rules(st, now=NOW, last_seen=NOW - timedelta(seconds=60), default_stale_after_seconds=180) == set()
+    assert rules(st, Intent(stale_after_seconds=600), now=NOW, last_seen=NOW - timedelta(seconds=300)) == set()
