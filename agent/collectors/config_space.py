@@ -59,16 +59,15 @@ def _u32(cfg: bytes, off: int) -> int | None:
 
 def standard_caps(cfg: bytes) -> dict[int, int] | None:
     """{cap id: offset} of the standard list, or None when the bytes read do not cover it."""
-    status = _u16(cfg, 0x06)
-    header = _u8(cfg, 0x0E)
-    if status is None or header is None:
+    if len(cfg) < CONVENTIONAL_BYTES:
+        # The list lives above the 64-byte header; a cut read (non-root) cannot tell what is on it.
+        # Unknown even when the status bit says "no list": a cut read always means null, so
+        # consumers need one rule (docs/snapshot.md), not a per-device exception.
         return None
+    status, header = _u16(cfg, 0x06), _u8(cfg, 0x0E)
     if not status & _STATUS_CAP_LIST:
         return {}
     ptr = _u8(cfg, 0x14 if header & 0x7F == 2 else 0x34)
-    if ptr is None or len(cfg) < CONVENTIONAL_BYTES:
-        # The list lives above the 64-byte header; a cut read cannot tell what is on it.
-        return None
     found: dict[int, int] = {}
     ptr &= 0xFC
     for _ in range(_STD_MAX_STEPS):

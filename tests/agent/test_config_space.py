@@ -47,6 +47,11 @@ def test_header_only_read_reports_every_capability_as_unknown():
     assert [c[k] for k in ("pcie", "acs", "ats", "pri", "pasid", "sriov")] == [None] * 6
 
 
+def test_header_only_read_is_unknown_even_when_the_status_register_says_no_list():
+    c = config_space.decode(bytes(config(status_caps=False)[:64]))["capabilities"]
+    assert [c[k] for k in ("pcie", "acs", "ats", "pri", "pasid", "sriov")] == [None] * 6
+
+
 def test_real_root_port_cut_to_64_bytes_keeps_header_facts_but_no_capabilities(capture):
     raw = (capture("isolated-nics") / "sys/bus/pci/devices/0000:00:02.0/config").read_bytes()
     full, cut = config_space.decode(raw), config_space.decode(raw[:64])
