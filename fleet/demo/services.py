@@ -1,0 +1,161 @@
+"""The demo: a login and a fleet made of the real captures plus synthetic hosts, loaded through ingest.
+
+Every snapshot goes through `fleet.ingest.services.snapshot_receive_document`, the path an
+agent's push takes after authentication (validation, raw storage, the apply task, policy),
+so the demo shows exactly what a real fleet would. What no snapshot carries — a host's
+role and labels, and a host having gone quiet — is set the way an operator or time would.
+"""
+from __future__ import annotations
+
+import itertools
+import secrets
+import tarfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone as dt_timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from fleet.ingest.management.commands.import_capture import capture_document
+from fleet.ingest.services import snapshot_receive_document
+from fleet.inventory.models import Host, Label
+
+from . import synth
+
+REPO = Path(__file__).resolve().parents[2]
+CAPTURES_DIR = REPO / "tests" / "fixtures" / "captures"
+INTENT_FILE = Path(__file__).with_name("intent.toml")
+CAPTURE_ROLE = "hypervisor"
+CAPTURE_LABELS = ("capture", "lab")
+DEMO_USERNAME = "demo"
+DEMO_ROLE = "admin"  # fleet.accounts.roles.ADMIN: the demo user may look at and do everything
+
+
+class DemoLoadError(RuntimeError):
+    """A demo snapshot was refused by ingest (it would be refused from an agent too)."""
+
+
+@dataclass(frozen=True)
+class DemoHost:
+    """One host of the demo fleet: its document and how an operator would file it."""
+
+    document: dict
+    role: str
+    labels: tuple[str, ...]
+    stale: bool = False
+
+
+@transaction.atomic
+def demo_user_ensure(*, username: str = DEMO_USERNAME, password: str | None = None) -> str:
+    """Create or reset the demo login; returns its password (a fresh random one unless given)."""
+    from fleet.accounts.roles import roles_sync
+
+    password = password or secrets.token_urlsafe(12)
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    user.set_password(password)
+    user.is_active = True
+    user.is_staff = True  # the admin role works in the Django admin too (tokens, intent)
+    user.save()
+    roles_sync()
+    user.groups.add(Group.objects.get(name=DEMO_ROLE))
+    return password
+
+
+def demo_intent_load() -> None:
+    """Replace the stored intent with the demo's (tenants, roles, the passthrough GPU expectation)."""
+    from fleet.policy.intent import parse_toml
+    from fleet.policy.services import intent_replace
+
+    intent_replace(intent=parse_toml(INTENT_FILE.read_text(encoding="utf-8")), source="demo", summary="demo fleet intent")
+
+
+def capture_hosts(captures_dir: Path = CAPTURES_DIR) -> Iterator[DemoHost]:
+    """Every real capture, collected by the agent from its extracted tree (hostname from its etc/hostname)."""
+    for archive in sorted(captures_dir.glob("*.tar.gz")):
+        yield DemoHost(document=capture_document(archive), role=CAPTURE_ROLE, labels=CAPTURE_LABELS)
+
+
+def synthetic_hosts(count: int, *, seed: int = 0, now: datetime | None = None) -> Iterator[DemoHost]:
+    """`count` synthetic hosts, reported just now (the stale one a few days ago)."""
+    now = now or datetime.now(dt_timezone.utc)
+    for doc in synth.fleet(count, seed=seed):
+        meta = doc["synthetic"]
+        stale = meta["scenario"] == "stale"
+        collected = now - timedelta(days=synth.STALE_DAYS) if stale else now
+        doc["collected_at"] = collected.strftime("%Y-%m-%dT%H:%M:%SZ")
+        yield DemoHost(document=doc, role=meta["role"], labels=tuple(meta["labels"]), stale=stale)
+
+
+def demo_fleet_hostnames(*, synthetic: int, seed: int = 0) -> list[str]:
+    names = [synth.host_spec(i, seed).hostname for i in range(synthetic)]
+    names += [_capture_hostname(a) for a in sorted(CAPTURES_DIR.glob("*.tar.gz"))]
+    return names
+
+
+def demo_fleet_present(*, synthetic: int, seed: int = 0) -> bool:
+    """True when every demo host has an applied snapshot already (nothing to load)."""
+    names = demo_fleet_hostnames(synthetic=synthetic, seed=seed)
+    applied = Host.objects.filter(hostname__in=names, applied_snapshot_id__isnull=False).count()
+    return applied == len(set(names))
+
+
+def demo_fleet_remove(*, synthetic: int, seed: int = 0) -> int:
+    """Delete the demo hosts (with their snapshots, changes and violations)."""
+    deleted, _ = Host.objects.filter(hostname__in=demo_fleet_hostnames(synthetic=synthetic, seed=seed)).delete()
+    return deleted
+
+
+def demo_fleet_load(*, synthetic: int, seed: int = 0, progress: Callable[[int, int, str], None] | None = None) -> int:
+    """Push every capture and `synthetic` synthetic hosts through ingest; returns the number of hosts loaded."""
+    total = len(list(CAPTURES_DIR.glob("*.tar.gz"))) + synthetic
+    done = 0
+    stale: list[tuple[str, datetime]] = []
+    for item in itertools.chain(capture_hosts(), synthetic_hosts(synthetic, seed=seed)):
+        hostname = item.document["host"]["hostname"]
+        host = host_file(hostname=hostname, role=item.role, labels=item.labels)
+        result = snapshot_receive_document(host=host, document=item.document)
+        if result.http_status >= 400:
+            raise DemoLoadError(f"{hostname}: ingest refused the snapshot ({result.http_status}): {result.body}")
+        if item.stale:
+            stale.append((hostname, datetime.fromisoformat(item.document["collected_at"].replace("Z", "+00:00"))))
+        done += 1
+        if progress:
+            progress(done, total, hostname)
+    for hostname, last in stale:
+        host_went_quiet(hostname=hostname, last_seen=last)
+    return done
+
+
+@transaction.atomic
+def host_file(*, hostname: str, role: str, labels: tuple[str, ...]) -> Host:
+    """The host row filed under `role` with `labels` (what an operator does when enrolling it)."""
+    host, _ = Host.objects.get_or_create(hostname=hostname)
+    if host.role != role:
+        host.role = role
+        host.save(update_fields=["role"])
+    host.labels.add(*(Label.objects.get_or_create(name=name)[0] for name in labels))
+    return host
+
+
+def host_went_quiet(*, hostname: str, last_seen: datetime) -> None:
+    """Make a host look like it stopped reporting at `last_seen`, then let the sweepers notice."""
+    from fleet.ingest.services import hosts_mark_stale
+    from fleet.policy.services import stale_hosts_sync
+
+    # The ingest path stamps last_seen with the arrival time; a demo host that "stopped reporting"
+    # days ago needs the past written back, which only time would do on a real fleet.
+    Host.objects.filter(hostname=hostname).update(last_seen=last_seen)
+    hosts_mark_stale(now=timezone.now())
+    stale_hosts_sync(now=timezone.now())
+
+
+def _capture_hostname(archive: Path) -> str:
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.name.lstrip("./") == "etc/hostname" and member.isfile():
+                return tar.extractfile(member).read().decode("utf-8", "replace").strip()
+    return archive.name[: -len(".tar.gz")]

@@ -1,0 +1,542 @@
+"""Synthetic snapshot documents (schema v1) built from real machines' PCI trees.
+
+Public, stable entry points (other work calls them; keep names and signatures):
+
+- ``large_host(devices=480, seed=0, *, hostname=None) -> dict``: one host with at
+  least ``devices`` PCI functions: the NVIDIA DGX-2H tree replicated into further
+  PCI domains (0000, 0001, …), GPUs on vfio-pci held by tenant VMs. For the
+  benchmarks of issues 3/4/5.
+- ``fleet(n_hosts, seed=0, *, start=0) -> Iterator[dict]``: ``n_hosts`` varied
+  documents (hostnames like ``gpu-a12-r03``, roles, kernels, a sprinkle of real
+  problems), generated lazily and deterministically: host ``i`` depends only on
+  ``(seed, i)``, so 10,000 hosts cost only the time to build them one by one and
+  ``start`` resumes anywhere. The first hosts of every fleet are a showcase that
+  covers each scenario once.
+- ``host(index, seed=0) -> dict``: host ``index`` of ``fleet(…, seed)``.
+
+Every document carries a top-level ``synthetic`` object (extra keys are allowed by
+agent/schema/snapshot-v1.schema.json): the hwloc file it derives from, that file's
+source and licence line (copied from tests/fixtures/hwloc/README.md), the role and
+labels the demo gives the host, the scenario, and a note saying what is generated.
+Its ``warnings`` list is empty: nothing was read, so nothing failed to be read.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Iterator
+
+from agent import __version__ as AGENT_VERSION
+from agent.collectors.holders import cgroup_path, dpdk_allowed, dpdk_file_prefix, qemu_vfio_hosts, qemu_vm_name
+from agent.collectors.host import parse_cmdline
+from agent.collectors.iommu_units import AMD_EFR_FIRST_SINCE, decode_amd, decode_intel, kernel_tuple
+
+from . import topology
+from .drivers import VF_DRIVER, host_driver
+from .groups import derive_groups
+from .hwloc import Machine, machines
+
+SCHEMA_VERSION = 1
+DGX2 = "nvidia-dgx2h"
+G4DN = "aws-g4dn-metal-8xT4"
+CORONA = "llnl-corona-epyc-amd-gpus"
+TIOGA = "llnl-tioga-hpe-cray-ex235a-mi250x"
+SRIOV = "intel64-sriov-manyVFs"
+
+ROLE_PREFIX = {"gpu-passthrough": "gpu", "hpc": "hpc", "nfv": "nfv", "storage": "stor"}
+# Machine -> roles it plays in a random fleet, with weights.
+MACHINE_WEIGHTS = ((DGX2, 3), (G4DN, 4), (CORONA, 2), (TIOGA, 3), (SRIOV, 4))
+MACHINE_ROLES = {DGX2: ("gpu-passthrough",), G4DN: ("gpu-passthrough",), CORONA: ("gpu-passthrough", "hpc"),
+                 TIOGA: ("hpc", "storage"), SRIOV: ("nfv",)}
+TENANTS = ("acme", "globex", "initech", "umbrella", "hooli", "wayne", "stark", "tyrell")
+SITES = ("fra1", "iad2", "sjc3")
+
+# (release, /proc/version line, distribution); the old kernel predates DMA ownership (5.19).
+KERNELS = {
+    "debian12": ("6.1.0-26-amd64", "Linux version 6.1.0-26-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.112-1 (2024-09-30)"),
+    "ubuntu24": ("6.8.0-45-generic", "Linux version 6.8.0-45-generic (buildd@lcy02-amd64-115) (x86_64-linux-gnu-gcc-13 (Ubuntu 13.2.0-23ubuntu4) 13.2.0, GNU ld (GNU Binutils for Ubuntu) 2.42) #45-Ubuntu SMP PREEMPT_DYNAMIC Fri Aug 30 12:02:04 UTC 2024"),
+    "ubuntu22": ("6.5.0-45-generic", "Linux version 6.5.0-45-generic (buildd@lcy02-amd64-103) (x86_64-linux-gnu-gcc-12 (Ubuntu 12.3.0-1ubuntu1~22.04) 12.3.0, GNU ld (GNU Binutils for Ubuntu) 2.38) #45~22.04.1-Ubuntu SMP PREEMPT_DYNAMIC Mon Jul 15 16:40:02 UTC 2024"),
+    "ubuntu20": ("5.4.0-196-generic", "Linux version 5.4.0-196-generic (buildd@lcy02-amd64-064) (gcc version 9.4.0 (Ubuntu 9.4.0-1ubuntu1~20.04.2)) #216-Ubuntu SMP Thu Aug 29 13:26:53 UTC 2024"),
+}
+
+# Register values of real parts: Skylake-SP VT-d (cap/ecap) and an EPYC Rome IOMMU's EFR.
+INTEL_CAP, INTEL_ECAP = "d2078c106f0466", "f020df"
+AMD_EFR, AMD_EFR2 = 0x58F77EF22294ADE, 0x0
+MSI_REGION = {"start": "0x00000000fee00000", "end": "0x00000000feefffff", "type": "msi"}
+AMD_HT_HOLE = {"start": "0x000000fd00000000", "end": "0x000000ffffffffff", "type": "reserved"}
+
+STALE_DAYS = 3  # how long ago a "stale" host last reported
+QEMU_UID = 64055  # libvirt-qemu on Debian/Ubuntu
+VFIO_MAJOR = 243
+
+SCENARIOS = {
+    None: "no problem planted",
+    "split-group": "firmware left ACS off on one root port, so its GPUs share one IOMMU group; the GPUs of that group are given to VMs of two tenants (the second VM's QEMU cannot open the group and waits)",
+    "mixed-ownership": "firmware left ACS off on one root port; one GPU of the merged group is bound to vfio-pci while its neighbours stay on the host driver (not viable)",
+    "gpu-on-host-driver": "one GPU of a gpu-passthrough host is still on the host driver",
+    "iommu-pt": "iommu=pt: host-owned devices DMA untranslated while GPUs go to tenant VMs",
+    "acs-override": "firmware ACS is off on every root port and pcie_acs_override= on the cmdline splits the groups anyway",
+    "old-kernel": "kernel 5.4 (before DMA ownership, 5.19) with VFs assigned",
+    "uio": "a VF bound to igb_uio, driven by DPDK through /dev/uio0",
+    "stale": "the host stopped reporting hours ago",
+}
+
+# Showcase: the first hosts of every fleet, so a small demo fleet shows each scenario once.
+SHOWCASE = (
+    (DGX2, "gpu-passthrough", None, "ubuntu22"),
+    (DGX2, "gpu-passthrough", "split-group", "ubuntu22"),
+    (G4DN, "gpu-passthrough", "gpu-on-host-driver", "ubuntu24"),
+    (SRIOV, "nfv", "uio", "debian12"),
+    (CORONA, "gpu-passthrough", "iommu-pt", "debian12"),
+    (G4DN, "gpu-passthrough", "acs-override", "ubuntu22"),
+    (SRIOV, "nfv", "old-kernel", "ubuntu20"),
+    (TIOGA, "hpc", None, "debian12"),
+    (DGX2, "gpu-passthrough", "mixed-ownership", "ubuntu24"),
+    (TIOGA, "storage", "stale", "ubuntu22"),
+    (SRIOV, "nfv", None, "ubuntu24"),
+    (CORONA, "hpc", None, "debian12"),
+)
+# A random host has a problem with probability PROBLEM_RATE, picked from its role's list.
+PROBLEM_RATE = 0.25
+RANDOM_PROBLEMS = {
+    "gpu-passthrough": ("gpu-on-host-driver", "iommu-pt", "split-group", "acs-override", "mixed-ownership", "stale"),
+    "nfv": ("uio", "old-kernel", "uio", "stale"),
+    "hpc": ("stale", None, None),
+    "storage": ("stale", None, None),
+}
+
+
+@dataclass
+class HostSpec:
+    """Everything that varies between two synthetic hosts of one machine."""
+
+    hostname: str
+    machine: str
+    role: str
+    scenario: str | None
+    kernel: str
+    seed: str
+    labels: list[str] = field(default_factory=list)
+    domains: int = 1
+    collected_at: datetime | None = None
+
+
+# --- public entry points ----------------------------------------------------------------
+
+
+def large_host(devices: int = 480, seed: int = 0, *, hostname: str | None = None) -> dict:
+    """A host with at least `devices` functions: the DGX-2H tree replicated over PCI domains."""
+    per_copy = len(_base(DGX2, 0, 0, frozenset()))
+    copies = max(1, -(-devices // per_copy))
+    spec = HostSpec(
+        hostname=hostname or f"dgx2-x{copies}-s{seed}",
+        machine=DGX2,
+        role="gpu-passthrough",
+        scenario=None,
+        kernel="ubuntu22",
+        seed=f"large:{seed}",
+        labels=["gpu-passthrough", "bench"],
+        domains=copies,
+    )
+    return build(spec)
+
+
+def fleet(n_hosts: int, seed: int = 0, *, start: int = 0) -> Iterator[dict]:
+    """`n_hosts` documents, lazily; host i depends only on (seed, i)."""
+    for i in range(start, start + n_hosts):
+        yield host(i, seed)
+
+
+def host(index: int, seed: int = 0) -> dict:
+    return build(host_spec(index, seed))
+
+
+def host_spec(index: int, seed: int = 0) -> HostSpec:
+    rng = random.Random(f"fleet:{seed}:{index}")
+    if index < len(SHOWCASE):
+        machine, role, scenario, kernel = SHOWCASE[index]
+    else:
+        machine = rng.choices([m for m, _ in MACHINE_WEIGHTS], [w for _, w in MACHINE_WEIGHTS])[0]
+        role = rng.choice(MACHINE_ROLES[machine])
+        scenario = rng.choice(RANDOM_PROBLEMS[role]) if rng.random() < PROBLEM_RATE else None
+        kernel = "ubuntu20" if scenario == "old-kernel" else rng.choice(("debian12", "ubuntu22", "ubuntu24"))
+        if scenario in ("split-group", "mixed-ownership"):
+            machine = DGX2  # the only tree here with several GPUs below one root port
+    row, rack = chr(ord("a") + index % 26), index // 26 % 40 + 1
+    slot = index // 1040 + 1
+    hostname = f"{ROLE_PREFIX[role]}-{row}{slot:02d}-r{rack:02d}"
+    site = SITES[index % len(SITES)]
+    return HostSpec(hostname=hostname, machine=machine, role=role, scenario=scenario, kernel=kernel,
+                    seed=f"{seed}:{index}", labels=[role, f"site-{site}", f"rack-r{rack:02d}"])
+
+
+# --- building one document ----------------------------------------------------------------
+
+
+def build(spec: HostSpec) -> dict:
+    """The snapshot document of one synthetic host."""
+    rng = random.Random(f"host:{spec.seed}")
+    machine = machines()[spec.machine]
+    release, version_line = KERNELS[spec.kernel]
+    vendor = "amd" if any(f.vendor_id == "1022" for f in machine.functions) or spec.machine in (CORONA, TIOGA) else "intel"
+    cmdline = _cmdline(spec, release, vendor)
+    flags = parse_cmdline(cmdline)
+    acs_off = _acs_off_ports(machine, spec.scenario)
+    vfs = 4 if spec.role == "nfv" else 0
+
+    devices: list[dict] = []
+    for d in range(spec.domains):
+        devices.extend(dict(dev) for dev in _base(spec.machine, d, vfs, acs_off))
+    group_of = _groups(spec.machine, spec.domains, vfs, acs_off, flags["pcie_acs_override"])
+
+    host_bridges = sorted({dev["path"].split("/", 1)[0] for dev in devices})
+    unit_names = {hb: f"{'ivhd' if vendor == 'amd' else 'dmar'}{i}" for i, hb in enumerate(host_bridges)}
+    for dev in devices:
+        dev["iommu_group"] = group_of[dev["bdf"]]
+        dev["iommu_unit"] = unit_names[dev["path"].split("/", 1)[0]]
+        dev["driver"] = host_driver(dev["vendor_id"], dev["device_id"], dev["class"])
+    by_bdf = {dev["bdf"]: dev for dev in devices}
+    for dev in devices:
+        if dev["sriov"] and dev["sriov"]["physfn"]:
+            dev["driver"] = VF_DRIVER.get(by_bdf[dev["sriov"]["physfn"]]["driver"] or "")
+
+    members: dict[int, list[str]] = {}
+    for dev in devices:
+        members.setdefault(dev["iommu_group"], []).append(dev["bdf"])
+
+    holders, notes = _assign(spec, rng, devices, by_bdf, members)
+    group_type = "identity" if flags["iommu"] == "pt" else "DMA-FQ"
+    groups = [
+        {
+            "id": gid,
+            "type": group_type,
+            "name": None,
+            "devices": sorted(bdfs),
+            "reserved_regions": [MSI_REGION, AMD_HT_HOLE] if vendor == "amd" else [MSI_REGION],
+            "unit": by_bdf[bdfs[0]]["iommu_unit"],
+        }
+        for gid, bdfs in sorted(members.items())
+    ]
+    units = _units(vendor, release, unit_names, devices, len(groups))
+    vfio = _vfio(spec, release, holders, devices, by_bdf)
+    now = spec.collected_at or datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+    if spec.scenario == "stale":
+        now -= timedelta(days=STALE_DAYS)
+
+    return {
+        "schema": SCHEMA_VERSION,
+        "collected_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seq": 1,
+        "agent": {"version": f"{AGENT_VERSION}+synthetic", "euid": 0, "root": "/"},
+        "host": {
+            "hostname": spec.hostname,
+            "machine_id": "%032x" % rng.getrandbits(128),
+            "kernel": release,
+            "kernel_version": version_line,
+            "cmdline": cmdline,
+            "cmdline_flags": flags,
+            "tainted": 0,
+            "cpu_count": machine.cpus or None,
+            "memory_bytes": machine.memory_bytes or None,
+            "boot_time": (now - timedelta(days=rng.randint(2, 200))).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "dmi": {"sys_vendor": machine.vendor, "product_name": machine.product, "bios_version": None},
+        },
+        "iommu": {"enabled": True, "units": units},
+        "groups": groups,
+        "devices": sorted(devices, key=lambda d: d["bdf"]),
+        "vfio": vfio,
+        "holders": sorted(holders, key=lambda h: h["pid"]),
+        "mdevs": [],
+        "mdev_parents": [],
+        "pasid": {
+            "idxd": [],
+            # The agent reports PASID-enabled devices with pid null, which schema v1 refuses
+            # (pasid.users[].pid is an integer); the devices' PASID capability still says it.
+            "users": [],
+        },
+        "warnings": [],
+        "synthetic": {
+            "derived_from": f"tests/fixtures/hwloc/{machine.file}",
+            "machine": machine.product or machine.key,
+            "source": machine.source,
+            "licence": machine.licence,
+            "role": spec.role,
+            "labels": list(spec.labels),
+            "scenario": spec.scenario,
+            "note": "Synthetic host: the PCI tree and ids are a real machine's (hwloc XML); groups were derived "
+                    "with Linux's rules, and drivers, holders and problems were generated. "
+                    + SCENARIOS[spec.scenario] + "." + (" " + " ".join(notes) if notes else ""),
+        },
+    }
+
+
+@lru_cache(maxsize=64)
+def _base(machine: str, domain: int, vfs: int, acs_off: frozenset[str]) -> tuple[dict, ...]:
+    """One machine's device dicts in one PCI domain (shared by every host built from it: copy before changing)."""
+    devs = topology.base_devices(machines()[machine], domain=f"{domain:04x}", vfs_per_pf=vfs)
+    for dev in devs:
+        if dev["bdf"][5:] in acs_off:
+            dev["capabilities"] = dict(dev["capabilities"], acs=topology.acs(present=True, enabled=False))
+    return tuple(devs)
+
+
+@lru_cache(maxsize=64)
+def _groups(machine: str, domains: int, vfs: int, acs_off: frozenset[str], override: str | None) -> dict[str, int]:
+    devices = [dev for d in range(domains) for dev in _base(machine, d, vfs, acs_off)]
+    return derive_groups(devices, acs_override=override)
+
+
+def _acs_off_ports(machine: Machine, scenario: str | None) -> frozenset[str]:
+    """Root ports (domain-less "bb:dd.f") whose firmware leaves ACS disabled in this scenario."""
+    roots = [f for f in machine.functions if f.is_bridge and f.parent is None]
+    with_gpus = [r for r in roots if _gpus_below(machine, r.bdf) >= 2]
+    if scenario in ("split-group", "mixed-ownership") and with_gpus:
+        return frozenset({with_gpus[0].bdf[5:]})
+    if scenario == "acs-override":
+        return frozenset(r.bdf[5:] for r in roots)
+    return frozenset()
+
+
+def _gpus_below(machine: Machine, bdf: str) -> int:
+    by = machine.by_bdf()
+
+    def under(f) -> bool:
+        p = f.parent
+        while p:
+            if p == bdf:
+                return True
+            p = by[p].parent
+        return False
+
+    return sum(1 for f in machine.functions if _is_gpu(f.class_code) and under(f))
+
+
+def _is_gpu(class_code: str | None) -> bool:
+    return bool(class_code) and class_code.startswith("03")
+
+
+def _cmdline(spec: HostSpec, release: str, vendor: str) -> str:
+    parts = [f"BOOT_IMAGE=/boot/vmlinuz-{release}", "root=/dev/mapper/vg0-root", "ro", "quiet"]
+    if vendor == "intel":
+        parts.append("intel_iommu=on")
+    if spec.scenario == "iommu-pt" or spec.role in ("hpc", "storage"):
+        parts.append("iommu=pt")
+    if spec.scenario == "acs-override":
+        parts.append("pcie_acs_override=downstream,multifunction")
+    if spec.role == "gpu-passthrough":
+        parts += ["kvm.ignore_msrs=1", "modprobe.blacklist=nouveau"]
+    if spec.role == "nfv":
+        parts += ["default_hugepagesz=1G", "hugepagesz=1G", "hugepages=64", "isolcpus=2-15"]
+    return " ".join(parts)
+
+
+# --- owners -----------------------------------------------------------------------------------
+
+
+def _assign(spec: HostSpec, rng: random.Random, devices: list[dict], by_bdf: dict, members: dict) -> tuple[list[dict], list[str]]:
+    """Bind devices to vfio-pci/UIO and create their holders, per role and scenario."""
+    if spec.role == "gpu-passthrough":
+        return _assign_gpus(spec, rng, devices, by_bdf, members)
+    if spec.role == "nfv":
+        return _assign_vfs(spec, rng, devices, by_bdf, members)
+    return [], []
+
+
+def _new_pid(rng: random.Random, used: set[int]) -> int:
+    while True:
+        pid = rng.randint(1500, 4_000_000)
+        if pid not in used:
+            used.add(pid)
+            return pid
+
+
+def _qemu(rng, used_pids, vm: str, bdfs: list[str], groups: list[int], *, holds_groups: bool, number: int, start: datetime) -> dict:
+    argv = ["/usr/bin/qemu-system-x86_64", "-name", f"guest={vm},debug-threads=on", "-S", "-machine", "pc-q35-8.2,usb=off,dump-guest-core=off",
+            "-accel", "kvm", "-cpu", "host,migratable=on", "-m", str(rng.choice((65536, 131072, 262144))), "-smp", str(rng.choice((16, 32, 64))),
+            "-uuid", "%08x-%04x-4%03x-a%03x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), rng.getrandbits(12), rng.getrandbits(48)),
+            "-display", "none", "-no-user-config", "-nodefaults"]
+    for i, bdf in enumerate(bdfs, 1):
+        argv += ["-device", f"vfio-pci,host={bdf},id=hostdev{i},bus=pci.{i},addr=0x0"]
+    argv += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny", "-msg", "timestamp=on"]
+    scope = "machine-qemu\\x2d{}\\x2d{}.scope".format(number, vm.replace("-", "\\x2d"))
+    held = groups if holds_groups else []
+    return {
+        "pid": _new_pid(rng, used_pids),
+        "name": "qemu-system-x86",
+        "user": "libvirt-qemu",
+        "uid": QEMU_UID,
+        "cmdline": argv,
+        "nodes": sorted([f"/dev/vfio/{g}" for g in held] + ["/dev/vfio/vfio"]),
+        "device_fds": len(bdfs) if holds_groups else 0,
+        "groups": sorted(held),
+        "devices": sorted(set(qemu_vfio_hosts(argv))),
+        "kind": "qemu",
+        "vm": qemu_vm_name(argv),
+        "workload": qemu_vm_name(argv),
+        "cgroup": cgroup_path(f"0::/machine.slice/{scope}/libvirt/emulator\n"),
+        "vm_pinned_kb": rng.randint(16, 256) * 1024 * 1024 if holds_groups else 0,
+        "start_time": (start - timedelta(hours=rng.randint(1, 900))).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _dpdk(rng, used_pids, prefix: str, bdfs: list[str], nodes: list[str], groups: list[int], start: datetime) -> dict:
+    argv = ["/usr/bin/dpdk-testpmd", "-l", "2-5", "-n", "4"]
+    for bdf in bdfs:
+        argv += ["-a", bdf]
+    argv += [f"--file-prefix={prefix}", "--", "-i", "--forward-mode=io"]
+    return {
+        "pid": _new_pid(rng, used_pids),
+        "name": "dpdk-testpmd",
+        "user": "root",
+        "uid": 0,
+        "cmdline": argv,
+        "nodes": sorted(nodes),
+        "device_fds": len(bdfs) if groups else 0,
+        "groups": sorted(groups),
+        "devices": dpdk_allowed(argv),
+        "kind": "dpdk",
+        "vm": None,
+        "workload": dpdk_file_prefix(argv),
+        "cgroup": "/system.slice/dpdk-" + prefix + ".service",
+        "vm_pinned_kb": rng.randint(1, 64) * 1024 * 1024,
+        "start_time": (start - timedelta(hours=rng.randint(1, 900))).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _assign_gpus(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[str]]:
+    start = spec.collected_at or datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+    gpu_groups = sorted({d["iommu_group"] for d in devices if _is_gpu(d["class"])})
+    gpus_of = {g: [b for b in members[g] if _is_gpu(by_bdf[b]["class"])] for g in gpu_groups}
+    for bdfs in gpus_of.values():
+        for bdf in bdfs:
+            by_bdf[bdf]["driver"] = "vfio-pci"
+    merged = [g for g in gpu_groups if len(gpus_of[g]) > 1]
+    notes: list[str] = []
+    holders: list[dict] = []
+    used: set[int] = set()
+    vm_number = 0
+    tenants = list(TENANTS)
+    rng.shuffle(tenants)
+
+    if spec.scenario == "gpu-on-host-driver" and gpu_groups:
+        left = gpus_of[gpu_groups[-1]][0]
+        by_bdf[left]["driver"] = host_driver(by_bdf[left]["vendor_id"], by_bdf[left]["device_id"], by_bdf[left]["class"])
+        gpu_groups = gpu_groups[:-1]
+        notes.append(f"{left} stayed on {by_bdf[left]['driver']}.")
+    if merged and spec.scenario == "mixed-ownership":
+        g = merged[0]
+        first, *rest = gpus_of[g]
+        for bdf in rest:
+            by_bdf[bdf]["driver"] = host_driver(by_bdf[bdf]["vendor_id"], by_bdf[bdf]["device_id"], by_bdf[bdf]["class"])
+        gpu_groups.remove(g)
+        notes.append(f"group {g}: {first} on vfio-pci, {', '.join(rest)} on the host driver.")
+    if merged and spec.scenario == "split-group":
+        g = merged[0]
+        half = max(1, len(gpus_of[g]) // 2)
+        for k, (part, holds) in enumerate(((gpus_of[g][:half], True), (gpus_of[g][half:], False))):
+            vm_number += 1
+            vm = f"{tenants[k]}-vm{vm_number}"
+            holders.append(_qemu(rng, used, vm, part, [g], holds_groups=holds, number=vm_number, start=start))
+        gpu_groups.remove(g)
+        notes.append(f"group {g} is split between {tenants[0]} and {tenants[1]}.")
+
+    # Whole groups to VMs of 1, 2, 4 or 8 GPUs; about a quarter of the groups stay idle on vfio-pci.
+    pool = [g for g in gpu_groups if rng.random() < 0.75]
+    while pool:
+        size = min(len(pool), rng.choice((1, 2, 4, 8)))
+        take, pool = pool[:size], pool[size:]
+        vm_number += 1
+        vm = f"{rng.choice(tenants)}-vm{vm_number}"
+        bdfs = [b for g in take for b in gpus_of[g]]
+        holders.append(_qemu(rng, used, vm, bdfs, take, holds_groups=True, number=vm_number, start=start))
+    return holders, notes
+
+
+def _assign_vfs(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[str]]:
+    start = spec.collected_at or datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+    holders: list[dict] = []
+    notes: list[str] = []
+    used: set[int] = set()
+    tenants = list(TENANTS)
+    rng.shuffle(tenants)
+    pfs = [d for d in devices if d["sriov"] and not d["sriov"]["physfn"] and d["sriov"]["vfs"]]
+    vm_number = 0
+    for n, pf in enumerate(pfs):
+        vfs = list(pf["sriov"]["vfs"])
+        if spec.scenario == "uio" and n == len(pfs) - 1:
+            bdf = vfs.pop(0)
+            by_bdf[bdf]["driver"] = "igb_uio"
+            holders.append(_dpdk(rng, used, f"{tenants[0]}-uio", [bdf], ["/dev/uio0"], [], start))
+            notes.append(f"{bdf} is on igb_uio.")
+        mode = n % 3
+        if mode == 0 and vfs:  # a DPDK data plane on half the VFs
+            take = vfs[: max(1, len(vfs) // 2)]
+            for bdf in take:
+                by_bdf[bdf]["driver"] = "vfio-pci"
+            groups = sorted({by_bdf[b]["iommu_group"] for b in take})
+            holders.append(_dpdk(rng, used, f"{tenants[n % len(tenants)]}-fw{n}", take,
+                                 [f"/dev/vfio/{g}" for g in groups] + ["/dev/vfio/vfio"], groups, start))
+        elif mode == 1 and vfs:  # VFs passed to VNF VMs, one each
+            for bdf in vfs[:2]:
+                by_bdf[bdf]["driver"] = "vfio-pci"
+                vm_number += 1
+                g = by_bdf[bdf]["iommu_group"]
+                holders.append(_qemu(rng, used, f"{tenants[vm_number % len(tenants)]}-vnf{vm_number}", [bdf], [g],
+                                     holds_groups=True, number=vm_number, start=start))
+    return holders, notes
+
+
+# --- IOMMU units and VFIO -----------------------------------------------------------------
+
+
+def _units(vendor: str, release: str, unit_names: dict, devices: list[dict], n_groups: int) -> list[dict]:
+    units = []
+    for i, (hb, name) in enumerate(sorted(unit_names.items(), key=lambda kv: kv[1])):
+        served = sorted(d["bdf"] for d in devices if d["path"].split("/", 1)[0] == hb)
+        if vendor == "intel":
+            registers = {"cap": INTEL_CAP, "ecap": INTEL_ECAP, "version": "1:0", "address": f"{0xC5FFC000 + i * 0x2000000:x}",
+                         "domains_supported": "65536", "domains_used": str(min(65536, 1 + len(served)))}
+            features = decode_intel(int(INTEL_CAP, 16), int(INTEL_ECAP, 16))
+            features["domains_supported"] = 65536
+            features["domains_used"] = 1 + len(served)
+        else:
+            version = kernel_tuple(release)
+            pair = (AMD_EFR, AMD_EFR2) if version and version >= AMD_EFR_FIRST_SINCE else (AMD_EFR2, AMD_EFR)
+            registers = {"features": "%x:%x" % pair}
+            features = decode_amd(AMD_EFR)
+        units.append({"name": name, "vendor": vendor, "devices": served, "registers": registers, "features": features})
+    return units
+
+
+def _vfio(spec: HostSpec, release: str, holders: list[dict], devices: list[dict], by_bdf: dict) -> dict:
+    version = kernel_tuple(release) or (0, 0)
+    iommufd = version >= (6, 6)
+    nodes = [{"path": "/dev/vfio/vfio", "kind": "container", "group": None, "mode": "0666", "uid": 0, "gid": 0, "rdev": "10:196", "device": None}]
+    vfio_groups = sorted({by_bdf[d["bdf"]]["iommu_group"] for d in devices if d["driver"] == "vfio-pci"})
+    owner = {g: h["uid"] for h in holders for g in h["groups"]}
+    for minor, g in enumerate(vfio_groups):
+        uid = owner.get(g, 0)
+        nodes.append({"path": f"/dev/vfio/{g}", "kind": "group", "group": g, "mode": "0600", "uid": uid, "gid": uid,
+                      "rdev": f"{VFIO_MAJOR}:{minor}", "device": None})
+    uio = [d["bdf"] for d in devices if d["driver"] in ("igb_uio", "uio_pci_generic")]
+    for minor, bdf in enumerate(uio):
+        nodes.append({"path": f"/dev/uio{minor}", "kind": "uio", "group": None, "mode": "0600", "uid": 0, "gid": 0,
+                      "rdev": f"{VFIO_MAJOR + 1}:{minor}", "device": bdf})
+    if iommufd:
+        nodes.append({"path": "/dev/iommu", "kind": "iommufd", "group": None, "mode": "0660", "uid": 0, "gid": 0, "rdev": "10:123", "device": None})
+    ubuntu = "generic" in release
+    return {
+        "noiommu": False,
+        "nodes": sorted(nodes, key=lambda n: n["path"]),
+        "iommufd": iommufd,
+        "parameters": {
+            "enable_unsafe_noiommu_mode": "N" if ubuntu else None,
+            "type1_allow_unsafe_interrupts": "N",
+            "iommufd_allow_unsafe_interrupts": "N" if iommufd else None,
+            "disable_denylist": "N",
+            "enable_sriov": "N",
+        },
+        "cdevs": [],
+    }
