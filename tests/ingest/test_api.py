@@ -1,0 +1,218 @@
+"""POST /api/v1/snapshots and /api/v1/heartbeat: who may push, what is refused, what is stored."""
+import gzip
+import json
+
+import psycopg
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from agent.snapshot import content_hash
+from fleet.ingest.models import HostToken, Snapshot
+from fleet.ingest.services import host_token_create, host_token_revoke, host_token_rotate
+from fleet.inventory.models import Change, Host
+
+pytestmark = pytest.mark.django_db
+
+ISOLATED = "isolated-nics"
+
+
+def problems(response):
+    body = response.json()
+    assert "errors" in body and body["errors"], body
+    return body["errors"]
+
+
+def test_an_unknown_token_is_refused_with_401_and_nothing_stored(enrolled, push):
+    _, _, doc = enrolled(ISOLATED)
+    for token in (None, "iof_not-a-token", "x" * 500):
+        assert push(token, doc).status_code == 401
+    assert Snapshot.objects.count() == 0
+
+
+def test_a_revoked_token_is_refused_and_a_rotated_one_works(enrolled, push):
+    host, token, doc = enrolled(ISOLATED)
+    host_token_revoke(hostname=host.hostname)
+    assert push(token, doc).status_code == 401
+    fresh = host_token_rotate(hostname=host.hostname)
+    assert push(fresh, doc).status_code == 202
+    assert HostToken.objects.filter(host=host, revoked_at__isnull=True).count() == 1
+
+
+def test_another_hosts_token_cannot_push_this_hosts_snapshot(enrolled, push):
+    _, _, doc = enrolled(ISOLATED)
+    _, other_token = host_token_create(hostname="someone-else")
+    response = push(other_token, doc)
+    assert response.status_code == 403
+    assert problems(response)[0]["path"] == "$.host.hostname"
+    assert Snapshot.objects.count() == 0
+
+
+def test_the_first_report_pins_the_machine_id_and_a_different_one_is_refused(enrolled, push):
+    host, token, doc = enrolled(ISOLATED)
+    assert push(token, doc).status_code == 202
+    host.refresh_from_db()
+    assert host.machine_id == doc["host"]["machine_id"]
+    impostor = json.loads(json.dumps(doc))
+    impostor["seq"] = 2
+    impostor["host"]["machine_id"] = "0" * 32
+    response = push(token, impostor)
+    assert response.status_code == 403
+    assert problems(response)[0]["path"] == "$.host.machine_id"
+    assert Snapshot.objects.count() == 1
+
+
+def test_oversized_bodies_are_refused_with_413(enrolled, push, settings):
+    _, token, doc = enrolled(ISOLATED)
+    settings.FLEET_MAX_BODY_BYTES = 4096
+    assert push(token, doc).status_code == 413
+    assert push(token, doc, gzipped=True).status_code == 202
+
+
+def test_a_gzip_bomb_is_refused_with_413(enrolled, push):
+    _, token, _ = enrolled(ISOLATED)
+    bomb = gzip.compress(b"\0" * (40 * 1024 * 1024))  # inflates past FLEET_MAX_SNAPSHOT_BYTES (32 MB)
+    response = push(token, bomb, encoding="gzip")
+    assert response.status_code == 413
+    assert Snapshot.objects.count() == 0
+
+
+@pytest.mark.parametrize("body", [b"{", b"\xff\xfe", b"[1, 2]", b"null", b'"text"', b"{}" * 3, b"[" * 100000])
+def test_malformed_json_is_a_400_with_a_list_of_problems(enrolled, push, body):
+    _, token, _ = enrolled(ISOLATED)
+    response = push(token, body)
+    assert response.status_code == 400
+    assert problems(response)
+    assert Snapshot.objects.count() == 0
+
+
+def test_every_wrongly_typed_field_is_named_by_its_json_path(enrolled, push):
+    _, token, doc = enrolled(ISOLATED)
+    doc["seq"] = "seven"
+    doc["devices"][0]["driver"] = 5
+    doc["groups"][1]["id"] = "one"
+    doc["holders"][0]["pid"] = None
+    response = push(token, doc)
+    assert response.status_code == 400
+    paths = {p["path"] for p in problems(response)}
+    assert {"$.seq", "$.devices[0].driver", "$.groups[1].id", "$.holders[0].pid"} <= paths
+    assert Snapshot.objects.count() == 0
+
+
+def test_an_unknown_schema_version_is_refused(enrolled, push):
+    _, token, doc = enrolled(ISOLATED)
+    doc["schema"] = 2
+    response = push(token, doc)
+    assert response.status_code == 400
+    assert problems(response)[0]["path"] == "$.schema"
+
+
+def test_strings_postgresql_cannot_hold_are_refused_not_crashed_on(enrolled, push):
+    _, token, doc = enrolled(ISOLATED)
+    doc["holders"][0]["name"] = "qemu\x00evil"
+    doc["devices"][1]["driver"] = "\ud800"
+    response = push(token, doc)
+    assert response.status_code == 400
+    assert {"$.holders[0].name", "$.devices[1].driver"} <= {p["path"] for p in problems(response)}
+
+
+def test_a_duplicate_bdf_is_refused(enrolled, push):
+    _, token, doc = enrolled(ISOLATED)
+    doc["devices"].append(dict(doc["devices"][0]))
+    response = push(token, doc)
+    assert response.status_code == 400
+    assert Snapshot.objects.count() == 0
+
+
+def test_an_accepted_snapshot_is_queued_by_id_and_applied(enrolled, push, queued):
+    host, token, doc = enrolled(ISOLATED)
+    response = push(token, doc, gzipped=True)
+    assert response.status_code == 202
+    snapshot = Snapshot.objects.get()
+    assert response.json() == {"id": snapshot.pk, "status": "received"}
+    assert queued == [snapshot.pk]
+    assert json.loads(snapshot.document_bytes()) == doc
+    assert snapshot.content_hash == content_hash(doc) and snapshot.seq == 1
+
+
+def test_the_same_seq_sent_twice_is_answered_without_a_second_row_or_task(enrolled, push, queued):
+    _, token, doc = enrolled(ISOLATED)
+    first = push(token, doc)
+    again = push(token, doc, gzipped=True)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json() == {"id": first.json()["id"], "status": "duplicate"}
+    assert Snapshot.objects.count() == 1 and len(queued) == 1
+
+
+def test_the_same_content_under_a_new_seq_while_pending_is_a_duplicate(enrolled, push, queued):
+    _, token, doc = enrolled(ISOLATED)
+    first = push(token, doc)
+    doc["seq"] = 2
+    doc["collected_at"] = "2030-01-01T00:00:00Z"
+    again = push(token, doc)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert Snapshot.objects.count() == 1 and len(queued) == 1
+
+
+def test_an_unchanged_snapshot_only_touches_last_seen(enrolled, push):
+    host, token, doc = enrolled(ISOLATED)
+    assert push(token, doc).status_code == 202
+    Host.objects.filter(pk=host.pk).update(stale=True)
+    before = Host.objects.filter(pk=host.pk).values().get()
+    doc["seq"] = 2
+    doc["collected_at"] = "2030-01-01T00:00:00Z"
+    doc["holders"][0]["vm_pinned_kb"] = 12345  # volatile: not part of the content hash
+    response = push(token, doc)
+    assert response.status_code == 200 and response.json()["status"] == "unchanged"
+    after = Host.objects.filter(pk=host.pk).values().get()
+    assert after["last_seen"] > before["last_seen"] and after["stale"] is False
+    assert {k: v for k, v in after.items() if k not in ("last_seen", "stale")} == {k: v for k, v in before.items() if k not in ("last_seen", "stale")}
+    assert Snapshot.objects.count() == 1 and Change.objects.count() == 1
+
+
+def test_going_back_to_an_earlier_state_is_applied_again(enrolled, push, capture):
+    from tests.inventory.documents import document_of
+
+    host, token, doc = enrolled(ISOLATED)
+    other = document_of(capture("iommu-passthrough"), seq=2, hostname=host.hostname)
+    other["host"]["machine_id"] = doc["host"]["machine_id"]
+    doc3 = dict(doc, seq=3)
+    assert [push(token, d).status_code for d in (doc, other, doc3)] == [202, 202, 202]
+    host.refresh_from_db()
+    assert host.content_hash == content_hash(doc) and host.applied_seq == 3
+
+
+def test_a_heartbeat_with_the_current_hash_is_200_and_an_unknown_one_409(enrolled, push):
+    host, token, doc = enrolled(ISOLATED)
+    assert push(token, doc).status_code == 202
+    Host.objects.filter(pk=host.pk).update(last_seen=timezone.now() - timezone.timedelta(hours=1), stale=True)
+    ok = push(token, {"content_hash": content_hash(doc), "seq": 2}, path="/api/v1/heartbeat")
+    assert ok.status_code == 200
+    host.refresh_from_db()
+    assert not host.stale and timezone.now() - host.last_seen < timezone.timedelta(minutes=1)
+    assert push(token, {"content_hash": "0" * 64, "seq": 3}, path="/api/v1/heartbeat").status_code == 409
+    assert push(token, {"content_hash": 5}, path="/api/v1/heartbeat").status_code == 400
+    assert push("iof_wrong", {"content_hash": "0" * 64, "seq": 3}, path="/api/v1/heartbeat").status_code == 401
+
+
+def test_only_post_is_allowed(client):
+    assert client.get("/api/v1/snapshots").status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_snapshot_is_committed_before_its_id_is_queued_and_202_returned(enrolled, push, monkeypatch):
+    from fleet.ingest import tasks
+
+    _, token, doc = enrolled(ISOLATED)
+    seen_by_other_connection = []
+    params = connection.get_connection_params()
+    dsn = {k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")}
+
+    def from_outside(snapshot_id):
+        with psycopg.connect(**dsn) as other:
+            seen_by_other_connection.append(other.execute("SELECT status FROM ingest_snapshot WHERE id = %s", [snapshot_id]).fetchone())
+
+    monkeypatch.setattr(tasks.apply_snapshot, "delay", from_outside)
+    response = push(token, doc)
+    assert response.status_code == 202
+    assert seen_by_other_connection == [("received",)]
