@@ -185,7 +185,9 @@ if FLEET_PRODUCTION:
     SECURE_REDIRECT_EXEMPT = [r"^metrics$", r"^healthz$"]
     SECURE_HSTS_SECONDS = env_int("FLEET_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("FLEET_HSTS_INCLUDE_SUBDOMAINS", False)
-    SECURE_HSTS_PRELOAD = False
+    SECURE_HSTS_PRELOAD = env_bool("FLEET_HSTS_PRELOAD", False)
+    # Subdomains and the preload list bind every other site of the domain: an operator's choice (env), not ours.
+    SILENCED_SYSTEM_CHECKS = [*globals().get("SILENCED_SYSTEM_CHECKS", []), "security.W005", "security.W021"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SESSION_COOKIE_HTTPONLY = True

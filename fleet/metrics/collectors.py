@@ -15,12 +15,12 @@ class FleetCollector:
     def collect(self):
         hosts = GaugeMetricFamily("fleet_hosts", "Hosts by reporting state (pending: enrolled, never reported).", labels=["state"])
         counts = Host.objects.aggregate(
-            pending=Count("id", filter=Q(last_seen__isnull=True)),
-            stale=Count("id", filter=Q(last_seen__isnull=False, stale=True)),
-            fresh=Count("id", filter=Q(last_seen__isnull=False, stale=False)),
+            n_pending=Count("id", filter=Q(last_seen__isnull=True)),
+            n_stale=Count("id", filter=Q(last_seen__isnull=False, stale=True)),
+            n_fresh=Count("id", filter=Q(last_seen__isnull=False, stale=False)),
         )
-        for state, value in counts.items():
-            hosts.add_metric([state], value)
+        for key, value in counts.items():
+            hosts.add_metric([key.removeprefix("n_")], value)
         yield hosts
 
         now = timezone.now()

@@ -1,0 +1,8 @@
+import pytest
+
+from tests.accounts.people import people
+
+
+@pytest.fixture
+def users(db):
+    return people()
