@@ -5,6 +5,7 @@ import json
 from itertools import islice
 
 from fleet.ingest.models import Snapshot
+from fleet.inventory.diff import snapshot_changes
 from fleet.inventory.models import Change, Host
 from fleet.policy.models import ViolationEvent
 
@@ -39,19 +40,10 @@ def snapshot_document(host: Host, snapshot_id) -> dict | None:
     return json.loads(snap.document_bytes())
 
 
-def snapshots_diff(host: Host, old_id, new_id) -> list[dict] | None:
-    """The inventory diff between two stored snapshots of `host`, or None when the diff function is missing."""
-    try:
-        from fleet.inventory.diff import snapshot_diff
-    except ImportError:
-        return None
+def snapshots_diff(host: Host, old_id: int, new_id: int) -> list[dict] | None:
+    """The change facts from one stored snapshot of `host` to another; None when either is not this host's."""
     old, new = snapshot_document(host, old_id), snapshot_document(host, new_id)
     if old is None or new is None:
-        return []
-    return [_change_row(c) for c in snapshot_diff(old, new)]
-
-
-def _change_row(c) -> dict:
-    if isinstance(c, dict):
-        return c
-    return {k: getattr(c, k, None) for k in ("kind", "subject", "before", "after")}
+        return None
+    labels = dict(Change.Kind.choices)
+    return [{**fact, "kind_label": labels.get(fact["kind"], fact["kind"])} for fact in snapshot_changes(old, new)]

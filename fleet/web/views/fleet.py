@@ -1,7 +1,7 @@
-from django.http import JsonResponse
 from django.shortcuts import render
 
 from fleet.web.access import viewer_required
+from fleet.web.json_response import SafeJsonResponse
 from fleet.web.selectors.fleet import SORTS, FleetFilters, fleet_facets, fleet_page, fleet_tiles
 from fleet.web.selectors.violations import violation_rules
 
@@ -24,4 +24,4 @@ def fleet_overview(request):
 
 @viewer_required
 def fleet_tiles_json(request):
-    return JsonResponse(fleet_tiles())
+    return SafeJsonResponse(fleet_tiles())

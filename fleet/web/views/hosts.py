@@ -1,9 +1,10 @@
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
 from fleet.inventory.models import Host
 from fleet.web.access import viewer_required
+from fleet.web.json_response import SafeJsonResponse
 from fleet.web.selectors.history import host_snapshots, host_timeline, snapshots_diff
 from fleet.web.selectors.topology import host_topology
 from fleet.web.selectors.violations import SEVERITIES, host_open_violations
@@ -29,7 +30,7 @@ def host_detail(request, hostname):
 @viewer_required
 def host_topology_json(request, hostname):
     host = get_object_or_404(Host, hostname=hostname)
-    return JsonResponse(host_topology(host))
+    return SafeJsonResponse(host_topology(host))
 
 
 @viewer_required

@@ -1,11 +1,12 @@
 import csv
 
 from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from fleet.web.access import viewer_required
 from fleet.web.device_query import CLASS_ALIASES, parse_device_query
+from fleet.web.json_response import SafeJsonResponse
 from fleet.web.selectors.search import devices_search, devices_search_count
 from fleet.web.selectors.search_rows import device_row
 
@@ -60,5 +61,5 @@ def _csv_safe(value) -> str:
 @viewer_required
 def device_search_export_json(request):
     query, rows = _export_rows(request)
-    return JsonResponse({"query": request.GET.get("q", "")[:500], "errors": query.errors,
+    return SafeJsonResponse({"query": request.GET.get("q", "")[:500], "errors": query.errors,
                          "devices": [{f: r.get(f) for f in EXPORT_FIELDS} for r in rows]})

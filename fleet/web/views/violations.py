@@ -55,8 +55,12 @@ def violation_waive(request, pk):
         errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
         messages.error(request, f"not waived: {errors}")
         return _back(request)
-    policy_services.violation_waive(
-        violation=violation, justification=form.cleaned_data["justification"],
-        expires_at=form.cleaned_data["expires_at"], by=request.user.get_username())
+    try:
+        policy_services.violation_waive(
+            violation=violation, justification=form.cleaned_data["justification"],
+            expires_at=form.cleaned_data["expires_at"], by=request.user.get_username())
+    except policy_services.PolicyError as exc:
+        messages.error(request, f"not waived: {exc}")
+        return _back(request)
     messages.success(request, f"waived {violation.rule} on {violation.host.hostname} until {form.cleaned_data['expires_at']:%Y-%m-%d %H:%M} UTC")
     return _back(request)

@@ -1,0 +1,34 @@
+"""The real captures imported once per module through the ingest path, and users with and without triage rights."""
+import pytest
+from django.contrib.auth.models import Permission, User
+
+from fleet.inventory.models import Host
+from tests.accounts.fleet_data import import_capture
+from tests.conftest import CAPTURE_NAMES
+
+
+@pytest.fixture(scope="module")
+def fleet(django_db_setup, django_db_blocker, capture):
+    """capture name -> Host, committed for the module (read-only use) and removed afterwards."""
+    with django_db_blocker.unblock():
+        hosts = {name: import_capture(capture(name)) for name in CAPTURE_NAMES}
+        yield hosts
+        Host.objects.filter(pk__in=[h.pk for h in hosts.values()]).delete()
+
+
+@pytest.fixture
+def viewer(db):
+    return User.objects.create_user("viewer-web", password="pw")
+
+
+@pytest.fixture
+def reviewer(db):
+    user = User.objects.create_user("reviewer-web", password="pw")
+    user.user_permissions.add(Permission.objects.get(codename="change_violation", content_type__app_label="policy"))
+    return user
+
+
+@pytest.fixture
+def viewer_client(client, viewer):
+    client.force_login(viewer)
+    return client
