@@ -1,8 +1,1 @@
-import pytest
-
-from tests.accounts.people import people
-
-
-@pytest.fixture
-def users(db):
-    return people()
+from tests.accounts.people import users  # noqa: F401  (one user per role)

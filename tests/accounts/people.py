@@ -1,4 +1,5 @@
 """One user per role (and one without any), for the access tests of every area."""
+import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
@@ -22,3 +23,9 @@ def people() -> dict[str, object]:
     out = {role: make_user(f"user-{role}", role) for role in ROLES}
     out["no-role"] = make_user("user-no-role")
     return out
+
+
+@pytest.fixture
+def users(db):
+    """The `people()` of one test, as a fixture; areas re-export it from their conftest."""
+    return people()
