@@ -1,0 +1,81 @@
+"""Hypothesis fuzz of POST /api/v1/snapshots from a real capture's snapshot: never a 5xx, nothing half-written."""
+import copy
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from fleet.ingest.models import Snapshot
+from fleet.ingest.tasks import apply_snapshot
+from fleet.inventory.models import Host
+
+pytestmark = pytest.mark.django_db
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def paths_of(node, prefix=()):
+    yield prefix
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from paths_of(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node[:3]):
+            yield from paths_of(value, (*prefix, index))
+
+
+def mutate(doc, path, action, value):
+    out = copy.deepcopy(doc)
+    if not path:
+        return value if action == "replace" else out
+    parent = out
+    for part in path[:-1]:
+        parent = parent[part]
+    last = path[-1]
+    if action == "delete":
+        del parent[last]
+    elif action == "replace":
+        parent[last] = value
+    elif isinstance(parent, list):
+        parent.append(value)
+    else:
+        parent[f"{last}_extra"] = value
+    return out
+
+
+@pytest.fixture
+def target(enrolled):
+    return enrolled("shared-group-all-vfio")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_snapshots_and_random_bytes_never_cause_a_5xx_or_a_partial_write(target, push, queued, data):
+    host, token, doc = target
+    seqs = itertools.count(1000 + Snapshot.objects.count() * 10)
+    kind = data.draw(st.sampled_from(["bytes", "mutation", "mutation", "mutation"]))
+    if kind == "bytes":
+        payload = data.draw(st.binary(max_size=600))
+    else:
+        path = data.draw(st.sampled_from(list(paths_of(doc))))
+        action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+        payload = mutate(dict(doc, seq=next(seqs)), path, action, data.draw(json_values))
+    gzipped = data.draw(st.booleans())
+    rows_before = Snapshot.objects.count()
+    state_before = Host.objects.filter(pk=host.pk).values("content_hash", "device_count", "applied_seq").get()
+    queued.clear()
+
+    response = push(token, payload, gzipped=gzipped)
+
+    assert response.status_code < 500
+    if response.status_code >= 400:
+        assert "errors" in response.json()
+        assert Snapshot.objects.count() == rows_before
+        assert Host.objects.filter(pk=host.pk).values("content_hash", "device_count", "applied_seq").get() == state_before
+    elif response.status_code == 202:
+        assert queued == [response.json()["id"]]
+        assert apply_snapshot(queued[0]) in ("applied", "superseded")

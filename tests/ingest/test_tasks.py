@@ -1,0 +1,113 @@
+"""The apply task and the sweeper: ordering by seq, idempotence, failures, re-queueing, staleness."""
+import zlib
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from fleet.ingest.models import Snapshot
+from fleet.ingest.services import hosts_mark_stale, snapshot_receive_document, snapshots_requeue_stuck
+from fleet.ingest.tasks import apply_snapshot, sweep
+from fleet.inventory.models import Change, Device, Host
+from fleet.policy.models import Violation
+from tests.agent.groundtruth import lspci_drivers
+from tests.inventory.documents import document_of
+
+pytestmark = pytest.mark.django_db
+
+BEFORE, AFTER = "shared-bridge-group", "shared-group-all-vfio"
+
+
+def stored(host, root, seq):
+    result = snapshot_receive_document(host=host, document=document_of(root, seq=seq, hostname=host.hostname))
+    assert result.http_status == 202, result.body
+    return result.body["id"]
+
+
+def drivers_of(host):
+    return dict(Device.objects.filter(host=host).values_list("bdf", "driver"))
+
+
+def expected_drivers(root):
+    return {bdf: v["driver"] for bdf, v in lspci_drivers(root).items()}
+
+
+def test_an_older_snapshot_arriving_after_a_newer_one_is_superseded_and_changes_nothing(capture, queued):
+    host = Host.objects.create(hostname="h")
+    newer = stored(host, capture(AFTER), seq=2)
+    assert apply_snapshot(newer) == "applied"
+    older = stored(host, capture(BEFORE), seq=1)
+    assert apply_snapshot(older) == "superseded"
+    host.refresh_from_db()
+    assert host.applied_seq == 2 and host.applied_snapshot_id == newer
+    assert drivers_of(host) == expected_drivers(capture(AFTER))
+
+
+def test_pending_snapshots_of_a_host_apply_in_seq_order_whichever_task_runs_first(capture, queued):
+    host = Host.objects.create(hostname="h")
+    first = stored(host, capture(BEFORE), seq=1)
+    second = stored(host, capture(AFTER), seq=2)
+    assert apply_snapshot(second) == "applied"
+    assert apply_snapshot(first) == "applied"  # already applied as part of the batch: nothing more happens
+    kinds = list(Change.objects.filter(host=host).order_by("id").values_list("snapshot_id", "kind"))
+    assert kinds[0] == (first, Change.Kind.HOST_ENROLLED)
+    assert (second, Change.Kind.DRIVER_CHANGED) in kinds
+    assert drivers_of(host) == expected_drivers(capture(AFTER))
+
+
+def test_running_the_task_twice_changes_nothing_the_second_time(capture, queued):
+    host = Host.objects.create(hostname="h")
+    stored_id = stored(host, capture(BEFORE), seq=1)
+    apply_snapshot(stored_id)
+    changes = Change.objects.count()
+    processed = Snapshot.objects.get(pk=stored_id).processed_at
+    assert apply_snapshot(stored_id) == "applied"
+    assert Change.objects.count() == changes
+    assert Snapshot.objects.get(pk=stored_id).processed_at == processed
+
+
+def test_a_snapshot_that_cannot_be_applied_is_marked_failed_with_its_error(queued):
+    host = Host.objects.create(hostname="h")
+    broken = Snapshot.objects.create(host=host, raw=zlib.compress(b"{not json"), content_hash="x" * 64, seq=1, received_at=timezone.now())
+    assert apply_snapshot(broken.pk) == "failed"
+    broken.refresh_from_db()
+    assert broken.error and broken.processed_at is not None
+    assert Device.objects.filter(host=host).count() == 0
+
+
+def test_the_sweeper_requeues_a_snapshot_left_received_and_it_then_applies(capture, queued):
+    host = Host.objects.create(hostname="h")
+    lost = stored(host, capture(BEFORE), seq=1)
+    queued.clear()  # the broker lost it
+    Snapshot.objects.filter(pk=lost).update(received_at=timezone.now() - timedelta(minutes=10))
+    fresh_host = Host.objects.create(hostname="fresh")
+    fresh = stored(fresh_host, capture(AFTER), seq=1)
+    queued.clear()
+    assert snapshots_requeue_stuck(older_than_seconds=120) == [lost]
+    assert queued == [lost] and fresh not in queued
+    apply_snapshot(queued[0])
+    assert Snapshot.objects.get(pk=lost).status == Snapshot.Status.APPLIED
+    assert drivers_of(host) == expected_drivers(capture(BEFORE))
+
+
+def test_hosts_silent_for_the_configured_intervals_are_marked_stale(settings):
+    settings.FLEET_REPORT_INTERVAL, settings.FLEET_STALE_AFTER_INTERVALS = 60, 3
+    now = timezone.now()
+    silent = Host.objects.create(hostname="silent", last_seen=now - timedelta(seconds=181))
+    recent = Host.objects.create(hostname="recent", last_seen=now - timedelta(seconds=179))
+    never = Host.objects.create(hostname="never-reported")
+    assert hosts_mark_stale(now=now) == 1
+    assert [h.stale for h in Host.objects.filter(pk__in=[silent.pk, recent.pk, never.pk]).order_by("hostname")] == [False, False, True]
+
+
+def test_the_sweep_task_does_both(queued, settings):
+    Host.objects.create(hostname="silent", last_seen=timezone.now() - timedelta(days=1))
+    assert sweep() == {"requeued": 0, "stale": 1}
+
+
+def test_policy_is_evaluated_after_the_apply(capture, queued):
+    host = Host.objects.create(hostname="h")
+    apply_snapshot(stored(host, capture("no-iommu"), seq=1))
+    uio = {bdf for bdf, v in lspci_drivers(capture("no-iommu")).items() if v["driver"] == "uio_pci_generic"}
+    assert uio
+    assert Violation.objects.filter(host=host, rule="uio-driver").exists()
