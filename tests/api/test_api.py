@@ -4,7 +4,7 @@ import yaml
 
 from fleet.accounts.services import api_token_issue, api_token_revoke
 from tests.accounts.fleet_data import a_violation, import_capture
-from tests.api.ground_truth import iommu_groups, lspci_devices
+from tests.agent.groundtruth import find_groups, lspci_dnn, lspci_drivers
 
 pytestmark = pytest.mark.django_db
 CAPTURE = "shared-bridge-group"
@@ -19,6 +19,12 @@ def host(capture, users):
 def api(client, users):
     client.force_login(users["viewer"])
     return client
+
+
+def lspci_devices(root) -> dict[str, dict]:
+    """BDF -> {vendor, device, driver} as lspci printed them in the capture's boot."""
+    drivers = lspci_drivers(root)
+    return {bdf: {**ids, "driver": drivers[bdf]["driver"]} for bdf, ids in lspci_dnn(root).items()}
 
 
 def _all(api, url):
@@ -41,9 +47,9 @@ def test_devices_of_a_host_are_exactly_the_ones_lspci_listed(api, host, capture)
 
 
 def test_groups_have_the_members_the_kernel_listed(api, host, capture):
-    truth = iommu_groups(capture(CAPTURE))
+    truth = find_groups(capture(CAPTURE))
     rows = _all(api, f"/api/v1/groups/?host={host.hostname}")
-    assert {r["number"]: set(r["member_bdfs"]) for r in rows} == truth
+    assert {(r["number"], bdf) for r in rows for bdf in r["member_bdfs"]} == truth
 
 
 def test_device_filters_match_lspci(api, host, capture):
