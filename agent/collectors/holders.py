@@ -12,6 +12,7 @@ import re
 from datetime import datetime, timezone
 
 from ..sysfs import Reader
+from .bounds import ARG_MAX, CMDLINE_ARGS_MAX, bounded
 
 VFIO_DEVICE_FD = "anon_inode:[vfio-device]"
 MAX_CMDLINE = 256 * 1024
@@ -254,12 +255,21 @@ def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: di
     base = f"/proc/{pid}"
     status = parse_status(rd.text(f"{base}/status", ""))
     raw = rd.binary(f"{base}/cmdline", MAX_CMDLINE) or b""
+    if raw == b"" and rd.exists(f"{base}/cmdline"):
+        rd.warn(f"{base}/cmdline", "empty (zombie process, or the read failed)")
     argv = parse_cmdline(raw)
+    if len(argv) > CMDLINE_ARGS_MAX:
+        rd.warn(f"{base}/cmdline", f"{len(argv)} arguments, only the first {CMDLINE_ARGS_MAX} kept")
+        argv = argv[:CMDLINE_ARGS_MAX]
+    if any(len(arg) > ARG_MAX for arg in argv):
+        rd.warn(f"{base}/cmdline", f"an argument longer than {ARG_MAX} characters, truncated")
+        argv = [arg[:ARG_MAX] for arg in argv]
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
         rd.warn(f"{base}/cmdline", "not UTF-8 (decoded with replacement)")
-    name = status.get("Name") or rd.text(f"{base}/comm", missing_ok=True) or (os.path.basename(argv[0]) if argv else "")
+    name = bounded(rd, f"{base}/status", status.get("Name") or rd.text(f"{base}/comm", missing_ok=True)
+                   or (os.path.basename(argv[0]) if argv else "")) or ""
     if "Name" not in status:
         rd.warn(f"{base}/status", "no Name: line")
     uid = status_uid(status)
@@ -283,7 +293,9 @@ def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: di
             if bdf:
                 devices.add(bdf)
 
-    vm = (qemu_vm_name(argv) if kind == "qemu" else None) or cgroup_vm(cgroup_text)
+    vm = bounded(rd, f"{base}/cmdline", qemu_vm_name(argv) if kind == "qemu" else None) \
+        or bounded(rd, f"{base}/cgroup", cgroup_vm(cgroup_text))
+    workload = bounded(rd, f"{base}/cmdline", dpdk_file_prefix(argv) if kind == "dpdk" else None) or vm
     return {
         "pid": int(pid),
         "name": name,
@@ -296,7 +308,7 @@ def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: di
         "devices": sorted(devices),
         "kind": kind,
         "vm": vm,
-        "workload": (dpdk_file_prefix(argv) if kind == "dpdk" else None) or vm,
+        "workload": workload,
         "cgroup": cgroup_path(cgroup_text),
         "vm_pinned_kb": status_kb(status, "VmPin"),
         "start_time": _start_time(rd, int(pid)),

@@ -6,6 +6,7 @@ its types are reported beside the mdevs for the policy to judge.
 from __future__ import annotations
 
 from ..sysfs import Reader
+from .bounds import bounded
 
 
 def parse_int(text: str | None) -> int | None:
@@ -37,7 +38,7 @@ def _parent(rd: Reader, device: str) -> dict:
             "name": rd.text(f"{tbase}/name", missing_ok=True),  # optional in the mdev ABI
             "description": rd.text(f"{tbase}/description", missing_ok=True),
             "available_instances": parse_int(rd.text(f"{tbase}/available_instances")),
-            "device_api": rd.text(f"{tbase}/device_api"),
+            "device_api": bounded(rd, f"{tbase}/device_api", rd.text(f"{tbase}/device_api")),
         })
     return {"device": device, "types": types}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from ..sysfs import Reader
+from .bounds import bounded, full_bdf
 
 IDXD_BUS = "/sys/bus/dsa/devices"
 _IDXD_DEVICE = re.compile(r"^(dsa|iax)\d+$")
@@ -56,14 +57,15 @@ def collect(rd: Reader, devices: list[dict]) -> dict:
             enabled = parse_bool01(text)
             if enabled is None and text is not None:
                 rd.warn(f"{base}/pasid_enabled", f"expected 0 or 1, got {text[:40]!r}")
-            idxd[name] = {"name": name, "device": _parent_name(rd, base), "pasid_enabled": enabled, "wqs": []}
+            device = full_bdf(rd, base, _parent_name(rd, base))
+            idxd[name] = {"name": name, "device": device, "pasid_enabled": enabled, "wqs": []}
     for name in entries:
         if not _WQ.match(name):
             continue
         base = f"{IDXD_BUS}/{name}"
         owner = _parent_name(rd, base)
-        wq = {"name": name, "mode": rd.text(f"{base}/mode"), "type": rd.text(f"{base}/type"),
-              "state": rd.text(f"{base}/state"), "openers": _openers(rd, base)}
+        wq = {"name": name, **{key: bounded(rd, f"{base}/{key}", rd.text(f"{base}/{key}")) for key in ("mode", "type", "state")},
+              "openers": _openers(rd, base)}
         if owner in idxd:
             idxd[owner]["wqs"].append(wq)
         else:

@@ -11,6 +11,7 @@ import re
 import stat
 
 from ..sysfs import Reader
+from .bounds import bounded, full_bdf
 
 DEV_NODES_TSV = "/dev-nodes.tsv"
 
@@ -143,7 +144,12 @@ def _cdevs(rd: Reader) -> list[dict]:
     for name in rd.listdir("/sys/class/vfio-dev", missing_ok=True):
         base = f"/sys/class/vfio-dev/{name}"
         # `dev` only exists from 6.6 (the cdev); before that the class device has no node.
-        out.append({"name": name, "device": rd.link_name(f"{base}/device"), "rdev": rd.text(f"{base}/dev", missing_ok=True)})
+        rdev = rd.text(f"{base}/dev", missing_ok=True)
+        if rdev is not None and not _RDEV.match(rdev):
+            rd.warn(f"{base}/dev", f"not major:minor: {rdev[:40]!r}")
+            rdev = None
+        device = full_bdf(rd, f"{base}/device", rd.link_name(f"{base}/device"))
+        out.append({"name": name, "device": device, "rdev": rdev})
     return out
 
 
@@ -158,14 +164,14 @@ def collect(rd: Reader, devices: list[dict], groups: list[dict]) -> dict:
         device = None
         if kind == "uio":
             name = row["path"].rsplit("/", 1)[-1]
-            device = rd.link_name(f"/sys/class/uio/{name}/device")
+            device = full_bdf(rd, f"/sys/class/uio/{name}/device", rd.link_name(f"/sys/class/uio/{name}/device"))
         elif kind == "device":
             name = row["path"].rsplit("/", 1)[-1]
-            device = cdev_device.get(name) or rd.link_name(f"/sys/class/vfio-dev/{name}/device")
+            device = cdev_device.get(name)
         if device is not None and known_bdfs and device not in known_bdfs:
             rd.warn(row["path"], f"device {device!r} is not a PCI function of this host")
         out_nodes.append({**row, "kind": kind, "group": group, "device": device})
-    parameters = {key: rd.text(path, missing_ok=True) for key, path in PARAMETERS.items()}
+    parameters = {key: bounded(rd, path, rd.text(path, missing_ok=True)) for key, path in PARAMETERS.items()}
     noiommu = is_enabled(parameters["enable_unsafe_noiommu_mode"]) or any(n["kind"] == "noiommu_group" for n in out_nodes)
     return {
         "noiommu": noiommu,
