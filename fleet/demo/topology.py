@@ -124,7 +124,7 @@ def base_devices(machine: Machine, *, domain: str | None = None, vfs_per_pf: int
             if vf_bdf in devices:
                 continue
             vf = dict(pf, bdf=vf_bdf, device_id=spec.vf_device_id, multifunction=False, path=pf["path"].rsplit("/", 1)[0] + "/" + vf_bdf)
-            vf["capabilities"] = dict(pf["capabilities"], sriov={"present": False, "vf_enable": None, "total_vfs": None, "num_vfs": None, "vf_offset": None, "vf_stride": None, "vf_device_id": None}, acs={"present": False})
+            vf["capabilities"] = dict(pf["capabilities"], sriov=_SRIOV_ABSENT, acs={"present": False})
             vf["sriov"] = None
             devices[vf_bdf] = vf
             _link_vf(pf, vf)
@@ -145,8 +145,12 @@ def _link_vf(pf: dict, vf: dict) -> None:
     vf["multifunction"] = False
 
 
+_SRIOV_ABSENT = {"present": False, "vf_enable": None, "initial_vfs": None, "total_vfs": None, "num_vfs": None,
+                 "vf_offset": None, "vf_stride": None, "vf_device_id": None}
+
+
 def _sriov_cap(spec: VfSpec, *, num: int) -> dict:
-    return {"present": True, "vf_enable": num > 0, "total_vfs": spec.total, "num_vfs": num, "vf_offset": spec.offset, "vf_stride": spec.stride, "vf_device_id": spec.vf_device_id}
+    return {"present": True, "vf_enable": num > 0, "initial_vfs": spec.total, "total_vfs": spec.total, "num_vfs": num, "vf_offset": spec.offset, "vf_stride": spec.stride, "vf_device_id": spec.vf_device_id}
 
 
 def _rehome(f: PciFunction, domain: str) -> PciFunction:
@@ -209,6 +213,6 @@ def _device(f: PciFunction, port: str, path: str, *, multifunction: bool) -> dic
             "ats": _present_enabled(not f.is_bridge and f.class_code.startswith(_ATS_CLASSES), False),
             "pri": _present_enabled(gpu_pasid, True),
             "pasid": dict(_present_enabled(gpu_pasid, True), width=16 if gpu_pasid else None, exec=False if gpu_pasid else None, priv=False if gpu_pasid else None),
-            "sriov": {"present": False, "vf_enable": None, "total_vfs": None, "num_vfs": None, "vf_offset": None, "vf_stride": None, "vf_device_id": None},
+            "sriov": _SRIOV_ABSENT,
         },
     }

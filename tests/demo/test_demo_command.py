@@ -1,0 +1,97 @@
+"""The README's main command: `python manage.py demo` on the embedded default (SQLite, tasks in process)."""
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+from tests.conftest import CAPTURES_DIR
+
+REPO = Path(__file__).resolve().parents[2]
+SYNTHETIC = 40  # the command's default
+
+
+def capture_truth() -> dict[str, set[str]]:
+    """hostname -> BDFs listed by `lspci -Dnn` in the same boot, read straight from each tarball."""
+    out = {}
+    for archive in sorted(CAPTURES_DIR.glob("*.tar.gz")):
+        files = {}
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                name = member.name.removeprefix("./")
+                if name in ("etc/hostname", "ground-truth/lspci-Dnn.txt") and member.isfile():
+                    files[name] = tar.extractfile(member).read().decode()
+        bdfs = {line.split()[0] for line in files["ground-truth/lspci-Dnn.txt"].splitlines() if line and not line[0].isspace()}
+        out[files["etc/hostname"].strip()] = bdfs
+    return out
+
+
+def check_password(password: str, encoded: str) -> bool:
+    # The test settings swap in a fast hasher; the demo ran with the real settings' default (PBKDF2).
+    return PBKDF2PasswordHasher().verify(password, encoded)
+
+
+def run_demo(tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "REDIS_URL", "FLEET_BROKER_URL")}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}", FLEET_VAR_DIR=str(tmp_path))
+    return subprocess.run([sys.executable, "manage.py", "demo", "--no-serve"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    first = run_demo(tmp)
+    return tmp, first
+
+
+@pytest.mark.slow
+def test_demo_exits_zero_shows_progress_and_prints_the_login(demo_db):
+    _, result = demo_db
+    assert result.returncode == 0, result.stderr[-3000:]
+    total = len(capture_truth()) + SYNTHETIC
+    assert f"loading demo fleet: {total}/{total} hosts" in result.stdout
+    assert re.search(r"^login: demo  password: \S+$", result.stdout, re.M)
+    assert "http://127.0.0.1:8000/" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_printed_password_logs_the_demo_user_in(demo_db):
+    tmp, result = demo_db
+    password = re.search(r"^login: demo  password: (\S+)$", result.stdout, re.M).group(1)
+    with sqlite3.connect(tmp / "demo.sqlite3") as db:
+        (encoded,) = db.execute("SELECT password FROM auth_user WHERE username = 'demo'").fetchone()
+    assert check_password(password, encoded)
+
+
+@pytest.mark.slow
+def test_every_capture_host_has_exactly_the_devices_lspci_listed(demo_db):
+    tmp, _ = demo_db
+    with sqlite3.connect(tmp / "demo.sqlite3") as db:
+        rows = db.execute("SELECT h.hostname, d.bdf FROM inventory_host h JOIN inventory_device d ON d.host_id = h.id").fetchall()
+        host_count = db.execute("SELECT COUNT(*) FROM inventory_host WHERE applied_snapshot_id IS NOT NULL").fetchone()[0]
+    stored: dict[str, set[str]] = {}
+    for hostname, bdf in rows:
+        stored.setdefault(hostname, set()).add(bdf)
+    for hostname, bdfs in capture_truth().items():
+        assert stored.get(hostname) == bdfs, hostname
+    assert host_count == len(capture_truth()) + SYNTHETIC
+
+
+@pytest.mark.slow
+def test_running_the_demo_again_keeps_the_fleet_and_still_prints_a_working_login(demo_db):
+    tmp, _ = demo_db
+    again = run_demo(tmp)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "demo fleet already loaded" in again.stdout
+    password = re.search(r"^login: demo  password: (\S+)$", again.stdout, re.M).group(1)
+    with sqlite3.connect(tmp / "demo.sqlite3") as db:
+        (encoded,) = db.execute("SELECT password FROM auth_user WHERE username = 'demo'").fetchone()
+        (hosts,) = db.execute("SELECT COUNT(*) FROM inventory_host").fetchone()
+    assert check_password(password, encoded)
+    assert hosts == len(capture_truth()) + SYNTHETIC

@@ -1,0 +1,155 @@
+"""Synthetic hosts: valid snapshots, faithful to the real machine trees they derive from, deterministic."""
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from agent.snapshot import SCHEMA_PATH
+from fleet.demo import synth
+
+HWLOC = Path(__file__).resolve().parents[1] / "fixtures" / "hwloc"
+
+
+@pytest.fixture(scope="module")
+def validator():
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+
+
+def xml_tree(name: str) -> dict[str, str | None]:
+    """BDF -> BDF of the nearest enclosing PCI bridge (None under a host bridge), read straight from the XML."""
+    parents: dict[str, str | None] = {}
+
+    def walk(el, bridge):
+        busid = el.get("pci_busid")
+        if el.tag == "object" and busid and el.get("type") in ("Bridge", "PCIDev"):
+            parents[busid] = bridge
+            bridge = busid if el.get("type") == "Bridge" else bridge
+        for child in el:
+            walk(child, bridge)
+
+    walk(ET.parse(HWLOC / name).getroot(), None)
+    return parents
+
+
+def readme_rows() -> dict[str, str]:
+    """file -> the README's "source (licence)" cell."""
+    rows = {}
+    for line in (HWLOC / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`hwloc_"):
+            rows[cells[0].strip("`")] = cells[2].replace("`", "")
+    return rows
+
+
+def test_every_synthetic_document_validates_against_the_snapshot_schema(validator):
+    docs = list(synth.fleet(60, seed=7)) + [synth.large_host(480, seed=1)]
+    for doc in docs:
+        errors = [f"{e.json_path}: {e.message[:120]}" for e in validator.iter_errors(doc)]
+        assert errors == [], doc["host"]["hostname"]
+
+
+def test_dgx2_derived_host_has_the_xml_bdfs_and_parent_bridges():
+    truth = xml_tree("hwloc_nvidia-dgx2h.xml")
+    doc = next(d for d in synth.fleet(len(synth.SHOWCASE)) if d["synthetic"]["derived_from"].endswith("nvidia-dgx2h.xml"))
+    got = {d["bdf"]: d["parent"] for d in doc["devices"]}
+    assert got == truth
+
+
+def test_large_host_replicates_the_dgx2_tree_in_each_pci_domain():
+    truth = xml_tree("hwloc_nvidia-dgx2h.xml")
+    doc = synth.large_host(480, seed=3)
+    assert len(doc["devices"]) >= 480
+    by_domain = defaultdict(dict)
+    for d in doc["devices"]:
+        by_domain[d["bdf"][:4]][d["bdf"][5:]] = d["parent"][5:] if d["parent"] else None
+    expected = {bdf[5:]: (p[5:] if p else None) for bdf, p in truth.items()}
+    assert len(by_domain) * len(truth) == len(doc["devices"])
+    for domain, tree in by_domain.items():
+        assert tree == expected, domain
+
+
+def test_every_hwloc_machine_tree_survives_into_its_synthetic_hosts():
+    seen = set()
+    for doc in synth.fleet(len(synth.SHOWCASE)):
+        name = Path(doc["synthetic"]["derived_from"]).name
+        truth = xml_tree(name)
+        got = {d["bdf"]: d["parent"] for d in doc["devices"] if not (d["sriov"] or {}).get("physfn") or d["bdf"] in truth}
+        assert got == truth, name
+        seen.add(name)
+    assert seen == {p.name for p in HWLOC.glob("*.xml")}
+
+
+def test_documents_carry_the_source_and_licence_line_of_their_machine():
+    rows = readme_rows()
+    for doc in synth.fleet(len(synth.SHOWCASE)):
+        meta = doc["synthetic"]
+        name = Path(meta["derived_from"]).name
+        assert f"{meta['source']} ({meta['licence']})" == rows[name]
+        assert doc["warnings"] == []
+        assert "Synthetic host" in meta["note"]
+
+
+def test_fleet_is_deterministic_and_host_i_does_not_depend_on_where_the_fleet_starts():
+    first = list(synth.fleet(8, seed=11))
+    assert first == list(synth.fleet(8, seed=11))
+    assert list(synth.fleet(3, seed=11, start=5)) == first[5:8]
+    assert first != list(synth.fleet(8, seed=12))
+
+
+def test_ten_thousand_hosts_get_distinct_hostnames_in_the_documented_shape():
+    names = [synth.host_spec(i, seed=0).hostname for i in range(10_000)]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"(gpu|hpc|nfv|stor)-[a-z]\d{2}-r\d{2}", n) for n in names)
+
+
+def _owners_by_group(doc):
+    vm_of = {}
+    for h in doc["holders"]:
+        for bdf in h["devices"]:
+            vm_of[bdf] = h["vm"] or h["workload"]
+    groups = defaultdict(set)
+    for d in doc["devices"]:
+        if d["bdf"] in vm_of:
+            groups[d["iommu_group"]].add(vm_of[d["bdf"]])
+    return groups
+
+
+def _showcase(scenario):
+    index = next(i for i, row in enumerate(synth.SHOWCASE) if row[2] == scenario)
+    return synth.host(index)
+
+
+def test_split_group_scenario_gives_one_group_to_two_vms():
+    doc = _showcase("split-group")
+    assert any(len(vms) == 2 for vms in _owners_by_group(doc).values())
+
+
+def test_mixed_ownership_scenario_puts_vfio_pci_and_a_host_driver_in_one_group():
+    doc = _showcase("mixed-ownership")
+    drivers = defaultdict(set)
+    for d in doc["devices"]:
+        if not d["is_bridge"]:
+            drivers[d["iommu_group"]].add(d["driver"])
+    assert any("vfio-pci" in ds and ds & {"nvidia", "amdgpu"} for ds in drivers.values())
+
+
+def test_planted_host_level_problems_show_in_the_facts_an_agent_would_report():
+    assert _showcase("iommu-pt")["host"]["cmdline_flags"]["iommu"] == "pt"
+    assert {g["type"] for g in _showcase("iommu-pt")["groups"]} == {"identity"}
+    assert _showcase("acs-override")["host"]["cmdline_flags"]["pcie_acs_override"]
+    assert _showcase("old-kernel")["host"]["kernel"].startswith("5.4.")
+    uio = _showcase("uio")
+    assert any(d["driver"] == "igb_uio" for d in uio["devices"])
+    assert any(n["kind"] == "uio" for n in uio["vfio"]["nodes"])
+
+
+def test_holders_name_only_devices_bound_to_their_userspace_driver():
+    for doc in list(synth.fleet(20, seed=2)) + [synth.large_host(480)]:
+        driver = {d["bdf"]: d["driver"] for d in doc["devices"]}
+        for h in doc["holders"]:
+            assert h["devices"], h
+            assert all(driver[b] in ("vfio-pci", "igb_uio") for b in h["devices"])
