@@ -26,6 +26,12 @@ class Root:
         """Map an absolute kernel path (``/sys/...``) to the file under this root."""
         return self.base / kernel_path.lstrip("/")
 
+    def fspath(self, kernel_path: str) -> str:
+        """path() as a plain string: the hot read path skips pathlib, which cost a quarter of a
+        collection's time in profiles (a Path per attribute read)."""
+        base = str(self.base)
+        return (base if base != "/" else "") + "/" + kernel_path.lstrip("/")
+
     def kernel_path(self, path: Path) -> str:
         """The inverse of path(): the path as the kernel would name it, for warnings."""
         try:
@@ -36,14 +42,13 @@ class Root:
     def resolve(self, kernel_path: str) -> Path | None:
         """Resolve symlinks without leaving the root (a captured tree's links are relative,
         a live tree's absolute links are re-based on the root). None when it dangles."""
-        p = self.path(kernel_path)
+        p = self.fspath(kernel_path)
         try:
-            real = p.resolve(strict=True)
-        except (OSError, RuntimeError):
+            real = os.path.realpath(p, strict=True)
+        except (OSError, RuntimeError, ValueError):
             return None
         if not self.is_live:
-            try:
-                real.relative_to(self.base)
-            except ValueError:
+            base = str(self.base)
+            if real != base and not real.startswith(base + "/"):
                 return None
-        return real
+        return Path(real)

@@ -52,12 +52,12 @@ class Reader:
         self.warnings.add(kernel_path, why)
 
     def exists(self, kernel_path: str) -> bool:
-        return os.path.lexists(self.root.path(kernel_path))
+        return os.path.lexists(self.root.fspath(kernel_path))
 
     def text(self, kernel_path: str, fallback: T = None, *, missing_ok: bool = False) -> str | T:
         """Stripped text of a small file. Not UTF-8 is decoded with replacement and warned about;
         empty is returned as the fallback with a warning."""
-        p = self.root.path(kernel_path)
+        p = self.root.fspath(kernel_path)
         try:
             with open(p, "rb") as f:
                 raw = f.read(MAX_TEXT + 1)
@@ -86,7 +86,7 @@ class Reader:
         return text
 
     def binary(self, kernel_path: str, limit: int = 4096, *, missing_ok: bool = False) -> bytes | None:
-        p = self.root.path(kernel_path)
+        p = self.root.fspath(kernel_path)
         try:
             with open(p, "rb") as f:
                 return f.read(limit)
@@ -99,7 +99,7 @@ class Reader:
 
     def listdir(self, kernel_path: str, *, missing_ok: bool = False) -> list[str]:
         """Sorted entry names; [] with a warning when missing or unreadable."""
-        p = self.root.path(kernel_path)
+        p = self.root.fspath(kernel_path)
         try:
             return sorted(os.listdir(p))
         except FileNotFoundError:
@@ -113,7 +113,7 @@ class Reader:
 
     def readlink(self, kernel_path: str, *, missing_ok: bool = False) -> str | None:
         """The raw link target (as `readlink` prints it)."""
-        p = self.root.path(kernel_path)
+        p = self.root.fspath(kernel_path)
         try:
             return os.readlink(p)
         except FileNotFoundError:
@@ -134,7 +134,7 @@ class Reader:
     def resolve(self, kernel_path: str) -> Path | None:
         """Resolved path inside the root; a dangling link is warned about."""
         real = self.root.resolve(kernel_path)
-        if real is None and os.path.islink(self.root.path(kernel_path)):
+        if real is None and os.path.islink(self.root.fspath(kernel_path)):
             self.warn(kernel_path, "dangling link")
         return real
 

@@ -86,7 +86,7 @@ def _driver(rd: Reader, base: str, names: set[str]) -> str | None:
     if "driver" not in names:
         return None
     name = rd.link_name(f"{base}/driver", missing_ok=False)
-    if name is not None and not os.path.exists(rd.root.path(f"{base}/driver")):
+    if name is not None and not os.path.exists(rd.root.fspath(f"{base}/driver")):
         # sysfs never leaves a dangling driver link; a capture or a racing unbind can.
         rd.warn(f"{base}/driver", "dangling link (driver name taken from the link target)")
     return name
