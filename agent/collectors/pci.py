@@ -114,6 +114,30 @@ def _numa(rd: Reader, base: str, names: set[str]) -> int | None:
     return None if value is None or value < 0 else value
 
 
+def link_target_below(link_dir: str, target: str, below: str) -> str | None:
+    """Pure: where a sysfs link points, as a path relative to `below` (None when outside it).
+    `link_dir` is the kernel directory holding the link; relative targets are joined to it."""
+    joined = os.path.normpath(os.path.join(link_dir, target))
+    prefix = below.rstrip("/") + "/"
+    return joined[len(prefix):] if joined.startswith(prefix) else None
+
+
+def _path_below_sys_devices(rd: Reader, base: str, *, present: bool) -> str | None:
+    # One readlink instead of realpath's lstat per component: /sys/bus/pci/devices/<bdf> is a single
+    # link into /sys/devices, and nothing below /sys/devices is itself a link.
+    target = rd.readlink(base, missing_ok=True)
+    if target is not None and present:
+        rel = link_target_below(os.path.dirname(base), target, SYS_DEVICES)
+        if rel is None:
+            rd.warn(base, f"links outside /sys/devices ({target[:80]!r}); parent unknown")
+        return rel
+    real = rd.resolve(base)  # not a link (an odd capture) or dangling: resolve warns about the latter
+    rel = kernel_relative(rd.root, real, SYS_DEVICES) if real is not None else None
+    if real is not None and rel is None:
+        rd.warn(base, "does not resolve below /sys/devices; parent unknown")
+    return rel
+
+
 def collect_one(rd: Reader, bdf: str) -> dict:
     base = f"{PCI_DEVICES}/{bdf}"
     names = set(rd.listdir(base))
@@ -133,10 +157,7 @@ def collect_one(rd: Reader, bdf: str) -> dict:
     dev["driver_override"] = None if override in (None, "(null)") else override
     dev["iommu_group"] = _group_id(rd, base, names)
     dev["iommu_unit"] = rd.link_name(f"{base}/iommu", missing_ok=False) if "iommu" in names else None
-    real = rd.resolve(base)
-    rel = kernel_relative(rd.root, real, SYS_DEVICES) if real is not None else None
-    if real is not None and rel is None:
-        rd.warn(base, "does not resolve below /sys/devices; parent unknown")
+    rel = _path_below_sys_devices(rd, base, present=bool(names))
     dev["parent"] = parent_from_path(rel) if rel else None
     dev["path"] = rel
     dev["numa_node"] = _numa(rd, base, names)

@@ -33,6 +33,14 @@ def test_parent_is_the_nearest_bdf_above_in_the_sysfs_path():
     assert pci.parent_from_path("pci0000:00/0000:00:0e.0/pci10000:e0/10000:e0:06.0") is None
 
 
+def test_link_targets_are_read_relative_to_the_link_directory():
+    below = pci.link_target_below
+    assert below("/sys/bus/pci/devices", "../../../devices/pci0000:00/0000:00:02.0", "/sys/devices") == \
+        "pci0000:00/0000:00:02.0"
+    assert below("/sys/bus/pci/devices", "/sys/devices/pci0000:00/0000:00:1f.2", "/sys/devices") == "pci0000:00/0000:00:1f.2"
+    assert below("/sys/bus/pci/devices", "../../../../etc", "/sys/devices") is None
+
+
 def test_every_capture_device_path_resolves_below_sys_devices(capture):
     rd = Reader(Root.of(capture("shared-bridge-group")))
     devices = pci.collect(rd)
