@@ -1,7 +1,9 @@
 """`python manage.py demo` (what `make demo` runs): migrate, a login, the demo fleet, then the web server."""
 import logging
 import sys
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
@@ -52,6 +54,8 @@ class Command(BaseCommand):
         self.stdout.flush()
         if no_serve:
             return
+        # Static files come from the finders (WHITENOISE_USE_FINDERS); an absent STATIC_ROOT only makes whitenoise warn.
+        Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
         call_command("runserver", f"{addr}:{port}" if ":" not in addr else f"[{addr}]:{port}", use_reloader=False)
 
     def _progress(self, done: int, total: int, hostname: str) -> None:
