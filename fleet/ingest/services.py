@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import orjson
 from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
@@ -278,9 +279,9 @@ def _snapshot_apply_locked(*, snapshot_id: int) -> tuple[str, Host | None]:
             continue
         try:
             with transaction.atomic():
-                document = json.loads(item.document_bytes())
-                host_apply_snapshot(host=host, document=document, snapshot_id=item.pk, seq=item.seq, at=item.received_at)
-        except (ValueError, TypeError, KeyError, AttributeError, DataError, IntegrityError) as exc:
+                document = orjson.loads(item.document_bytes())
+                host_apply_snapshot(host=host, document=document, snapshot_id=item.pk, seq=item.seq, at=item.received_at, content_hash=item.content_hash)
+        except (ValueError, TypeError, KeyError, AttributeError, DataError, IntegrityError) as exc:  # orjson.JSONDecodeError is a ValueError
             # The document passed validation but cannot be applied: a bug to look at, not a reason to retry.
             log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
             item.status, item.processed_at, item.error = Snapshot.Status.FAILED, now, f"{exc.__class__.__name__}: {exc}"[:2000]

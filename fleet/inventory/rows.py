@@ -18,7 +18,7 @@ DEVICE_FIELDS = (
     "bdf", "vendor_id", "device_id", "subsystem_vendor_id", "subsystem_device_id", "class_code", "revision",
     "driver", "driver_override", "group_number", "iommu_unit", "parent_bdf", "path", "numa_node", "link",
     "is_bridge", "header_type", "multifunction", "sriov", "physfn_bdf", "capabilities",
-    "owner_kind", "owner_vm", "owner_pid",
+    "owner_kind", "owner_vm", "owner_pid", "group_id",
 )
 NODE_FIELDS = ("path", "kind", "group_number", "mode", "uid", "gid", "rdev", "device_bdf")
 HOLDER_FIELDS = (
@@ -95,6 +95,7 @@ def device_row(device: dict, owner: dict | None) -> dict:
         "owner_kind": owner_kind,
         "owner_vm": (owner.get("vm") or owner.get("workload")) if owner else None,
         "owner_pid": owner.get("pid") if owner else None,
+        "group_id": None,  # the Group row's id: only the apply service knows it
     }
 
 

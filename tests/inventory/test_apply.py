@@ -113,3 +113,28 @@ def test_applying_the_same_document_again_records_no_change(capture):
     written = host_apply_snapshot(host=host, document=doc, snapshot_id=None, seq=2, at=timezone.now())
     assert written == []
     assert Change.objects.filter(host=host).count() == 1
+
+
+def test_groups_that_leave_and_come_back_are_linked_to_their_devices_again(capture):
+    root = capture("isolated-nics")
+    host, _ = applied(root, seq=1)
+    for seq, name in ((2, "no-iommu"), (3, "isolated-nics")):
+        host_apply_snapshot(host=host, document=document_of(capture(name), seq=seq, hostname="h1"), snapshot_id=None, seq=seq, at=timezone.now())
+    pairs = {(d.group.number, d.bdf) for d in Device.objects.filter(host=host).select_related("group") if d.group is not None}
+    assert pairs == find_groups(root)
+
+
+@pytest.mark.parametrize("in_place_limit", [16, 2])
+def test_a_snapshot_changing_most_devices_still_leaves_exactly_its_state(capture, monkeypatch, in_place_limit):
+    # Stands for a host whose drivers were all rebound at once (e.g. a driver package update); limit 2 takes the re-insert path.
+    monkeypatch.setattr("fleet.inventory.services.UPDATE_IN_PLACE_MAX", in_place_limit)
+    host, doc = applied(capture("sriov-nvme"), seq=1)
+    changed = document_of(capture("sriov-nvme"), seq=2, hostname="h1")
+    for device in changed["devices"]:
+        device["driver"] = "vfio-pci" if device["driver"] else None
+        device["numa_node"] = 1
+    written = host_apply_snapshot(host=host, document=changed, snapshot_id=None, seq=2, at=timezone.now())
+    assert host_state(host)["devices"] == changed["devices"]
+    assert {c.subject for c in written if c.kind == Change.Kind.DRIVER_CHANGED} == {
+        bdf for bdf, v in lspci_drivers(capture("sriov-nvme")).items() if v["driver"] not in (None, "vfio-pci")
+    }

@@ -1,4 +1,9 @@
-"""The current topology of each host, one row per fact, replaced by each applied snapshot."""
+"""The current topology of each host, one row per fact, replaced by each applied snapshot.
+
+Every row carries `fingerprint`, a digest of its values written by the apply service: the
+next apply compares fingerprints instead of reading every row back, and rewrites only rows
+whose fingerprint moved. Rows are written only through `fleet.inventory.services`.
+"""
 from django.db import models
 
 from .hosts import Host
@@ -13,6 +18,7 @@ class Unit(models.Model):
     registers = models.JSONField(default=dict, blank=True)
     features = models.JSONField(default=dict, blank=True)
     devices = models.JSONField(default=list, blank=True)
+    fingerprint = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["host", "name"]
@@ -30,6 +36,7 @@ class Group(models.Model):
     reserved_regions = models.JSONField(default=list, blank=True)
     # The group's member list as the kernel lists it: it may name non-PCI devices that have no Device row.
     member_bdfs = models.JSONField(default=list, blank=True)
+    fingerprint = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["host", "number"]
@@ -71,6 +78,7 @@ class Device(models.Model):
     owner_kind = models.CharField(max_length=16, choices=OwnerKind.choices, default=OwnerKind.UNBOUND, db_index=True)
     owner_vm = models.CharField(max_length=200, null=True, blank=True, db_index=True)
     owner_pid = models.IntegerField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["host", "bdf"]
@@ -93,6 +101,7 @@ class VfioNode(models.Model):
     gid = models.IntegerField(null=True, blank=True)
     rdev = models.CharField(max_length=20, null=True, blank=True)
     device_bdf = models.CharField(max_length=16, null=True, blank=True)
+    fingerprint = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["host", "path"]
@@ -118,6 +127,7 @@ class Holder(models.Model):
     device_fds = models.IntegerField(default=0)
     vm_pinned_kb = models.BigIntegerField(null=True, blank=True)
     start_time = models.CharField(max_length=40, null=True, blank=True)
+    fingerprint = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["host", "pid"]
@@ -133,6 +143,7 @@ class Mdev(models.Model):
     type = models.CharField(max_length=200)
     type_name = models.CharField(max_length=200, null=True, blank=True)
     group_number = models.IntegerField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["host", "uuid"]
