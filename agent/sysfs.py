@@ -25,7 +25,8 @@ class Warnings:
         self._seen: set[str] = set()
 
     def add(self, path: str, why: str) -> None:
-        line = f"{path}: {why}"
+        # Paths may hold non-UTF-8 names (lone surrogates from os.listdir): keep the line serialisable.
+        line = f"{path}: {why}".encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         if line not in self._seen:
             self._seen.add(line)
             self._items.append(line)
@@ -129,7 +130,18 @@ class Reader:
         if target is None:
             return None
         name = target.rstrip("/").rsplit("/", 1)[-1]
-        return name or None
+        return self.printable(kernel_path, name) or None
+
+    def printable(self, kernel_path: str, name: str) -> str:
+        """A file or link name made safe to serialise: os functions hand back non-UTF-8 bytes as
+        lone surrogates, which json.dumps keeps and the UTF-8 encoder then refuses. Use it for names
+        that go into the snapshot, never for names used to open files."""
+        try:
+            name.encode("utf-8")
+            return name
+        except UnicodeEncodeError:
+            self.warn(kernel_path, "name is not UTF-8 (decoded with replacement)")
+            return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
     def resolve(self, kernel_path: str) -> Path | None:
         """Resolved path inside the root; a dangling link is warned about."""

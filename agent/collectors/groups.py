@@ -50,7 +50,7 @@ def _read_group(rd: Reader, gid: int) -> dict:
         if pci.is_bdf(name):
             members.append(name)
         else:
-            group.setdefault("other_devices", []).append(name)
+            group.setdefault("other_devices", []).append(rd.printable(f"{base}/devices/{name}", name))
     group["devices"] = members
     return group
 

@@ -164,7 +164,7 @@ def collect_one(rd: Reader, name: str, kernel: str | None) -> dict:
                         f"cannot tell EFR in {text[:40]!r} (kernel {kernel or 'unknown'}); features unknown")
             features = decode_amd(efr)
     devices = sorted(d for d in rd.listdir(f"{base}/devices", missing_ok=True) if pci.is_bdf(d))
-    return {"name": name, "vendor": vendor, "devices": devices, "registers": registers, "features": features}
+    return {"name": rd.printable(base, name), "vendor": vendor, "devices": devices, "registers": registers, "features": features}
 
 
 def collect(rd: Reader, kernel: str | None = None) -> list[dict]:

@@ -88,3 +88,17 @@ def test_units_are_filled_from_member_devices(capture):
 def test_empty_groups_directory_gives_no_groups_and_no_warning(capture):
     rd, _, group_list = collect(capture("no-iommu"))
     assert group_list == [] and rd.warnings.as_list() == []
+
+
+def test_non_pci_members_are_listed_apart_and_non_utf8_names_stay_serialisable(writable_capture):
+    # Stands for an ARM host, where platform devices share groups with PCI functions.
+    from agent.snapshot import to_json
+
+    root = writable_capture("isolated-nics")
+    gid = sorted(gt.find_groups(root))[0][0]
+    os.symlink("../../../../devices/platform/x", os.fsencode(root / f"sys/kernel/iommu_groups/{gid}/devices") + b"/plat\xfe")
+    rd, _, group_list = collect(root)
+    group = next(g for g in group_list if g["id"] == gid)
+    assert group["other_devices"] == ["plat\ufffd"]
+    assert membership(group_list) == gt.find_groups(root)
+    to_json({"groups": group_list, "warnings": rd.warnings.as_list()}).encode("utf-8")

@@ -115,3 +115,16 @@ def test_non_pci_names_in_the_devices_directory_are_skipped_with_a_warning(writa
     rd = Reader(Root.of(root))
     assert "evil<b>" not in [d["bdf"] for d in pci.collect(rd)]
     assert "/sys/bus/pci/devices/evil<b>: not a PCI address; skipped" in rd.warnings.as_list()
+
+
+def test_non_utf8_driver_link_name_is_replaced_so_the_snapshot_serialises(writable_capture):
+    from agent.snapshot import build, to_json
+
+    root = writable_capture("isolated-nics")
+    link = os.fsencode(root / "sys/bus/pci/devices/0000:03:00.0/driver")
+    os.unlink(link)
+    os.symlink(b"../../../../bus/pci/drivers/e1000\xff", link)
+    doc = build(Root.of(root))
+    to_json(doc).encode("utf-8")  # lone surrogates would raise here
+    assert {d["bdf"]: d for d in doc["devices"]}["0000:03:00.0"]["driver"] == "e1000\ufffd"
+    assert "/sys/bus/pci/devices/0000:03:00.0/driver: name is not UTF-8 (decoded with replacement)" in doc["warnings"]
