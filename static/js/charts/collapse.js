@@ -2,6 +2,8 @@
 // interest (no assigned device, no holder, no violation, no focus) fold into one counted aggregate per parent.
 
 export const FULL_DRAW_LIMIT = 80;
+// Past this many drawn devices, even assigned subtrees fold per root complex unless they hold a violation.
+export const DRAW_BUDGET = 120;
 
 export function interestingSets(data, focusBdfs = []) {
   const groupHot = new Set();
@@ -19,11 +21,14 @@ export function interestingSets(data, focusBdfs = []) {
     if ((g.violations || []).length || members.some(deviceHot) || members.some((m) => focus.has(m.bdf))) groupHot.add(g.id);
   }
   const hot = new Set();
+  const critical = new Set();
+  const groupViolated = new Set(data.groups.filter((g) => (g.violations || []).length).map((g) => g.id));
   for (const n of data.nodes) {
     if (n.kind !== 'device') continue;
     if (deviceHot(n) || focus.has(n.bdf) || (n.group != null && groupHot.has(n.group))) hot.add(n.id);
+    if ((n.violations || []).length || focus.has(n.bdf) || (n.group != null && groupViolated.has(n.group))) critical.add(n.id);
   }
-  return { hot, groupHot };
+  return { hot, groupHot, critical };
 }
 
 function deviceHot(n) {
@@ -35,7 +40,7 @@ function deviceHot(n) {
 export function foldRows(data, { focusBdfs = [], expanded = new Set(), limit = FULL_DRAW_LIMIT } = {}) {
   const devices = data.nodes.filter((n) => n.kind === 'device');
   if (devices.length <= limit) return { rows: data.nodes.map((n) => ({ ...n })), folded: 0 };
-  const { hot } = interestingSets(data, focusBdfs);
+  const { hot, critical } = interestingSets(data, focusBdfs);
   const children = new Map();
   for (const n of data.nodes) {
     if (n.parentId == null) continue;
@@ -49,15 +54,29 @@ export function foldRows(data, { focusBdfs = [], expanded = new Set(), limit = F
     hotBelow.set(n.id, v);
     return v;
   };
+  const below = (set) => {
+    const memo = new Map();
+    const f = (n) => {
+      if (memo.has(n.id)) return memo.get(n.id);
+      const v = set.has(n.id) || (children.get(n.id) || []).some(f);
+      memo.set(n.id, v);
+      return v;
+    };
+    return f;
+  };
+  const subtreeCritical = below(critical);
   const rows = [];
   let folded = 0;
+  let tight = false;
   const walk = (n) => {
     rows.push({ ...n });
     const kids = children.get(n.id) || [];
     const keep = [];
     const fold = [];
+    const strict = tight && n.kind === 'rc' && !expanded.has(n.id);
     for (const k of kids) {
-      if (expanded.has(n.id) || k.kind !== 'device' || subtreeHot(k)) keep.push(k);
+      if (strict) (subtreeCritical(k) ? keep : fold).push(k);
+      else if (expanded.has(n.id) || k.kind !== 'device' || subtreeHot(k)) keep.push(k);
       else fold.push(k);
     }
     // Folding a lone leaf saves nothing: draw it.
@@ -72,12 +91,20 @@ export function foldRows(data, { focusBdfs = [], expanded = new Set(), limit = F
       rows.push({
         id: `agg:${n.id}`, parentId: n.id, kind: 'aggregate', expands: n.id,
         count: members.length, group_count: groups.size,
+        assigned: members.filter((d) => d.owner_kind === 'userspace').length,
         bdfs: members.map((d) => d.bdf), label: `${members.length} devices`,
       });
     }
   };
   const root = data.nodes.find((n) => n.parentId == null);
-  if (root) walk(root);
+  if (!root) return { rows, folded };
+  walk(root);
+  if (rows.filter((r) => r.kind === 'device').length > DRAW_BUDGET) {
+    rows.length = 0;
+    folded = 0;
+    tight = true;
+    walk(root);
+  }
   return { rows, folded };
 }
 

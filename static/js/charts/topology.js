@@ -89,6 +89,7 @@ export function topologyChart(data, options) {
     .attr('aria-label', (h) => `holder ${h.name} pid ${h.pid}${h.vm ? `, VM ${h.vm}` : ''}`);
   hg.append('rect').attr('x', -8).attr('y', -14).attr('width', 190).attr('height', 28).attr('rx', 14)
     .attr('fill', '#fff').attr('stroke', HOLDER_COLOR).attr('stroke-width', 2);
+  hg.append('title').text((h) => `${h.vm || h.workload || h.name} — ${h.kind}, pid ${h.pid}${h.user ? `, user ${h.user}` : ''}`);
   hg.append('text').attr('x', 6).attr('y', -1).attr('class', 'holder-name').text((h) => truncate(h.vm || h.workload || h.name, 24));
   hg.append('text').attr('x', 6).attr('y', 10).attr('class', 'sub').text((h) => `${h.kind} · pid ${h.pid}${h.user ? ` · ${h.user}` : ''}`);
   hg.each(function (h) { d3.select(this).datum({ kind: 'holder', holder: h }); });
@@ -123,6 +124,7 @@ function drawDevice(d3, g, d, options) {
   if (rule) g.append('circle').attr('class', 'violation-ring').attr('r', 13).attr('stroke', VIOLATION_COLOR);
   g.append('path').attr('class', 'shape').attr('d', ownerSymbol(d3, d.owner_kind))
     .attr('fill', owner.color).attr('stroke', owner.stroke || '#222');
+  g.append('title').text(`${d.bdf} · ${d.vendor} ${d.vendor_device} ${d.label} · driver ${d.driver || 'none'}${d.vm ? ` · ${d.vm}` : ''}`);
   g.append('text').attr('class', 'bdf').attr('x', 14).attr('y', 1).text(shortBdf(d.bdf));
   g.append('text').attr('class', 'sub').attr('x', 14).attr('y', 13)
     .text(truncate(`${d.label} · ${d.driver || 'no driver'}${d.sriov ? ` · ${d.sriov.role.toUpperCase()}` : ''}`, 30));
@@ -131,9 +133,10 @@ function drawDevice(d3, g, d, options) {
 
 function drawAggregate(g, d) {
   g.attr('data-aggregate', d.expands).attr('data-count', d.count).attr('tabindex', 0).attr('role', 'button')
-    .attr('aria-label', `${d.count} devices in ${d.group_count} groups with nothing assigned and no violation; press Enter to expand`);
-  g.append('rect').attr('class', 'agg-shape').attr('x', -8).attr('y', -11).attr('width', 150).attr('height', 22).attr('rx', 4);
-  g.append('text').attr('class', 'agg-label').attr('x', 0).attr('y', 4).text(`+ ${d.count} devices · ${d.group_count} groups`);
+    .attr('aria-label', `${d.count} folded devices in ${d.group_count} groups, ${d.assigned} assigned, no violation; press Enter to expand`);
+  g.append('rect').attr('class', 'agg-shape').attr('x', -8).attr('y', -13).attr('width', 170).attr('height', 28).attr('rx', 4);
+  g.append('text').attr('class', 'agg-label').attr('x', 0).attr('y', -1).text(`+ ${d.count} devices · ${d.group_count} groups`);
+  g.append('text').attr('class', 'sub').attr('x', 0).attr('y', 11).text(d.assigned ? `${d.assigned} assigned, no violation` : 'nothing assigned');
 }
 
 function drawStructural(g, d) {

@@ -72,7 +72,10 @@ function render() {
 function fit() {
   const b = state.svg.bounds;
   const { width, height } = size();
-  const k = Math.max(0.2, Math.min(1.25, width / (b.x1 - b.x0 + 40), height / (b.y1 - b.y0 + 40)));
+  const fitWidth = width / (b.x1 - b.x0 + 40);
+  let k = Math.min(1.25, fitWidth, height / (b.y1 - b.y0 + 40));
+  // Shrinking a tall drawing until it fits makes text unreadable: keep it legible and let the user pan down.
+  if (k < 0.65) k = Math.min(0.65, fitWidth);
   const t = d3.zoomIdentity.translate(20 - b.x0 * k, 20 - b.y0 * k).scale(k);
   d3.select(state.svg).call(state.zoom.transform, t);
 }
