@@ -26,6 +26,14 @@ def is_userspace_driver(driver: str | None) -> bool:
 
 
 @dataclass(frozen=True)
+class GroupView:
+    members: list
+    endpoints: list
+    assigned: list
+    host_dma: list
+
+
+@dataclass(frozen=True)
 class HostContext:
     """What the engine needs besides the state: the host's identity in intent and the clock."""
 
@@ -65,6 +73,7 @@ class HostFacts:
     tenant_by_pid: dict = field(default_factory=dict)  # pid -> Tenant | None
     assigned: set = field(default_factory=set)  # BDFs assigned to userspace
     roles: list = field(default_factory=list)
+    _group_views: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, state: dict, intent: Intent = EMPTY, context: HostContext | None = None) -> "HostFacts":
@@ -103,7 +112,25 @@ class HostFacts:
         return not self.devices[bdf].get("is_bridge")
 
     def members(self, group_id) -> list[str]:
-        return [b for b in (self.groups.get(group_id) or {}).get("devices") or [] if b in self.devices]
+        return self.group_view(group_id).members
+
+    def group_view(self, group_id) -> "GroupView":
+        """Members split by ownership, computed once per group for all group rules."""
+        view = self._group_views.get(group_id)
+        if view is None:
+            members = [b for b in (self.groups.get(group_id) or {}).get("devices") or [] if b in self.devices]
+            view = GroupView(
+                members=members,
+                endpoints=[b for b in members if self.is_endpoint(b)],
+                assigned=[b for b in members if b in self.assigned],
+                host_dma=[b for b in members if self.is_host_dma(b)],
+            )
+            self._group_views[group_id] = view
+        return view
+
+    def assigned_groups(self) -> list:
+        """Ids of groups with at least one assigned member, sorted."""
+        return sorted(g for g in {self.devices[b].get("iommu_group") for b in self.assigned} if g in self.groups)
 
     def owners_of(self, bdf: str) -> list[Owner]:
         out = []

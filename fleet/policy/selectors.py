@@ -82,3 +82,24 @@ def violation_as_dict(v: Violation) -> dict:
 
 def violation_history(violation: Violation) -> QuerySet:
     return violation.events.order_by("at", "id")
+
+
+def host_states(hosts) -> dict[int, dict]:
+    """host pk -> the same dict as `inventory.selectors.host_state(host)`, for many hosts at once.
+
+    One query per inventory table for the whole batch instead of one per table per host:
+    a fleet-wide re-evaluation after an intent change rebuilds 1,000 states this way.
+    """
+    from fleet.inventory.models import PasidUser
+    from fleet.inventory.rows import PASID_FIELDS, TABLES
+    from fleet.inventory.selectors import TABLE_MODELS, host_state_from_rows
+
+    ids = [h.pk for h in hosts]
+    rows: dict[int, dict] = {pk: {**{t: {} for t in TABLE_MODELS}, "pasid_users": []} for pk in ids}
+    for table, (model, fields) in TABLE_MODELS.items():
+        key = TABLES[table][1]
+        for row in model.objects.filter(host_id__in=ids).values("id", "host_id", *fields):
+            rows[row.pop("host_id")][table][row[key]] = row
+    for row in PasidUser.objects.filter(host_id__in=ids).order_by("id").values("id", "host_id", *PASID_FIELDS):
+        rows[row.pop("host_id")]["pasid_users"].append(row)
+    return {h.pk: host_state_from_rows(h, rows[h.pk]) for h in hosts}

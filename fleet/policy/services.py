@@ -7,6 +7,7 @@ one transaction, so a reader never sees half a sync.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -18,7 +19,6 @@ from fleet.inventory.models import Host
 from . import selectors
 from .engine import evaluate
 from .facts import HostContext
-from .findings import Finding
 from .intent import Intent, to_toml
 from .models import DeviceExpectation, GroupBaseline, HostRole, IntentChange, IntentSettings, Tenant, Violation, ViolationEvent, Waiver
 
@@ -52,13 +52,9 @@ def host_context(host: Host, now: datetime) -> HostContext:
     )
 
 
-def host_findings(*, host: Host, now: datetime, state: dict | None = None, intent: Intent | None = None) -> list[Finding]:
-    """The engine's findings for `host` now (its stored state unless `state` is given)."""
-    if state is None:
-        from fleet.inventory.selectors import host_state
-
-        state = host_state(host)
-    return evaluate(state, intent if intent is not None else selectors.intent_current(), context=host_context(host, now))
+def _normalised(evidence: dict) -> dict:
+    # What the JSON column will give back (tuples become lists…), so unchanged evidence compares equal.
+    return json.loads(json.dumps(evidence, default=str))
 
 
 @transaction.atomic
@@ -67,75 +63,106 @@ def violations_sync_for_host(*, host: Host, now: datetime | None = None, state: 
     """Evaluate every rule for `host`'s current state and open/update/resolve its violations.
 
     `state` lets the apply service pass the snapshot it just applied (saves rebuilding it
-    from the tables); `intent` lets a fleet-wide sync load the intent once.
-    Returns counts: {"opened", "reopened", "updated", "resolved", "open"}.
+    from the tables). Returns counts: {"opened", "reopened", "updated", "resolved", "open"}.
     """
     now = now or timezone.now()
     waivers_expire(now=now, host=host)
-    findings = host_findings(host=host, now=now, state=state, intent=intent)
-    existing = {v.fingerprint: v for v in Violation.objects.select_for_update().filter(host=host)}
-    counts = {"opened": 0, "reopened": 0, "updated": 0, "resolved": 0, "open": len(findings)}
-    create, update, events = [], [], []
-    seen = set()
-    for f in findings:
-        fp = fingerprint(host, f.rule, f.subject_kind, f.subject_id)
-        if fp in seen:
-            continue
-        seen.add(fp)
-        v = existing.get(fp)
-        if v is None:
-            create.append(Violation(
-                host=host, rule=f.rule, severity=f.severity, subject_kind=f.subject_kind, subject_id=f.subject_id[:512],
-                message=f.message, evidence=f.evidence, remediation=f.remediation, status=Violation.Status.OPEN,
-                opened_at=now, updated_at=now, last_seen_at=now, fingerprint=fp,
-            ))
-            counts["opened"] += 1
-            continue
-        changed = (v.message, v.evidence, v.remediation, v.severity) != (f.message, f.evidence, f.remediation, f.severity)
-        v.last_seen_at = now
-        if v.status == Violation.Status.RESOLVED:
-            v.status, v.opened_at, v.resolved_at, v.updated_at = Violation.Status.OPEN, now, None, now
-            events.append(ViolationEvent(violation=v, kind=ViolationEvent.Kind.REOPENED, at=now, by=ENGINE))
-            counts["reopened"] += 1
-        elif changed:
-            v.updated_at = now
-            events.append(ViolationEvent(violation=v, kind=ViolationEvent.Kind.UPDATED, at=now, by=ENGINE,
-                                         detail={"before": {"message": v.message, "evidence": v.evidence}}))
-            counts["updated"] += 1
-        v.message, v.evidence, v.remediation, v.severity = f.message, f.evidence, f.remediation, f.severity
-        update.append(v)
-    for fp, v in existing.items():
-        if fp in seen or v.status != Violation.Status.OPEN:
-            continue
-        v.status, v.resolved_at, v.updated_at = Violation.Status.RESOLVED, now, now
-        events.append(ViolationEvent(violation=v, kind=ViolationEvent.Kind.RESOLVED, at=now, by=ENGINE,
-                                     detail={"last_message": v.message}))
-        update.append(v)
-        counts["resolved"] += 1
-    created = Violation.objects.bulk_create(create)
-    if created and created[0].pk is None:  # backends without RETURNING
-        by_fp = {v.fingerprint: v for v in Violation.objects.filter(host=host, fingerprint__in=[c.fingerprint for c in created])}
-        created = [by_fp[c.fingerprint] for c in created]
-    events.extend(ViolationEvent(violation=v, kind=ViolationEvent.Kind.OPENED, at=now, by=ENGINE) for v in created)
-    if update:
-        Violation.objects.bulk_update(update, ["status", "opened_at", "updated_at", "last_seen_at", "resolved_at",
-                                               "message", "evidence", "remediation", "severity"])
-    ViolationEvent.objects.bulk_create(events)
-    return counts
+    if state is None:
+        from fleet.inventory.selectors import host_state
+
+        state = host_state(host)
+    intent = intent if intent is not None else selectors.intent_current()
+    return _sync_hosts([host], states={host.pk: state}, intent=intent, now=now)
+
+
+FLEET_CHUNK = 200
 
 
 def violations_sync_fleet(*, now: datetime | None = None, intent: Intent | None = None) -> dict:
-    """Re-evaluate every reporting host (after an intent change); one transaction per host."""
+    """Re-evaluate every reporting host (after an intent change), in batches of hosts, one transaction each."""
     now = now or timezone.now()
     intent = intent if intent is not None else selectors.intent_current()
+    waivers_expire(now=now)
     totals = {"hosts": 0, "opened": 0, "reopened": 0, "updated": 0, "resolved": 0, "open": 0}
-    hosts = Host.objects.exclude(enrollment=Host.Enrollment.RETIRED).filter(last_seen__isnull=False).prefetch_related("labels")
-    for host in hosts.iterator(chunk_size=200):
-        counts = violations_sync_for_host(host=host, now=now, intent=intent)
-        totals["hosts"] += 1
+    hosts = (Host.objects.exclude(enrollment=Host.Enrollment.RETIRED).filter(last_seen__isnull=False)
+             .prefetch_related("labels").order_by("pk"))
+    ids = list(hosts.values_list("pk", flat=True))
+    for i in range(0, len(ids), FLEET_CHUNK):
+        chunk = list(hosts.filter(pk__in=ids[i:i + FLEET_CHUNK]))
+        with transaction.atomic():
+            counts = _sync_hosts(chunk, states=selectors.host_states(chunk), intent=intent, now=now)
+        totals["hosts"] += len(chunk)
         for key, value in counts.items():
             totals[key] += value
     return totals
+
+
+def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, now: datetime) -> dict:
+    """Diff the engine's findings for `hosts` against their stored violations and write the difference.
+
+    Call inside a transaction: the hosts' violation rows are locked while the diff is written.
+    """
+    existing: dict[str, Violation] = {
+        v.fingerprint: v for v in Violation.objects.select_for_update().filter(host__in=[h.pk for h in hosts])}
+    counts = {"opened": 0, "reopened": 0, "updated": 0, "resolved": 0, "open": 0}
+    create, rewrite, still, events = [], [], [], []
+    seen: set[str] = set()
+    for host in hosts:
+        findings = evaluate(states[host.pk], intent, context=host_context(host, now))
+        for f in findings:
+            fp = fingerprint(host, f.rule, f.subject_kind, f.subject_id)
+            if fp in seen:
+                continue
+            seen.add(fp)
+            evidence = _normalised(f.evidence)
+            v = existing.get(fp)
+            if v is None:
+                create.append(Violation(
+                    host=host, rule=f.rule, severity=f.severity, subject_kind=f.subject_kind, subject_id=f.subject_id[:512],
+                    message=f.message, evidence=evidence, remediation=f.remediation, status=Violation.Status.OPEN,
+                    opened_at=now, updated_at=now, last_seen_at=now, fingerprint=fp,
+                ))
+                counts["opened"] += 1
+                continue
+            changed = (v.message, v.evidence, v.remediation, v.severity) != (f.message, evidence, f.remediation, f.severity)
+            if v.status == Violation.Status.RESOLVED:
+                v.status, v.opened_at, v.resolved_at = Violation.Status.OPEN, now, None
+                events.append(ViolationEvent(violation=v, kind=ViolationEvent.Kind.REOPENED, at=now, by=ENGINE))
+                counts["reopened"] += 1
+            elif changed:
+                events.append(ViolationEvent(violation=v, kind=ViolationEvent.Kind.UPDATED, at=now, by=ENGINE,
+                                             detail={"before": {"message": v.message, "evidence": v.evidence}}))
+                counts["updated"] += 1
+            else:
+                still.append(v.pk)
+                continue
+            v.message, v.evidence, v.remediation, v.severity = f.message, evidence, f.remediation, f.severity
+            v.updated_at = v.last_seen_at = now
+            rewrite.append(v)
+    resolved = [v for fp, v in existing.items() if fp not in seen and v.status == Violation.Status.OPEN]
+    events.extend(ViolationEvent(violation=v, kind=ViolationEvent.Kind.RESOLVED, at=now, by=ENGINE,
+                                 detail={"last_message": v.message}) for v in resolved)
+    counts["resolved"] = len(resolved)
+    counts["open"] = len(seen)
+
+    # Most syncs change nothing: one UPDATE for those rows, full writes only for the few that changed.
+    if still:
+        Violation.objects.filter(pk__in=still).update(last_seen_at=now)
+    if resolved:
+        Violation.objects.filter(pk__in=[v.pk for v in resolved]).update(
+            status=Violation.Status.RESOLVED, resolved_at=now, updated_at=now)
+    for v in rewrite:
+        v.save(update_fields=["status", "opened_at", "updated_at", "last_seen_at", "resolved_at",
+                              "message", "evidence", "remediation", "severity"])
+    created = Violation.objects.bulk_create(create, batch_size=500)
+    if created and created[0].pk is None:  # backends without RETURNING
+        by_fp = dict(Violation.objects.filter(fingerprint__in=[c.fingerprint for c in created]).values_list("fingerprint", "pk"))
+        for c in created:
+            c.pk = by_fp[c.fingerprint]
+    events.extend(ViolationEvent(violation=v, kind=ViolationEvent.Kind.OPENED, at=now, by=ENGINE) for v in created)
+    if events:
+        ViolationEvent.objects.bulk_create(events, batch_size=1000)
+    return counts
 
 
 def stale_hosts_sync(*, now: datetime | None = None) -> int:

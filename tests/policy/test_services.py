@@ -176,3 +176,26 @@ def test_a_host_that_stops_reporting_gets_stale_host_from_the_periodic_sync(docs
     assert services.stale_hosts_sync(now=T0 + timedelta(hours=1)) == 1
     assert ("stale-host", "host", "hv-8") in open_keys(host)
     assert services.stale_hosts_sync(now=T0 + timedelta(hours=2)) == 0  # already flagged: no re-evaluation
+
+
+def test_the_batch_state_rebuild_equals_the_inventorys_host_state_for_each_host(docs):
+    from fleet.inventory.selectors import host_state
+
+    hosts = [host_named(f"batch-{name}") for name in docs]
+    for host, doc in zip(hosts, docs.values()):
+        apply_and_sync(host, doc, T0)
+    batch = selectors.host_states(hosts)
+    assert all(batch[h.pk] == host_state(h) for h in hosts)
+
+
+def test_a_fleet_sync_after_an_intent_change_opens_and_then_resolves_across_hosts(docs):
+    hosts = [host_named(f"fleet-{i}") for i in range(3)]
+    for host in hosts:
+        apply_and_sync(host, docs["isolated-nics"], T0)
+    vfio = {b for b, d in parse_drivers(docs["isolated-nics"]).items() if d == "vfio-pci"}
+    drift = Intent(allowed_userspace_drivers=("uio_pci_generic",))
+    totals = services.violations_sync_fleet(now=T0 + timedelta(minutes=1), intent=drift)
+    assert totals["hosts"] == 3 and totals["opened"] == 3 * len(vfio)
+    assert all({k for k in open_keys(h) if k[0] == "driver-drift"} == {("driver-drift", "device", b) for b in vfio} for h in hosts)
+    totals = services.violations_sync_fleet(now=T0 + timedelta(minutes=2), intent=Intent())
+    assert totals["resolved"] == 3 * len(vfio) and not any(open_keys(h) for h in hosts)

@@ -28,18 +28,23 @@ def uio_driver(facts: HostFacts) -> list[Finding]:
     return sorted(out, key=lambda f: f.subject_id)
 
 
-def _expected_problems(facts: HostFacts, bdf: str, device: dict) -> list[dict]:
-    problems = []
+def _host_expectations(facts: HostFacts) -> list:
+    """The device expectations that apply to this host (by role and hostname pattern)."""
     role_names = {r.name for r in facts.roles}
+    return [exp for exp in facts.intent.devices
+            if (not exp.role or exp.role in role_names)
+            and (not exp.host_pattern or pattern_matches((exp.host_pattern,), facts.hostname))]
+
+
+def _expected_problems(facts: HostFacts, bdf: str, device: dict, expectations: list) -> list[dict]:
+    problems = []
     driver = device.get("driver")
-    tenants = sorted({o.tenant for o in facts.owners_of(bdf) if o.tenant})
-    for exp in facts.intent.devices:
-        if exp.role and exp.role not in role_names:
-            continue
-        if exp.host_pattern and not pattern_matches((exp.host_pattern,), facts.hostname):
-            continue
+    tenants = None
+    for exp in expectations:
         if not exp.matches_device(device):
             continue
+        if exp.owner and tenants is None:
+            tenants = sorted({o.tenant for o in facts.owners_of(bdf) if o.tenant})
         if exp.driver and (driver or "none") != exp.driver:
             problems.append({"expectation": exp.name, "expected_driver": exp.driver, "driver": driver})
         if exp.owner == "host" and bdf in facts.assigned:
@@ -61,10 +66,13 @@ def driver_drift(facts: HostFacts) -> list[Finding]:
     intent = facts.intent
     if not (intent.devices or intent.allowed_userspace_drivers or any(r.expected_drivers for r in facts.roles)):
         return []
+    expectations = _host_expectations(facts)
+    # Without a device expectation for this host only assigned devices can drift (allowed/role drivers).
+    candidates = facts.devices if expectations else facts.assigned
     out = []
-    for bdf in sorted(facts.devices):
+    for bdf in sorted(candidates):
         device = facts.devices[bdf]
-        problems = _expected_problems(facts, bdf, device)
+        problems = _expected_problems(facts, bdf, device, expectations)
         if not problems:
             continue
         first = problems[0]

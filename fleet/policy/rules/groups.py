@@ -16,18 +16,12 @@ def _group_evidence(facts: HostFacts, gid, members: list[str]) -> dict:
     }
 
 
-def _mixed(facts: HostFacts, members: list[str]) -> tuple[list[str], list[str]]:
-    assigned = [b for b in members if b in facts.assigned]
-    host_dma = [b for b in members if facts.is_host_dma(b)]
-    return assigned, host_dma
-
-
 def group_mixed_ownership(facts: HostFacts) -> list[Finding]:
     out = []
-    for gid in sorted(facts.groups):
-        members = facts.members(gid)
-        assigned, host_dma = _mixed(facts, members)
-        if not assigned or not host_dma:
+    for gid in facts.assigned_groups():
+        view = facts.group_view(gid)
+        members, assigned, host_dma = view.members, view.assigned, view.host_dma
+        if not host_dma:
             continue
         drivers = ", ".join(f"{b} on {facts.devices[b].get('driver')}" for b in host_dma)
         fix_bind = " and ".join(host_dma)
@@ -43,12 +37,11 @@ def group_mixed_ownership(facts: HostFacts) -> list[Finding]:
 
 def group_shared_p2p(facts: HostFacts) -> list[Finding]:
     out = []
-    for gid in sorted(facts.groups):
-        members = facts.members(gid)
-        endpoints = [b for b in members if facts.is_endpoint(b)]
-        assigned, host_dma = _mixed(facts, members)
+    for gid in facts.assigned_groups():
+        view = facts.group_view(gid)
+        members, endpoints, assigned = view.members, view.endpoints, view.assigned
         # A mixed group cannot be claimed by userspace at all: group-mixed-ownership reports it instead.
-        if len(endpoints) < 2 or not assigned or host_dma:
+        if len(endpoints) < 2 or view.host_dma:
             continue
         owners = sorted({o.vm or o.workload or f"pid {o.pid}" for b in assigned for o in facts.owners_of(b)})
         who = f"held by {', '.join(owners)}" if owners else "assigned to userspace"
@@ -64,9 +57,10 @@ def group_shared_p2p(facts: HostFacts) -> list[Finding]:
 
 def group_split_owners(facts: HostFacts) -> list[Finding]:
     out = []
-    for gid in sorted(facts.groups):
-        members = facts.members(gid)
-        owners = {b: facts.owners_of(b) for b in members if b in facts.assigned}
+    for gid in facts.assigned_groups():
+        view = facts.group_view(gid)
+        members = view.members
+        owners = {b: facts.owners_of(b) for b in view.assigned}
         vms = sorted({o.vm or o.workload for os_ in owners.values() for o in os_ if o.vm or o.workload})
         tenants = sorted({o.tenant for os_ in owners.values() for o in os_ if o.tenant})
         labels = sorted({tuple(sorted(o.labels)) for os_ in owners.values() for o in os_ if o.tenant})

@@ -7,7 +7,7 @@ from ..findings import Finding
 
 def reserved_region_direct(facts: HostFacts) -> list[Finding]:
     out = []
-    for gid in sorted(facts.groups):
+    for gid in facts.assigned_groups():
         group = facts.groups[gid]
         direct = [r for r in group.get("reserved_regions") or [] if r.get("type") == "direct"]
         if not direct:

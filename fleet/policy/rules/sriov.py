@@ -35,12 +35,12 @@ def _owner_key(facts: HostFacts, bdf: str) -> str:
 
 def pf_userspace_vfs_elsewhere(facts: HostFacts) -> list[Finding]:
     out = []
-    for bdf in sorted(facts.assigned):
-        vfs = [v for v in ((facts.devices[bdf].get("sriov") or {}).get("vfs") or []) if v in facts.devices]
-        if not vfs:
-            continue
+    pfs = [b for b in facts.assigned if (facts.devices[b].get("sriov") or {}).get("vfs")]
+    for bdf in sorted(pfs):
+        vfs = [v for v in facts.devices[bdf]["sriov"]["vfs"] if v in facts.devices]
         pf_owner = _owner_key(facts, bdf)
-        elsewhere = {v: _owner_key(facts, v) for v in vfs if _owner_key(facts, v) != pf_owner}
+        owners = {v: _owner_key(facts, v) for v in vfs}
+        elsewhere = {v: o for v, o in owners.items() if o != pf_owner}
         if not elsewhere:
             continue
         out.append(Finding(
