@@ -31,6 +31,7 @@ CAPTURES_DIR = REPO / "tests" / "fixtures" / "captures"
 INTENT_FILE = Path(__file__).with_name("intent.toml")
 CAPTURE_ROLE = "hypervisor"
 CAPTURE_LABELS = ("capture", "lab")
+LARGE_HOST_DEVICES = 480  # what the dashboard must keep readable (issue 5)
 DEMO_USERNAME = "demo"
 DEMO_ROLE = "admin"  # fleet.accounts.roles.ADMIN: the demo user may look at and do everything
 
@@ -79,10 +80,17 @@ def capture_hosts(captures_dir: Path = CAPTURES_DIR) -> Iterator[DemoHost]:
         yield DemoHost(document=capture_document(archive), role=CAPTURE_ROLE, labels=CAPTURE_LABELS)
 
 
-def synthetic_hosts(count: int, *, seed: int = 0, now: datetime | None = None) -> Iterator[DemoHost]:
-    """`count` synthetic hosts, reported just now (the stale one a few days ago)."""
+def synthetic_documents(count: int, *, large: int = 0, seed: int = 0) -> Iterator[dict]:
+    """`count` hosts of the synthetic fleet, then `large` hosts of 480+ devices (the DGX-2H replicated)."""
+    yield from synth.fleet(count, seed=seed)
+    for k in range(large):
+        yield synth.large_host(LARGE_HOST_DEVICES, seed=seed + k)
+
+
+def synthetic_hosts(count: int, *, large: int = 0, seed: int = 0, now: datetime | None = None) -> Iterator[DemoHost]:
+    """The synthetic documents, reported just now (a "stale" one a few days ago)."""
     now = now or datetime.now(dt_timezone.utc)
-    for doc in synth.fleet(count, seed=seed):
+    for doc in synthetic_documents(count, large=large, seed=seed):
         meta = doc["synthetic"]
         stale = meta["scenario"] == "stale"
         collected = now - timedelta(days=synth.STALE_DAYS) if stale else now
@@ -90,31 +98,32 @@ def synthetic_hosts(count: int, *, seed: int = 0, now: datetime | None = None) -
         yield DemoHost(document=doc, role=meta["role"], labels=tuple(meta["labels"]), stale=stale)
 
 
-def demo_fleet_hostnames(*, synthetic: int, seed: int = 0) -> list[str]:
-    names = [synth.host_spec(i, seed).hostname for i in range(synthetic)]
+def demo_fleet_hostnames(*, synthetic: int, large: int = 0, seed: int = 0) -> list[str]:
+    names = [doc["host"]["hostname"] for doc in synthetic_documents(synthetic, large=large, seed=seed)]
     names += [_capture_hostname(a) for a in sorted(CAPTURES_DIR.glob("*.tar.gz"))]
     return names
 
 
-def demo_fleet_present(*, synthetic: int, seed: int = 0) -> bool:
+def demo_fleet_present(*, synthetic: int, large: int = 0, seed: int = 0) -> bool:
     """True when every demo host has an applied snapshot already (nothing to load)."""
-    names = demo_fleet_hostnames(synthetic=synthetic, seed=seed)
+    names = demo_fleet_hostnames(synthetic=synthetic, large=large, seed=seed)
     applied = Host.objects.filter(hostname__in=names, applied_snapshot_id__isnull=False).count()
     return applied == len(set(names))
 
 
-def demo_fleet_remove(*, synthetic: int, seed: int = 0) -> int:
+def demo_fleet_remove(*, synthetic: int, large: int = 0, seed: int = 0) -> int:
     """Delete the demo hosts (with their snapshots, changes and violations)."""
-    deleted, _ = Host.objects.filter(hostname__in=demo_fleet_hostnames(synthetic=synthetic, seed=seed)).delete()
+    deleted, _ = Host.objects.filter(hostname__in=demo_fleet_hostnames(synthetic=synthetic, large=large, seed=seed)).delete()
     return deleted
 
 
-def demo_fleet_load(*, synthetic: int, seed: int = 0, progress: Callable[[int, int, str], None] | None = None) -> int:
-    """Push every capture and `synthetic` synthetic hosts through ingest; returns the number of hosts loaded."""
-    total = len(list(CAPTURES_DIR.glob("*.tar.gz"))) + synthetic
+def demo_fleet_load(*, synthetic: int, large: int = 0, seed: int = 0,
+                    progress: Callable[[int, int, str], None] | None = None) -> int:
+    """Push every capture, `synthetic` synthetic hosts and `large` large ones through ingest; returns how many."""
+    total = len(list(CAPTURES_DIR.glob("*.tar.gz"))) + synthetic + large
     done = 0
     stale: list[tuple[str, datetime]] = []
-    for item in itertools.chain(capture_hosts(), synthetic_hosts(synthetic, seed=seed)):
+    for item in itertools.chain(capture_hosts(), synthetic_hosts(synthetic, large=large, seed=seed)):
         hostname = item.document["host"]["hostname"]
         host = host_file(hostname=hostname, role=item.role, labels=item.labels)
         result = snapshot_receive_document(host=host, document=item.document)

@@ -5,7 +5,8 @@ Public, stable entry points (other work calls them; keep names and signatures):
 - ``large_host(devices=480, seed=0, *, hostname=None) -> dict``: one host with at
   least ``devices`` PCI functions: the NVIDIA DGX-2H tree replicated into further
   PCI domains (0000, 0001, …), GPUs on vfio-pci held by tenant VMs. For the
-  benchmarks of issues 3/4/5.
+  benchmarks of issues 3/4/5. With ``hostname`` fixed, two seeds give two
+  different states of one host (other VMs hold other GPUs): a changed snapshot.
 - ``fleet(n_hosts, seed=0, *, start=0) -> Iterator[dict]``: ``n_hosts`` varied
   documents (hostnames like ``gpu-a12-r03``, roles, kernels, a sprinkle of real
   problems), generated lazily and deterministically: host ``i`` depends only on
@@ -22,6 +23,7 @@ Its ``warnings`` list is empty: nothing was read, so nothing failed to be read.
 """
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -232,7 +234,8 @@ def build(spec: HostSpec) -> dict:
         "agent": {"version": f"{AGENT_VERSION}+synthetic", "euid": 0, "root": "/"},
         "host": {
             "hostname": spec.hostname,
-            "machine_id": "%032x" % rng.getrandbits(128),
+            # From the name, not the seed: one host keeps its machine id across its changing states.
+            "machine_id": hashlib.md5(spec.hostname.encode("utf-8")).hexdigest(),
             "kernel": release,
             "kernel_version": version_line,
             "cmdline": cmdline,
@@ -344,6 +347,12 @@ def _assign(spec: HostSpec, rng: random.Random, devices: list[dict], by_bdf: dic
     return [], []
 
 
+def _bind_vfio(dev: dict) -> None:
+    # Operators pin passthrough devices with driverctl, which writes driver_override.
+    dev["driver"] = "vfio-pci"
+    dev["driver_override"] = "vfio-pci"
+
+
 def _new_pid(rng: random.Random, used: set[int]) -> int:
     while True:
         pid = rng.randint(1500, 4_000_000)
@@ -411,7 +420,7 @@ def _assign_gpus(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[
     gpus_of = {g: [b for b in members[g] if _is_gpu(by_bdf[b]["class"])] for g in gpu_groups}
     for bdfs in gpus_of.values():
         for bdf in bdfs:
-            by_bdf[bdf]["driver"] = "vfio-pci"
+            _bind_vfio(by_bdf[bdf])
     merged = [g for g in gpu_groups if len(gpus_of[g]) > 1]
     notes: list[str] = []
     holders: list[dict] = []
@@ -422,14 +431,16 @@ def _assign_gpus(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[
 
     if spec.scenario == "gpu-on-host-driver" and gpu_groups:
         left = gpus_of[gpu_groups[-1]][0]
-        by_bdf[left]["driver"] = host_driver(by_bdf[left]["vendor_id"], by_bdf[left]["device_id"], by_bdf[left]["class"])
+        by_bdf[left].update(driver=host_driver(by_bdf[left]["vendor_id"], by_bdf[left]["device_id"], by_bdf[left]["class"]),
+                            driver_override=None)
         gpu_groups = gpu_groups[:-1]
         notes.append(f"{left} stayed on {by_bdf[left]['driver']}.")
     if merged and spec.scenario == "mixed-ownership":
         g = merged[0]
         first, *rest = gpus_of[g]
         for bdf in rest:
-            by_bdf[bdf]["driver"] = host_driver(by_bdf[bdf]["vendor_id"], by_bdf[bdf]["device_id"], by_bdf[bdf]["class"])
+            by_bdf[bdf].update(driver=host_driver(by_bdf[bdf]["vendor_id"], by_bdf[bdf]["device_id"], by_bdf[bdf]["class"]),
+                               driver_override=None)
         gpu_groups.remove(g)
         notes.append(f"group {g}: {first} on vfio-pci, {', '.join(rest)} on the host driver.")
     if merged and spec.scenario == "split-group":
@@ -474,13 +485,13 @@ def _assign_vfs(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[s
         if mode == 0 and vfs:  # a DPDK data plane on half the VFs
             take = vfs[: max(1, len(vfs) // 2)]
             for bdf in take:
-                by_bdf[bdf]["driver"] = "vfio-pci"
+                _bind_vfio(by_bdf[bdf])
             groups = sorted({by_bdf[b]["iommu_group"] for b in take})
             holders.append(_dpdk(rng, used, f"{tenants[n % len(tenants)]}-fw{n}", take,
                                  [f"/dev/vfio/{g}" for g in groups] + ["/dev/vfio/vfio"], groups, start))
         elif mode == 1 and vfs:  # VFs passed to VNF VMs, one each
             for bdf in vfs[:2]:
-                by_bdf[bdf]["driver"] = "vfio-pci"
+                _bind_vfio(by_bdf[bdf])
                 vm_number += 1
                 g = by_bdf[bdf]["iommu_group"]
                 holders.append(_qemu(rng, used, f"{tenants[vm_number % len(tenants)]}-vnf{vm_number}", [bdf], [g],

@@ -13,7 +13,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from tests.conftest import CAPTURES_DIR
 
 REPO = Path(__file__).resolve().parents[2]
-SYNTHETIC = 40  # the command's default
+SYNTHETIC = 40 + 1  # the command's defaults: --synthetic 40 --large 1
 
 
 def capture_truth() -> dict[str, set[str]]:

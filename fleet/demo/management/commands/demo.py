@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from fleet.demo import services
 
 DEFAULT_SYNTHETIC = 40
+DEFAULT_LARGE = 1
 
 
 class Command(BaseCommand):
@@ -23,26 +24,29 @@ class Command(BaseCommand):
         parser.add_argument("--reset", action="store_true", help="delete the demo hosts and load them again")
         parser.add_argument("--synthetic", type=int, default=DEFAULT_SYNTHETIC,
                             help=f"synthetic hosts besides the captures (default {DEFAULT_SYNTHETIC})")
+        parser.add_argument("--large", type=int, default=DEFAULT_LARGE,
+                            help=f"hosts of 480+ devices (the DGX-2H replicated) besides those (default {DEFAULT_LARGE})")
         parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic fleet (default 0)")
         parser.add_argument("--password", default=None, help="the demo login's password (default: a new random one)")
 
-    def handle(self, *args, addr, port, no_serve, reset, synthetic, seed, password, **options):
-        if synthetic < 0:
-            raise CommandError("--synthetic must be 0 or more")
+    def handle(self, *args, addr, port, no_serve, reset, synthetic, large, seed, password, **options):
+        if synthetic < 0 or large < 0:
+            raise CommandError("--synthetic and --large must be 0 or more")
+        fleet = {"synthetic": synthetic, "large": large, "seed": seed}
         self.stdout.write("preparing the database…")
         call_command("migrate", verbosity=0, interactive=False)
         password = services.demo_user_ensure(password=password)
 
         if reset:
-            services.demo_fleet_remove(synthetic=synthetic, seed=seed)
-        if services.demo_fleet_present(synthetic=synthetic, seed=seed):
+            services.demo_fleet_remove(**fleet)
+        if services.demo_fleet_present(**fleet):
             self.stdout.write("demo fleet already loaded (use --reset to load it again)")
         else:
             services.demo_intent_load()
             # One INFO line per applied task would bury the progress line.
             logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
             try:
-                loaded = services.demo_fleet_load(synthetic=synthetic, seed=seed, progress=self._progress)
+                loaded = services.demo_fleet_load(**fleet, progress=self._progress)
             except services.DemoLoadError as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(f"\nloaded {loaded} hosts")
