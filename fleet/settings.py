@@ -119,6 +119,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "fleet.ingest.tasks.sweep",
         "schedule": float(env_int("FLEET_SWEEP_INTERVAL", 60)),
     },
+    "policy-tick": {"task": "fleet.policy.tasks.policy_tick", "schedule": float(env_int("FLEET_POLICY_TICK_INTERVAL", 60))},
 }
 
 # --- Ingest limits ---------------------------------------------------------
