@@ -215,7 +215,7 @@ def _held_fds(rd: Reader, pid: str) -> tuple[list[tuple[str, str]], bool]:
             rd.warn(f"/proc/{pid}/fd/{fd}", f"not a readable link ({exc.strerror or exc.__class__.__name__})")
             continue
         if is_held_node(target):
-            held.append((fd, target))
+            held.append((fd, rd.printable(f"/proc/{pid}/fd/{fd}", target)))
     return held, False
 
 

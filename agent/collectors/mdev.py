@@ -17,10 +17,10 @@ def _mdev(rd: Reader, uuid: str) -> dict:
     base = f"/sys/bus/mdev/devices/{uuid}"
     real = rd.resolve(base)
     # The mdev lives below its parent: /sys/devices/pci0000:00/0000:00:02.0/<uuid>
-    parent = real.parent.name if real is not None else None
+    parent = rd.printable(base, real.parent.name) if real is not None else None
     group = rd.link_name(f"{base}/iommu_group")
     return {
-        "uuid": uuid,
+        "uuid": rd.printable(base, uuid),
         "parent": parent,
         "type": rd.link_name(f"{base}/mdev_type", missing_ok=False),
         "type_name": rd.text(f"{base}/mdev_type/name", missing_ok=True),
@@ -34,13 +34,13 @@ def _parent(rd: Reader, device: str) -> dict:
     for type_id in rd.listdir(base):
         tbase = f"{base}/{type_id}"
         types.append({
-            "id": type_id,
+            "id": rd.printable(tbase, type_id),
             "name": rd.text(f"{tbase}/name", missing_ok=True),  # optional in the mdev ABI
             "description": rd.text(f"{tbase}/description", missing_ok=True),
             "available_instances": parse_int(rd.text(f"{tbase}/available_instances")),
             "device_api": bounded(rd, f"{tbase}/device_api", rd.text(f"{tbase}/device_api")),
         })
-    return {"device": device, "types": types}
+    return {"device": rd.printable(base, device), "types": types}
 
 
 def collect(rd: Reader) -> tuple[list[dict], list[dict]]:

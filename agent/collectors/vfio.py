@@ -149,7 +149,7 @@ def _cdevs(rd: Reader) -> list[dict]:
             rd.warn(f"{base}/dev", f"not major:minor: {rdev[:40]!r}")
             rdev = None
         device = full_bdf(rd, f"{base}/device", rd.link_name(f"{base}/device"))
-        out.append({"name": name, "device": device, "rdev": rdev})
+        out.append({"name": rd.printable(base, name), "device": device, "rdev": rdev})
     return out
 
 

@@ -1,5 +1,7 @@
 """fd holders: the pure parsers on literal strings, and each capture's holders against the boot's own
 `ps` listing and the fake VM/DPDK processes' logs (ground-truth/)."""
+import json
+import os
 import re
 
 import pytest
@@ -210,3 +212,14 @@ def test_a_holder_with_no_vm_and_no_workload_is_reported_unattributed(tmp_path):
 def test_processes_without_vfio_fds_are_not_holders(tmp_path):
     _proc(tmp_path, 1, ["/sbin/init"], {0: "/dev/null", 1: "socket:[1234]"})
     assert holders.collect(Reader(Root.of(tmp_path)), [], [], {"nodes": []}) == []
+
+
+def test_a_non_utf8_fd_target_is_reported_serialisable_with_a_warning(tmp_path):
+    # Stands for a hostile or corrupted tree: a held node whose name is not UTF-8.
+    _proc(tmp_path, 5, ["/usr/bin/qemu-system-x86_64", "-name", "vm5"], {})
+    os.symlink(b"/dev/vfio/\xff", os.path.join(bytes(tmp_path), b"proc/5/fd/3"))
+    rd = Reader(Root.of(tmp_path))
+    (h,) = holders.collect(rd, [], [], {"nodes": []})
+    assert h["nodes"] == ["/dev/vfio/\ufffd"]
+    json.dumps(h, ensure_ascii=False).encode("utf-8")
+    assert any(w.startswith("/proc/5/fd/3") for w in rd.warnings.as_list())
