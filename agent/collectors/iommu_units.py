@@ -118,8 +118,10 @@ def _kernel_release(rd: Reader) -> str | None:
     return m.group(1) if m else None
 
 
-def _registers(rd: Reader, base: str, subdir: str, files: tuple[str, ...]) -> dict:
-    return {f: v for f in files if (v := rd.text(f"{base}/{subdir}/{f}", missing_ok=True)) is not None}
+def _registers(rd: Reader, base: str, subdir: str, files: tuple[str, ...], required: tuple[str, ...]) -> dict:
+    """Raw register texts; only the ones every kernel with this driver has are warned about when missing."""
+    return {f: v for f in files
+            if (v := rd.text(f"{base}/{subdir}/{f}", missing_ok=f not in required)) is not None}
 
 
 def _checked_register(rd: Reader, path: str, text: str | None) -> int | None:
@@ -146,7 +148,7 @@ def collect_one(rd: Reader, name: str, kernel: str | None) -> dict:
     registers: dict = {}
     features = empty_features()
     if vendor == "intel":
-        registers = _registers(rd, base, "intel-iommu", _INTEL_FILES)
+        registers = _registers(rd, base, "intel-iommu", _INTEL_FILES, ("cap", "ecap"))
         sub = f"{base}/intel-iommu"
         features = decode_intel(_checked_register(rd, f"{sub}/cap", registers.get("cap")),
                                 _checked_register(rd, f"{sub}/ecap", registers.get("ecap")))
@@ -155,7 +157,7 @@ def collect_one(rd: Reader, name: str, kernel: str | None) -> dict:
             features["domains_supported"] = supported
         features["domains_used"] = _int_or_none(rd, f"{sub}/domains_used", registers.get("domains_used"))
     elif vendor == "amd":
-        registers = _registers(rd, base, "amd-iommu", _AMD_FILES)
+        registers = _registers(rd, base, "amd-iommu", _AMD_FILES, ("features",))
         text = registers.get("features")
         if text is not None:
             efr, _efr2 = split_amd_features(text, kernel)

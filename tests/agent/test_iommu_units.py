@@ -96,3 +96,12 @@ def test_garbled_intel_register_is_unknown_with_a_warning(writable_capture):
     [unit] = iommu_units.collect(rd)
     assert unit["features"]["interrupt_remapping"] is None and unit["features"]["caching_mode"] is False
     assert "/sys/class/iommu/dmar0/intel-iommu/ecap: not a hex register ('not-hex')" in rd.warnings.as_list()
+
+
+def test_missing_intel_ecap_is_unknown_with_a_warning(writable_capture):
+    root = writable_capture("isolated-nics")
+    (root / "sys/class/iommu/dmar0/intel-iommu/ecap").unlink()
+    rd = Reader(Root.of(root))
+    [unit] = iommu_units.collect(rd)
+    assert unit["features"]["pasid"] is None and "ecap" not in unit["registers"]
+    assert "/sys/class/iommu/dmar0/intel-iommu/ecap: missing" in rd.warnings.as_list()
