@@ -22,5 +22,8 @@ test: $(STAMP)
 agent-show: $(STAMP)
 	$(BIN)/fleet-agent show
 
+bench: $(STAMP)
+	$(BIN)/python bench/agent_collect.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache
