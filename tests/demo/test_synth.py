@@ -153,3 +153,15 @@ def test_holders_name_only_devices_bound_to_their_userspace_driver():
         for h in doc["holders"]:
             assert h["devices"], h
             assert all(driver[b] in ("vfio-pci", "igb_uio") for b in h["devices"])
+
+
+def test_changing_one_document_leaves_the_next_one_of_the_same_machine_untouched():
+    # bench/ingest.py edits a large host in place to make a changed snapshot.
+    first = synth.large_host(480, seed=5)
+    pristine = json.dumps(synth.large_host(480, seed=5), sort_keys=True)
+    for device in first["devices"]:
+        device["capabilities"]["acs"]["present"] = "edited"
+        device["link"]["current_speed"] = "edited"
+    for group in first["groups"]:
+        group["reserved_regions"][0]["type"] = "edited"
+    assert json.dumps(synth.large_host(480, seed=5), sort_keys=True) == pristine
