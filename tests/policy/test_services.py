@@ -199,3 +199,17 @@ def test_a_fleet_sync_after_an_intent_change_opens_and_then_resolves_across_host
     assert all({k for k in open_keys(h) if k[0] == "driver-drift"} == {("driver-drift", "device", b) for b in vfio} for h in hosts)
     totals = services.violations_sync_fleet(now=T0 + timedelta(minutes=2), intent=Intent())
     assert totals["resolved"] == 3 * len(vfio) and not any(open_keys(h) for h in hosts)
+
+
+def test_the_periodic_policy_task_expires_waivers_and_flags_silent_hosts(docs):
+    from fleet.policy.tasks import policy_tick
+
+    host = host_named("hv-9")
+    past = T0 - timedelta(days=2)
+    apply_and_sync(host, docs["no-iommu"], past)
+    uio = Violation.objects.get(host=host, rule="uio-driver")
+    services.violation_waive(violation=uio, by="carol", justification="lab", expires_at=past + timedelta(hours=1), now=past)
+    policy_tick()  # runs at the real clock, long after both the expiry and the last report
+    uio.refresh_from_db()
+    assert uio.waived_until is None and _events(uio)[-1] == "waiver_expired"
+    assert ("stale-host", "host", "hv-9") in open_keys(host)
