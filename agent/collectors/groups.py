@@ -55,24 +55,12 @@ def _read_group(rd: Reader, gid: int) -> dict:
     return group
 
 
-def collect(rd: Reader, devices: list[dict], units: list[dict]) -> list[dict]:
-    """Groups sorted by id; also fills each device's `iommu_group` from membership when its link is missing."""
-    by_bdf = {d["bdf"]: d for d in devices}
-    groups: dict[int, dict] = {}
-    groups_dir_present = rd.exists(GROUPS)
-    if not groups_dir_present:
-        rd.warn(GROUPS, "missing; membership taken from the devices' iommu_group links" if any(
-            d.get("iommu_group") is not None for d in devices) else "missing")
-    for name in rd.listdir(GROUPS, missing_ok=True):
-        if not name.isdigit():
-            rd.warn(f"{GROUPS}/{name}", "not a group number; skipped")
-            continue
-        groups[int(name)] = _read_group(rd, int(name))
-
-    listed: dict[str, int] = {}
+def _check_listed_members(rd: Reader, groups: dict[int, dict], by_bdf: dict[str, dict]) -> set[str]:
+    """Reconcile each listed member with its device's link (the directory wins); returns the listed BDFs."""
+    listed = set()
     for gid, group in groups.items():
         for bdf in group["devices"]:
-            listed[bdf] = gid
+            listed.add(bdf)
             dev = by_bdf.get(bdf)
             if dev is None:
                 rd.warn(f"{GROUPS}/{gid}/devices/{bdf}", "member not in /sys/bus/pci/devices")
@@ -83,7 +71,12 @@ def collect(rd: Reader, devices: list[dict], units: list[dict]) -> list[dict]:
                 rd.warn(f"{pci.PCI_DEVICES}/{bdf}/iommu_group",
                         f"link says group {dev['iommu_group']} but {GROUPS}/{gid} lists it; using {gid}")
                 dev["iommu_group"] = gid
+    return listed
 
+
+def _add_link_only_members(rd: Reader, groups: dict[int, dict], devices: list[dict], listed: set[str],
+                           groups_dir_present: bool) -> None:
+    """Devices whose link names a group that does not list them: the link is the only witness left."""
     for dev in devices:
         gid = dev["iommu_group"]
         if gid is None or dev["bdf"] in listed:
@@ -91,20 +84,41 @@ def collect(rd: Reader, devices: list[dict], units: list[dict]) -> list[dict]:
         if gid not in groups:
             groups[gid] = _empty_group(gid)
             if groups_dir_present:
-                rd.warn(f"{GROUPS}/{gid}", f"missing; membership taken from the devices' iommu_group links")
+                rd.warn(f"{GROUPS}/{gid}", "missing; membership taken from the devices' iommu_group links")
         else:
             rd.warn(f"{GROUPS}/{gid}/devices/{dev['bdf']}", "missing; member taken from the device's iommu_group link")
         groups[gid]["devices"].append(dev["bdf"])
 
+
+def _fill_unit(rd: Reader, group: dict, by_bdf: dict[str, dict], unit_names: set[str]) -> None:
+    member_units = sorted({by_bdf[b]["iommu_unit"] for b in group["devices"] if b in by_bdf and by_bdf[b]["iommu_unit"]})
+    if len(member_units) > 1:
+        rd.warn(f"{GROUPS}/{group['id']}", f"members name different IOMMU units {member_units}; unit left unknown")
+    elif member_units:
+        group["unit"] = member_units[0]
+        if unit_names and member_units[0] not in unit_names:
+            rd.warn(f"{GROUPS}/{group['id']}", f"unit {member_units[0]!r} not in /sys/class/iommu")
+
+
+def collect(rd: Reader, devices: list[dict], units: list[dict]) -> list[dict]:
+    """Groups sorted by id; also fills each device's `iommu_group` from membership when its link is missing."""
+    by_bdf = {d["bdf"]: d for d in devices}
+    groups: dict[int, dict] = {}
+    groups_dir_present = rd.exists(GROUPS)
+    if not groups_dir_present:
+        # An empty directory is a plain host without an IOMMU; a missing one is a partial tree.
+        linked = any(d.get("iommu_group") is not None for d in devices)
+        rd.warn(GROUPS, "missing; membership taken from the devices' iommu_group links" if linked else "missing")
+    for name in rd.listdir(GROUPS, missing_ok=True):
+        if not name.isdigit():
+            rd.warn(f"{GROUPS}/{name}", "not a group number; skipped")
+            continue
+        groups[int(name)] = _read_group(rd, int(name))
+
+    listed = _check_listed_members(rd, groups, by_bdf)
+    _add_link_only_members(rd, groups, devices, listed, groups_dir_present)
     unit_names = {u.get("name") for u in units}
     for group in groups.values():
         group["devices"] = sorted(set(group["devices"]))
-        member_units = sorted({by_bdf[b]["iommu_unit"] for b in group["devices"]
-                               if b in by_bdf and by_bdf[b]["iommu_unit"]})
-        if len(member_units) > 1:
-            rd.warn(f"{GROUPS}/{group['id']}", f"members name different IOMMU units {member_units}; unit left unknown")
-        elif member_units:
-            group["unit"] = member_units[0]
-            if units and member_units[0] not in unit_names:
-                rd.warn(f"{GROUPS}/{group['id']}", f"unit {member_units[0]!r} not in /sys/class/iommu")
+        _fill_unit(rd, group, by_bdf, unit_names)
     return [groups[gid] for gid in sorted(groups)]
