@@ -109,8 +109,10 @@ def _bridge_path(device: dict, by_bdf: dict[str, dict]) -> str:
     return " › ".join(reversed(chain))
 
 
-def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dict]]) -> list[tuple[str, str]]:
-    """(severity, text) flags for one group: `red` breaks isolation, `yellow` deserves a look."""
+def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dict]], *,
+                all_identity: bool = False) -> list[tuple[str, str]]:
+    """(severity, text) flags for one group: `red` breaks isolation, `yellow` deserves a look.
+    On a passthrough host (every group identity) the header says it once instead of every group."""
     members = [by_bdf.get(b, {"bdf": b}) for b in group.get("devices") or []]
     userspace = [d for d in members if is_userspace_driver(d.get("driver")) or owners.get(d["bdf"])]
     host_dma = [d for d in members if d.get("driver") not in NON_DMA_OWNERS and not is_userspace_driver(d.get("driver"))]
@@ -124,7 +126,7 @@ def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dic
     vms = {h.get("vm") or h.get("workload") for d in members for h in owners.get(d["bdf"], [])}
     if len(vms) > 1:
         flags.append(("red", f"split owners: {', '.join(sorted(clean(v) for v in vms if v) or ['?'])}"))
-    if group.get("type") == "identity":
+    if group.get("type") == "identity" and not all_identity:
         flags.append(("yellow", "identity domain: host drivers DMA untranslated"))
     if group.get("name") == "vfio-noiommu":
         flags.append(("red", "VFIO no-IOMMU group: no isolation at all"))
@@ -153,7 +155,7 @@ def _iommu_state(doc: dict) -> tuple[str, str]:
     if not iommu.get("enabled"):
         return "off", "red"
     if real and all(g.get("type") == "identity" for g in real):
-        return "on, passthrough (identity default domains)", "yellow"
+        return "on, passthrough: identity domains, host drivers DMA untranslated", "yellow"
     return "on", "green"
 
 
@@ -164,8 +166,13 @@ def _device_line(d: dict, by_bdf: dict, owners: dict, paint: _Painter) -> list[s
             f"driver {driver:<14} owner: {_owner(d, owners.get(d.get('bdf'), []), paint)}")
     out = [line]
     path = _bridge_path(d, by_bdf)
+    sriov = d.get("sriov") or {}
+    if sriov.get("physfn"):
+        path = (path + "  " if path else "") + f"SR-IOV VF of {short_bdf(clean(sriov['physfn']))}"
+    elif sriov.get("total_vfs"):
+        path = (path + "  " if path else "") + f"SR-IOV PF, {sriov.get('num_vfs')}/{sriov.get('total_vfs')} VFs enabled"
     if path:
-        out.append("      " + paint(f"via {path}", "dim"))
+        out.append("      " + paint(f"via {path}" if not path.startswith("SR-IOV") else path, "dim"))
     if d.get("driver_override") and d.get("driver") != d.get("driver_override"):
         bound = f"bound to {driver}" if d.get("driver") else "no driver bound (probe failed?)"
         out.append("      " + paint(f"driver_override {clean(d['driver_override'])}, but {bound}", "yellow"))
@@ -207,7 +214,7 @@ def render(doc: dict, color: bool) -> str:
         kind = clean(g.get("type")) or "type unknown"
         out.append("")
         out.append(paint(f"Group {g.get('id')}", "bold") + f"  {kind}  {len(members)} device{'s' if len(members) != 1 else ''}")
-        for severity, text in group_flags(g, by_bdf, owners):
+        for severity, text in group_flags(g, by_bdf, owners, all_identity=state.startswith("on, passthrough")):
             out.append("  " + paint(f"! {text}", severity))
         for bdf in members:
             out += _device_line(by_bdf.get(bdf, {"bdf": bdf}), by_bdf, owners, paint)

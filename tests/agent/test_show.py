@@ -122,3 +122,17 @@ def test_noiommu_and_unattributed_holders_are_flagged():
 def test_clean_removes_control_and_bidi_characters_only():
     assert clean("tenant-a\x1b[31m\u202e\x00é") == "tenant-a[31mé"
     assert clean(None) == ""
+
+
+def test_sriov_pf_shows_its_vf_counts_as_lspci_reports_them(capture, views):
+    text = (capture("sriov-nvme") / "ground-truth" / "lspci-vvvnn.txt").read_text()
+    pf, current, counts = None, None, None
+    for line in text.splitlines():
+        if line and not line[0].isspace():
+            current = line.split()[0]
+        elif m := re.search(r"Total VFs: (\d+), Number of VFs: (\d+)", line):
+            pf, counts = current, (m.group(2), m.group(1))
+    assert pf is not None
+    view = views["sriov-nvme"]
+    after = view.split(pf if pf.count(":") == 2 else f"0000:{pf}", 1)[1]
+    assert f"SR-IOV PF, {counts[0]}/{counts[1]} VFs enabled" in after.split("\n\n")[0]
