@@ -101,3 +101,10 @@ def test_unknown_extra_fields_are_accepted_for_forward_compatibility(sample, val
 def test_too_many_devices_are_rejected(sample, validators):
     doc = broken(sample, ("devices",), [sample["devices"][0]] * 65537)
     assert validators(doc) == (False, False)
+
+
+def test_a_device_pasid_user_without_a_pid_is_accepted(sample, validators):
+    # docs/snapshot.md: config space says PASID is on, but not for whom.
+    user = {"device": sample["devices"][0]["bdf"], "pid": None, "source": "device-pasid-enabled"}
+    assert validators(broken(sample, ("pasid", "users"), [user])) == (True, True)
+    assert validators(broken(sample, ("pasid", "users"), [dict(user, pid="none")])) == (False, False)
