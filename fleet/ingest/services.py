@@ -167,21 +167,35 @@ def snapshot_receive_document(*, host: Host, document: dict, remote_addr: str | 
 
 
 def heartbeat_receive(*, token: str | None, body: bytes, content_encoding: str | None, remote_addr: str | None = None) -> ReceiveResult:
-    """`{"content_hash", "seq"}` from an agent whose state did not change: 200 if we hold that state, else 409."""
+    """`{"content_hash", "seq"}` from an agent whose state did not change: 200 if we hold that state, else 409.
+
+    The common case is one statement: the UPDATE of last_seen finds the host through the
+    (unrevoked) token and the current hash together. Anything else takes the full path,
+    which also refreshes the token's last_used_at.
+    """
+    if not token or len(token) > 200:
+        return ReceiveResult.problem(401, "missing or malformed bearer token")
+    raw, refusal = _decode(body, content_encoding, HEARTBEAT_MAX_BYTES, HEARTBEAT_MAX_BYTES)
+    if refusal is None:
+        doc, refusal = _parse(raw)
+    if refusal is None:
+        digest = doc.get("content_hash") if isinstance(doc, dict) else None
+        seq = doc.get("seq", 0) if isinstance(doc, dict) else None
+        if not isinstance(digest, str) or len(digest) != 64 or not isinstance(seq, int) or isinstance(seq, bool):
+            refusal = ReceiveResult.problem(400, 'a heartbeat is {"content_hash": "<64 hex>", "seq": <int>}')
+    if refusal is not None:
+        # Say 401 rather than 400 to a client that is not even authenticated.
+        _host, auth_refusal = host_authenticate(token)
+        return auth_refusal or refusal
+    now = timezone.now()
+    fast = Host.objects.filter(
+        tokens__token_hash=token_hash(token), tokens__revoked_at__isnull=True, content_hash=digest,
+    ).exclude(enrollment=Host.Enrollment.RETIRED)
+    if fast.update(last_seen=now, stale=False):
+        return ReceiveResult(200, {"status": "unchanged"})
     host, refusal = host_authenticate(token)
     if refusal:
         return refusal
-    raw, refusal = _decode(body, content_encoding, HEARTBEAT_MAX_BYTES, HEARTBEAT_MAX_BYTES)
-    if refusal:
-        return refusal
-    doc, refusal = _parse(raw)
-    if refusal:
-        return refusal
-    digest = doc.get("content_hash") if isinstance(doc, dict) else None
-    seq = doc.get("seq", 0) if isinstance(doc, dict) else None
-    if not isinstance(digest, str) or len(digest) != 64 or not isinstance(seq, int) or isinstance(seq, bool):
-        return ReceiveResult.problem(400, 'a heartbeat is {"content_hash": "<64 hex>", "seq": <int>}')
-    now = timezone.now()
     if Host.objects.filter(pk=host.pk, content_hash=digest).update(last_seen=now, stale=False):
         return ReceiveResult(200, {"status": "unchanged", "id": host.applied_snapshot_id})
     latest = Snapshot.objects.filter(host=host).only("id", "content_hash", "status").order_by("-id").first()

@@ -1,9 +1,10 @@
 """Is an incoming document a snapshot we can store? Schema first, then the limits of our columns.
 
 The schema is the agent's own file (`agent/schema/snapshot-v1.schema.json`), so the agent's
-tests and this check cannot drift. fastjsonschema answers the common case (valid) quickly;
-only a document it refuses goes through jsonschema's `iter_errors`, which lists every
-problem with its JSON path.
+tests and this check cannot drift. Validation uses jsonschema-rs: measured on this schema,
+fastjsonschema's generated code took 33 ms for a 10-device snapshot and 1.5 s for a
+480-device one (it calls `locals()` per item), jsonschema-rs 0.7 ms and 7 ms. A document
+it refuses goes through its `iter_errors`, which lists every problem with its JSON path.
 """
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ import threading
 from functools import lru_cache
 from pathlib import Path
 
-import fastjsonschema
-import jsonschema
+import jsonschema_rs
 
 from agent.snapshot import SCHEMA_PATH, SCHEMA_VERSION
 
@@ -77,8 +77,7 @@ class _Validators:
     def __init__(self):
         self._lock = threading.Lock()
         self._mtime: float | None = -1.0
-        self._fast = None
-        self._full = None
+        self._validator = None
 
     def get(self):
         try:
@@ -92,14 +91,9 @@ class _Validators:
                     if schema is None:
                         log.warning("snapshot schema %s not found: validating against the server's minimal schema", SCHEMA_PATH)
                         schema = _MINIMAL_SCHEMA
-                    self._full = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
-                    try:
-                        self._fast = fastjsonschema.compile(schema)
-                    except Exception:  # noqa: BLE001 - keywords fastjsonschema cannot compile: jsonschema alone is still correct
-                        log.exception("fastjsonschema cannot compile %s; using jsonschema only", SCHEMA_PATH)
-                        self._fast = None
+                    self._validator = jsonschema_rs.validator_for(schema)
                     self._mtime = mtime
-        return self._fast, self._full
+        return self._validator
 
 
 def _load_schema(path: Path) -> dict | None:
@@ -125,18 +119,15 @@ def schema_problems(doc) -> list[dict]:
     if isinstance(doc, dict) and doc.get("schema") != SCHEMA_VERSION:
         found = doc.get("schema")
         return [{"path": "$.schema", "message": f"unknown schema version {str(found)[:40]!r}; this server reads version {SCHEMA_VERSION}"}]
-    fast, full = _validators.get()
-    if fast is not None:
-        try:
-            fast(doc)
-            return []
-        except fastjsonschema.JsonSchemaException:
-            pass
+    validator = _validators.get()
+    if validator.is_valid(doc):
+        return []
     problems = []
-    for error in sorted(full.iter_errors(doc), key=lambda e: [str(p) for p in e.absolute_path]):
-        problems.append({"path": json_path(error.absolute_path), "message": error.message[:300]})
+    for error in validator.iter_errors(doc):
+        problems.append({"path": json_path(error.instance_path), "message": error.message[:300]})
         if len(problems) >= MAX_ERRORS:
             break
+    problems.sort(key=lambda p: p["path"])
     return problems
 
 
@@ -169,10 +160,14 @@ def storage_problems(doc: dict) -> list[dict]:
             value = item.get(key)
             if isinstance(value, int) and not _INT_BOUNDS[0] <= value <= _INT_BOUNDS[1]:
                 problems.append({"path": f"{json_path(section)}[{index}].{key}", "message": "integer out of range"})
-    for key in ("tainted", "memory_bytes"):
+    for key, (low, high) in (("tainted", _BIGINT_BOUNDS), ("memory_bytes", _BIGINT_BOUNDS), ("cpu_count", _INT_BOUNDS)):
         value = host.get(key)
-        if isinstance(value, int) and not _BIGINT_BOUNDS[0] <= value <= _BIGINT_BOUNDS[1]:
+        if isinstance(value, int) and not low <= value <= high:
             problems.append({"path": f"$.host.{key}", "message": "integer out of range"})
+    for index, item in _items(doc, ("holders",)):
+        value = item.get("vm_pinned_kb")
+        if isinstance(value, int) and not _BIGINT_BOUNDS[0] <= value <= _BIGINT_BOUNDS[1]:
+            problems.append({"path": f"$.holders[{index}].vm_pinned_kb", "message": "integer out of range"})
     for section, key in _UNIQUE_KEYS:
         seen: set = set()
         for index, item in _items(doc, section):

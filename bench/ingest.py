@@ -1,0 +1,405 @@
+#!/usr/bin/env python
+"""Ingest benchmark against real PostgreSQL, Redis, gunicorn and `celery worker` processes.
+
+Prints, in one run:
+1. unchanged reports per second through HTTP (gunicorn, concurrent keep-alive clients), for the
+   heartbeat the agent sends when nothing changed (`POST /api/v1/heartbeat`) and for the full
+   unchanged document (what an agent without heartbeat support, or after a 409, sends);
+2. changed 480-device snapshots applied per second by ONE worker process (the whole task:
+   load, diff, write, change rows, policy sync), plus the in-process split apply / policy;
+3. the time to apply one changed large snapshot, and one whose every row is new, next to a
+   baseline that bulk-inserts the same rows with plain SQL (psycopg COPY and executemany).
+
+Uses its own database (`fleet_bench`, dropped and re-created) and its own Redis database
+number (default 9, flushed), so nobody else's worker takes its tasks.
+
+    .venv/bin/python bench/ingest.py [--hosts 200] [--seconds 8] [--changed 60]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import http.client
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", default="fleet_bench")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/9")
+    parser.add_argument("--hosts", type=int, default=200, help="enrolled small hosts reporting unchanged")
+    parser.add_argument("--seconds", type=float, default=8.0, help="duration of each HTTP load phase")
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--client-threads", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--web-threads", type=int, default=4)
+    parser.add_argument("--large-hosts", type=int, default=4)
+    parser.add_argument("--changed", type=int, default=60, help="changed 480-device snapshots for the worker phase")
+    parser.add_argument("--port", type=int, default=8799)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    return parser.parse_args()
+
+
+def env_for(args) -> dict:
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.db}",
+        "FLEET_BROKER_URL": args.redis,
+        "DJANGO_SETTINGS_MODULE": "fleet.settings",
+        "FLEET_LOG_LEVEL": "WARNING",
+        "FLEET_DB_CONN_MAX_AGE": "600",
+        "FLEET_INGEST_MAX_QUEUE": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def recreate_database(name: str, *, create: bool = True) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def wait_applied(ids: list[int], timeout: float = 600.0) -> float:
+    from fleet.ingest.models import Snapshot
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = Snapshot.objects.filter(id__in=ids, status=Snapshot.Status.RECEIVED).count()
+        if pending == 0:
+            return time.perf_counter()
+        time.sleep(0.05)
+    raise RuntimeError(f"{pending} snapshots still not applied after {timeout}s")
+
+
+# --- HTTP load --------------------------------------------------------------------------------
+
+
+def _client_process(port, path, jobs, seconds, threads, start_at, out):
+    counts = {"ok": 0, "other": 0, "latencies": []}
+    lock = threading.Lock()
+
+    def run(my_jobs):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        ok = other = 0
+        lat = []
+        i = 0
+        while time.time() < start_at:
+            time.sleep(0.001)
+        stop = start_at + seconds
+        while time.time() < stop:
+            token, body, headers = my_jobs[i % len(my_jobs)]
+            i += 1
+            t = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers={"Authorization": f"Bearer {token}", **headers})
+                resp = conn.getresponse()
+                resp.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                other += 1
+                continue
+            lat.append(time.perf_counter() - t)
+            if resp.status == 200:
+                ok += 1
+            else:
+                other += 1
+        with lock:
+            counts["ok"] += ok
+            counts["other"] += other
+            counts["latencies"].extend(lat)
+
+    slices = [jobs[i::threads] for i in range(threads)]
+    workers = [threading.Thread(target=run, args=(s,)) for s in slices if s]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    out.put(counts)
+
+
+def http_load(args, path: str, jobs: list) -> dict:
+    out = multiprocessing.Queue()
+    start_at = time.time() + 1.0
+    procs = [
+        multiprocessing.Process(target=_client_process, args=(args.port, path, jobs[i::args.client_procs], args.seconds, args.client_threads, start_at, out))
+        for i in range(args.client_procs)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    ok = sum(r["ok"] for r in results)
+    other = sum(r["other"] for r in results)
+    latencies = sorted(lat for r in results for lat in r["latencies"])
+    p50 = latencies[len(latencies) // 2] * 1000 if latencies else float("nan")
+    p99 = latencies[int(len(latencies) * 0.99)] * 1000 if latencies else float("nan")
+    return {"rate": ok / args.seconds, "ok": ok, "other": other, "p50_ms": p50, "p99_ms": p99}
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+
+def small_documents(n: int) -> list[dict]:
+    """n small hosts: the real captures, collected by the agent, under bench hostnames."""
+    import tarfile
+    import tempfile
+
+    from agent.paths import Root
+    from agent.snapshot import build
+
+    captures = sorted((ROOT / "tests" / "fixtures" / "captures").glob("*.tar.gz"))
+    base = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in captures:
+            dest = Path(tmp) / path.name
+            dest.mkdir()
+            with tarfile.open(path) as tar:
+                tar.extractall(dest, filter="fully_trusted")
+            base.append(build(Root.of(dest), seq=1))
+    docs = []
+    for i in range(n):
+        doc = copy.deepcopy(base[i % len(base)])
+        doc["host"]["hostname"] = f"bench-{i:05d}"
+        doc["host"]["machine_id"] = f"{i:032x}"
+        docs.append(doc)
+    return docs
+
+
+def large_pair(hostname: str) -> tuple[dict, dict]:
+    """A 480-device host (D's synthetic DGX-2 tree) and the same host with 8 GPUs moved to vfio-pci."""
+    from fleet.demo.synth import large_host
+
+    a = large_host(480, hostname=hostname)
+    b = copy.deepcopy(a)
+    moved = 0
+    for device in b["devices"]:
+        if device["driver"] not in (None, "vfio-pci", "pcieport") and moved < 8:
+            device["driver"] = "vfio-pci"
+            moved += 1
+    return a, b
+
+
+# --- baseline -----------------------------------------------------------------------------------
+
+
+def baseline_bulk_insert(conn_info: str, host_id: int, rows: dict, method: str) -> float:
+    """Seconds to insert `rows` (groups, devices, units, nodes, holders) for `host_id` with plain psycopg."""
+    import psycopg
+
+    from fleet.inventory.rows import DEVICE_FIELDS, GROUP_FIELDS, HOLDER_FIELDS, NODE_FIELDS, UNIT_FIELDS
+
+    json_fields = {"registers", "features", "devices", "reserved_regions", "member_bdfs", "link", "sriov", "capabilities", "cmdline", "nodes", "groups"}
+    tables = [
+        ("inventory_group", GROUP_FIELDS, rows["groups"]),
+        ("inventory_device", tuple(f for f in DEVICE_FIELDS if f != "group_id"), rows["devices"]),
+        ("inventory_unit", UNIT_FIELDS, rows["units"]),
+        ("inventory_vfionode", NODE_FIELDS, rows["vfio_nodes"]),
+        ("inventory_holder", HOLDER_FIELDS, rows["holders"]),
+    ]
+    with psycopg.connect(conn_info) as conn:
+        t = time.perf_counter()
+        with conn.cursor() as cur:
+            for table, fields, items in tables:
+                cols = ["host_id", "fingerprint", *fields]
+                values = [
+                    (host_id, "", *[json.dumps(r[f]) if f in json_fields and r[f] is not None else r[f] for f in fields])
+                    for r in items.values()
+                ]
+                if method == "copy":
+                    with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy_in:
+                        for row in values:
+                            copy_in.write_row(row)
+                else:
+                    placeholders = ", ".join(["%s"] * len(cols))
+                    cur.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders})", values)
+        conn.commit()
+        return time.perf_counter() - t
+
+
+def main() -> int:
+    args = parse_args()
+    env = env_for(args)
+    os.environ.update({k: env[k] for k in ("DATABASE_URL", "FLEET_BROKER_URL", "DJANGO_SETTINGS_MODULE", "FLEET_LOG_LEVEL", "FLEET_DB_CONN_MAX_AGE", "FLEET_INGEST_MAX_QUEUE")})
+    sys.path.insert(0, str(ROOT))
+    python = sys.executable
+    print(f"# ingest benchmark: PostgreSQL db {args.db}, Redis {args.redis}, {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f}")
+
+    recreate_database(args.db)
+    subprocess.run([python, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    import redis
+
+    redis.Redis.from_url(args.redis).flushdb()
+
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.db.models import Count
+    from django.utils import timezone
+
+    from agent.snapshot import content_hash
+    from fleet.ingest.models import Snapshot
+    from fleet.ingest.services import host_token_create, snapshot_receive_document
+    from fleet.ingest.tasks import apply_snapshot
+    from fleet.inventory.models import Host
+    from fleet.inventory.rows import rows_from_document
+    from fleet.inventory.services import host_apply_snapshot
+    from fleet.policy.services import violations_sync_for_host
+
+    procs: list[subprocess.Popen] = []
+    try:
+        worker = subprocess.Popen(
+            [python, "-m", "celery", "-A", "fleet", "worker", "-c", "1", "-P", "prefork", "--without-gossip", "--without-mingle",
+             "--without-heartbeat", "-l", "WARNING"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        procs.append(worker)
+        web = subprocess.Popen(
+            [python, "-m", "gunicorn", "fleet.wsgi", "-b", f"127.0.0.1:{args.port}", "-k", "gthread", "-w", str(args.web_workers),
+             "--threads", str(args.web_threads), "--backlog", "2048", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        procs.append(web)
+
+        # --- enrol the small hosts through the real path (worker applies them) ---
+        docs = small_documents(args.hosts)
+        jobs_hb, jobs_full, ids = [], [], []
+        for doc in docs:
+            host, token = host_token_create(hostname=doc["host"]["hostname"])
+            result = snapshot_receive_document(host=host, document=doc)
+            ids.append(result.body["id"])
+            digest = content_hash(doc)
+            jobs_hb.append((token, json.dumps({"content_hash": digest, "seq": 2}).encode(), {"Content-Type": "application/json"}))
+            unchanged = dict(doc, seq=1)
+            jobs_full.append((token, gzip.compress(json.dumps(unchanged).encode()), {"Content-Type": "application/json", "Content-Encoding": "gzip"}))
+        wait_applied(ids)
+        wait_port(args.port)
+
+        # --- 1. unchanged reports through HTTP ---
+        hb = http_load(args, "/api/v1/heartbeat", jobs_hb)
+        full = http_load(args, "/api/v1/snapshots", jobs_full)
+        clients = args.client_procs * args.client_threads
+        print(f"unchanged reports via HTTP, heartbeat (the agent's unchanged report): {hb['rate']:8.0f}/s  "
+              f"(p50 {hb['p50_ms']:.1f} ms, p99 {hb['p99_ms']:.1f} ms, non-200 {hb['other']}; {clients} clients, gunicorn {args.web_workers}x{args.web_threads} threads)  target >= 500/s")
+        print(f"unchanged reports via HTTP, full gzip document (10-device hosts):    {full['rate']:8.0f}/s  "
+              f"(p50 {full['p50_ms']:.1f} ms, p99 {full['p99_ms']:.1f} ms, non-200 {full['other']})")
+        web.terminate()
+        web.wait(timeout=30)
+
+        # --- 2. changed 480-device snapshots through one worker ---
+        pairs = [large_pair(f"large-{i}") for i in range(args.large_hosts)]
+        hashes = [(content_hash(a), content_hash(b)) for a, b in pairs]
+        hosts = []
+        enrol_ids = []
+        for (a, _), (hash_a, _) in zip(pairs, hashes):
+            host, _ = host_token_create(hostname=a["host"]["hostname"])
+            hosts.append(host)
+            enrol_ids.append(snapshot_receive_document(host=host, document=a).body["id"])
+        wait_applied(enrol_ids)
+        raw = [(Snapshot.compress(json.dumps(a).encode()), Snapshot.compress(json.dumps(b).encode())) for a, b in pairs]
+        pending = []
+        now = timezone.now()
+        for n in range(args.changed):
+            i = n % len(hosts)
+            round_ = n // len(hosts)
+            use_b = round_ % 2 == 0
+            snap = Snapshot.objects.create(
+                host=hosts[i], raw=raw[i][1 if use_b else 0], size=0, content_hash=hashes[i][1 if use_b else 0],
+                seq=2 + round_, received_at=now, status=Snapshot.Status.RECEIVED,
+            )
+            pending.append(snap.pk)
+        t0 = time.perf_counter()
+        for snapshot_id in pending:
+            apply_snapshot.delay(snapshot_id)
+        t1 = wait_applied(pending)
+        statuses = dict(Snapshot.objects.filter(id__in=pending).values_list("status").annotate(n=Count("id")).order_by())
+        rate = len(pending) / (t1 - t0)
+        print(f"changed 480-device snapshots applied by 1 worker (task incl. policy sync): {rate:8.1f}/s  "
+              f"({len(pending)} snapshots in {t1 - t0:.2f}s; {statuses})  target >= 50/s")
+
+        # In-process split of one task's work, on the same documents.
+        host = hosts[0]
+        a, b = pairs[0]
+        apply_times, policy_times = [], []
+        seq = 10_000
+        for k in range(10):
+            doc = b if k % 2 == 0 else a
+            seq += 1
+            t = time.perf_counter()
+            host_apply_snapshot(host=host, document=json.loads(json.dumps(doc)), snapshot_id=None, seq=seq, at=timezone.now(), content_hash=hashes[0][1 if doc is b else 0])
+            apply_times.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            violations_sync_for_host(host=host)
+            policy_times.append(time.perf_counter() - t)
+        changed_apply = statistics.median(apply_times)
+        print(f"  in process, median of 10: host_apply_snapshot {changed_apply * 1000:.1f} ms (= {1 / changed_apply:.0f}/s), "
+              f"violations_sync_for_host {statistics.median(policy_times) * 1000:.1f} ms")
+
+        # --- 3. one large apply next to plain-SQL bulk inserts of the same rows ---
+        fresh_times, copy_times, many_times = [], [], []
+        conn_info = f"postgresql://postgres@127.0.0.1:5432/{args.db}"
+        for k in range(5):
+            fresh = Host.objects.create(hostname=f"fresh-{k}")
+            t = time.perf_counter()
+            host_apply_snapshot(host=fresh, document=a, snapshot_id=None, seq=1, at=timezone.now(), content_hash=hashes[0][0])
+            fresh_times.append(time.perf_counter() - t)
+            for method, bucket in (("copy", copy_times), ("executemany", many_times)):
+                target = Host.objects.create(hostname=f"baseline-{method}-{k}")
+                bucket.append(baseline_bulk_insert(conn_info, target.pk, rows_from_document(a), method))
+        connection.close()
+        base_copy, base_many = statistics.median(copy_times), statistics.median(many_times)
+        fresh_apply = statistics.median(fresh_times)
+        n_rows = sum(len(v) for k, v in rows_from_document(a).items() if k in ("groups", "devices", "units", "vfio_nodes", "holders"))
+        print(f"baseline: plain-SQL bulk insert of the same {n_rows} rows: COPY {base_copy * 1000:.1f} ms, executemany {base_many * 1000:.1f} ms (median of 5)")
+        print(f"apply of a changed 480-device snapshot (8 drivers moved): {changed_apply * 1000:.1f} ms = {changed_apply / base_copy:.2f}x COPY  target <= 3x")
+        print(f"apply of a 480-device snapshot whose every row is new:   {fresh_apply * 1000:.1f} ms = {fresh_apply / base_copy:.2f}x COPY, "
+              f"{fresh_apply / base_many:.2f}x executemany")
+        print(f"# load avg at the end {os.getloadavg()[0]:.1f} (the machine is shared: figures move with it)")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if not args.keep:
+            from django.db import connections
+
+            connections.close_all()
+            recreate_database(args.db, create=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
