@@ -47,8 +47,12 @@ def find_groups(root: Path) -> set[tuple[int, str]]:
 
 def lspci_dnn(root: Path) -> dict[str, dict]:
     """BDF -> {vendor, device, class4, revision} from `lspci -Dnn`."""
+    return parse_lspci_dnn(gt(root, "lspci-Dnn.txt").read_text())
+
+
+def parse_lspci_dnn(text: str) -> dict[str, dict]:
     out = {}
-    for line in gt(root, "lspci-Dnn.txt").read_text().splitlines():
+    for line in text.splitlines():
         m = _DNN_RE.match(line.strip())
         assert m, f"unparsed lspci -Dnn line: {line!r}"
         out[m["bdf"]] = {"vendor": m["ven"], "device": m["dev"], "class4": m["cls"], "revision": m["rev"] or "00"}
@@ -57,9 +61,15 @@ def lspci_dnn(root: Path) -> dict[str, dict]:
 
 def lspci_drivers(root: Path) -> dict[str, dict]:
     """BDF -> {driver (None when no `Kernel driver in use:`), subsystem (ven, dev) or None} from `lspci -Dnnk`."""
+    return parse_lspci_k(gt(root, "lspci-Dnnk.txt").read_text())
+
+
+def parse_lspci_k(text: str) -> dict[str, dict]:
     out: dict[str, dict] = {}
     current = None
-    for line in gt(root, "lspci-Dnnk.txt").read_text().splitlines():
+    for line in text.splitlines():
+        if line.startswith("lspci: "):
+            continue  # lspci's own complaints (e.g. "Unable to load libkmod resources")
         if line and not line[0].isspace():
             current = line.split()[0]
             out[current] = {"driver": None, "subsystem": None}
@@ -98,9 +108,13 @@ def _ints(text: str) -> dict[str, int]:
 
 def lspci_vvv(root: Path) -> dict[str, LspciDevice]:
     """BDF -> what `lspci -vvvnn` decoded for it (addresses without a domain are in 0000)."""
+    return parse_lspci_vvv(gt(root, "lspci-vvvnn.txt").read_text())
+
+
+def parse_lspci_vvv(text: str) -> dict[str, LspciDevice]:
     out: dict[str, LspciDevice] = {}
     dev: LspciDevice | None = None
-    for line in gt(root, "lspci-vvvnn.txt").read_text().splitlines():
+    for line in text.splitlines():
         head = _VVV_HEAD_RE.match(line)
         if head:
             addr = head["addr"]
@@ -167,10 +181,14 @@ def lspci_tree_parents(root: Path) -> dict[str, str | None]:
 
     Each entry's column says where it hangs: an entry belongs to the nearest bridge to its left
     (by column) whose subtree is still open; a bridge opens a subtree on its secondary bus."""
+    return parse_lspci_tree(gt(root, "lspci-tvnn.txt").read_text())
+
+
+def parse_lspci_tree(text: str) -> dict[str, str | None]:
     parents: dict[str, str | None] = {}
     stack: list[tuple[int, str | None, str]] = []
     domain = "0000"
-    for line in gt(root, "lspci-tvnn.txt").read_text().splitlines():
+    for line in text.splitlines():
         name_at = re.search(r"[0-9a-f]{2}\.[0-7](?:-\[[^\]]*\])?  ", line)
         tree = line[: name_at.end() - 2] if name_at else line
         r = _TREE_ROOT_RE.search(tree)

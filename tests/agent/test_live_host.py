@@ -10,6 +10,7 @@ import pytest
 
 from agent.paths import Root
 from agent.snapshot import build
+from tests.agent import groundtruth as gt
 
 REPO = Path(__file__).resolve().parents[2]
 SYS_PCI = Path("/sys/bus/pci/devices")
@@ -47,17 +48,44 @@ def test_vendor_ids_equal_the_sysfs_files(live):
         assert int(raw, 16) == int(d["vendor_id"], 16) and len(d["vendor_id"]) == 4
 
 
-@pytest.mark.skipif(shutil.which("lspci") is None, reason="pciutils (lspci) not installed")
+needs_lspci = pytest.mark.skipif(shutil.which("lspci") is None, reason="pciutils (lspci) not installed")
+
+
+def lspci(*args):
+    return subprocess.run(["lspci", *args], capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+@needs_lspci
 def test_drivers_agree_with_lspci_k(live):
-    out = subprocess.run(["lspci", "-Dk"], capture_output=True, text=True, check=True).stdout
-    want, current = {}, None
-    for line in out.splitlines():
-        if line and not line[0].isspace():
-            current = line.split()[0]
-            want[current] = None
-        elif current and "Kernel driver in use:" in line:
-            want[current] = line.split(":", 1)[1].strip()
+    want = {b: v["driver"] for b, v in gt.parse_lspci_k(lspci("-Dk")).items()}
     assert {d["bdf"]: d["driver"] for d in live["devices"]} == want
+
+
+@needs_lspci
+def test_ids_class_and_parents_agree_with_lspci(live):
+    ids, vvv = gt.parse_lspci_dnn(lspci("-Dnn")), gt.parse_lspci_vvv(lspci("-Dvvvnn"))
+    parents = gt.parse_lspci_tree(lspci("-tvnn"))
+    for d in live["devices"]:
+        want = ids[d["bdf"]]
+        assert (d["vendor_id"], d["device_id"], d["revision"]) == (want["vendor"], want["device"], want["revision"])
+        assert d["class"] == want["class4"] + vvv[d["bdf"]].prog_if
+        assert d["parent"] == parents[d["bdf"]]
+
+
+@needs_lspci
+def test_capabilities_agree_with_lspci_as_root(live):
+    if os.geteuid() != 0:
+        pytest.skip("lspci shows capabilities only to root")
+    vvv = gt.parse_lspci_vvv(lspci("-Dvvvnn"))
+    for d in live["devices"]:
+        want, caps = vvv[d["bdf"]], d["capabilities"]
+        assert not want.access_denied
+        port = gt.LSPCI_PORT_TYPES[want.express] if want.express else None
+        assert caps["pcie"] == {"present": want.express is not None, "port_type": port}, d["bdf"]
+        if caps["acs"] is not None:
+            assert caps["acs"]["present"] is (want.acs_cap is not None), d["bdf"]
+        if caps["sriov"] is not None:
+            assert caps["sriov"]["present"] is (want.sriov is not None), d["bdf"]
 
 
 def test_root_reads_the_whole_config_space(live):
