@@ -183,7 +183,8 @@ def build(spec: HostSpec) -> dict:
     rng = random.Random(f"host:{spec.seed}")
     machine = machines()[spec.machine]
     release, version_line = KERNELS[spec.kernel]
-    vendor = "amd" if any(f.vendor_id == "1022" for f in machine.functions) or spec.machine in (CORONA, TIOGA) else "intel"
+    # The IOMMU is the root complex's: AMD root ports mean AMD-Vi, otherwise VT-d.
+    vendor = "amd" if any(f.vendor_id == "1022" and f.is_bridge and f.parent is None for f in machine.functions) else "intel"
     cmdline = _cmdline(spec, release, vendor)
     flags = parse_cmdline(cmdline)
     acs_off = _acs_off_ports(machine, spec.scenario)

@@ -165,3 +165,16 @@ def test_changing_one_document_leaves_the_next_one_of_the_same_machine_untouched
     for group in first["groups"]:
         group["reserved_regions"][0]["type"] = "edited"
     assert json.dumps(synth.large_host(480, seed=5), sort_keys=True) == pristine
+
+
+def test_ids_class_and_revision_of_every_function_are_the_xmls():
+    for doc in synth.fleet(len(synth.SHOWCASE)):
+        root = ET.parse(HWLOC / Path(doc["synthetic"]["derived_from"]).name).getroot()
+        xml = {el.get("pci_busid"): el.get("pci_type").split() for el in root.iter("object") if el.get("pci_busid")}
+        for d in doc["devices"]:
+            if d["bdf"] not in xml:
+                assert d["sriov"]["physfn"] in xml  # a VF the demo enabled on a PF of the XML
+                continue
+            ours = [d["class"][:4], f"[{d['vendor_id']}:{d['device_id']}]",
+                    f"[{d['subsystem_vendor_id']}:{d['subsystem_device_id']}]", d["revision"]]
+            assert ours == xml[d["bdf"]][:4], d["bdf"]
