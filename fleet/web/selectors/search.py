@@ -1,13 +1,21 @@
-"""Fleet-wide device search: DeviceQuery terms -> an indexed Device queryset."""
+"""Fleet-wide device search: DeviceQuery terms -> matching devices, paged and exported."""
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-from fleet.inventory.models import Device
+from django.core.paginator import Page, Paginator
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from fleet.inventory.models import Device, Host
 from fleet.web.device_query import DeviceQuery, Term
 from fleet.web.selectors.tenants import tenant_vm_q
 
-MAX_COUNT = 10_000  # beyond this the page says "more than" instead of counting every row
+MAX_COUNT = 10_000  # beyond this the page says "more than" instead of counting every match
+RESULT_FIELDS = (
+    "bdf", "vendor_id", "device_id", "class_code", "driver", "driver_override", "group_number",
+    "owner_kind", "owner_vm", "sriov", "physfn_bdf", "host__hostname", "host__role",
+)
 
 
 def _hex_prefix(prefix: str) -> Q:
@@ -63,7 +71,8 @@ def _value_q(name: str, value: str) -> Q:
     if name == "host":
         return Q(host__hostname=value) if "*" not in value else Q(host__hostname__startswith=value.rstrip("*"))
     if name == "label":
-        return Q(host__labels__name=value)
+        # EXISTS rather than a join: a join would repeat devices of hosts with several matching labels.
+        return Q(Exists(Host.labels.through.objects.filter(host_id=OuterRef("host_id"), label__name=value)))
     if name == "role":
         return Q(host__role=value)
     if name == "tenant":
@@ -71,18 +80,49 @@ def _value_q(name: str, value: str) -> Q:
     raise ValueError(f"unknown field {name}")
 
 
-def devices_search(query: DeviceQuery) -> QuerySet:
-    """Devices matching every term, with their host, ordered by host then BDF."""
-    qs = Device.objects.select_related("host")
+def devices_matching(query: DeviceQuery) -> QuerySet:
+    """Devices matching every term, unordered (the planner picks the most selective index)."""
+    qs = Device.objects.all()
     for term in query.terms:
         q = _term_q(term)
         qs = qs.exclude(q) if term.negate else qs.filter(q)
-    if any(t.field == "label" for t in query.terms):
-        qs = qs.distinct()
-    return qs.order_by("host__hostname", "bdf")
+    return qs
 
 
-def devices_search_count(qs: QuerySet) -> tuple[int, bool]:
-    """(count, exact): counts up to MAX_COUNT rows, so a broad query costs a bounded scan."""
-    n = qs.order_by()[: MAX_COUNT + 1].count()
-    return min(n, MAX_COUNT), n <= MAX_COUNT
+def _ordered_ids(query: DeviceQuery, limit: int) -> tuple[list[int], bool]:
+    """Ids of up to `limit` matches in (host, BDF) order, and whether that is all of them.
+
+    Asking the database for `ORDER BY host, bdf LIMIT n` lets it walk the (host, bdf) index and
+    filter as it goes, which is fast for broad queries and a full scan for rare ones (a GPU class
+    with a driver nobody uses). Taking the matching keys unordered and sorting at most `limit`
+    of them here costs the same either way.
+    """
+    keys = list(devices_matching(query).order_by().values_list("host_id", "bdf", "id")[: limit + 1])
+    exact = len(keys) <= limit
+    keys.sort()
+    return [k[2] for k in keys[:limit]], exact
+
+
+def _rows(ids: list[int]) -> list[Device]:
+    found = Device.objects.select_related("host").only(*RESULT_FIELDS).in_bulk(ids)
+    return [found[i] for i in ids if i in found]
+
+
+@dataclass
+class SearchPage:
+    page: Page
+    devices: list
+    total: int
+    exact: bool
+
+
+def devices_search_page(query: DeviceQuery, page_number, *, per_page: int) -> SearchPage:
+    ids, exact = _ordered_ids(query, MAX_COUNT)
+    page = Paginator(ids, per_page).get_page(page_number)
+    return SearchPage(page=page, devices=_rows(list(page.object_list)), total=len(ids), exact=exact)
+
+
+def devices_search_export(query: DeviceQuery, *, limit: int, chunk: int = 2000) -> Iterator[Device]:
+    ids, _ = _ordered_ids(query, limit)
+    for start in range(0, len(ids), chunk):
+        yield from _rows(ids[start:start + chunk])

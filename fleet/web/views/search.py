@@ -1,13 +1,12 @@
 import csv
 
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
 
 from fleet.web.access import viewer_required
 from fleet.web.device_query import CLASS_ALIASES, parse_device_query
 from fleet.web.json_response import SafeJsonResponse
-from fleet.web.selectors.search import devices_search, devices_search_count
+from fleet.web.selectors.search import devices_search_export, devices_search_page
 from fleet.web.selectors.search_rows import device_row
 
 PAGE_SIZE = 100
@@ -22,14 +21,9 @@ def device_search(request):
     query = parse_device_query(text)
     ctx = {"q": text, "query": query, "aliases": sorted(CLASS_ALIASES.items())}
     if not query.empty:
-        qs = devices_search(query)
-        total, exact = devices_search_count(qs)
-        # Paginate over a bounded count so a broad query never counts millions of rows.
-        paginator = Paginator(qs, PAGE_SIZE)
-        paginator.count = total
-        page = paginator.get_page(request.GET.get("page"))
-        ctx.update({"page": page, "rows": [device_row(d) for d in page.object_list],
-                    "total": total, "exact": exact})
+        result = devices_search_page(query, request.GET.get("page"), per_page=PAGE_SIZE)
+        ctx.update({"page": result.page, "rows": [device_row(d) for d in result.devices],
+                    "total": result.total, "exact": result.exact})
     return render(request, "web/search.html", ctx)
 
 
@@ -37,7 +31,7 @@ def _export_rows(request):
     query = parse_device_query(request.GET.get("q", "")[:500])
     if query.empty:
         return query, []
-    return query, (device_row(d) for d in devices_search(query)[:EXPORT_LIMIT].iterator(chunk_size=2000))
+    return query, (device_row(d) for d in devices_search_export(query, limit=EXPORT_LIMIT))
 
 
 @viewer_required

@@ -47,13 +47,6 @@ export function foldRows(data, { focusBdfs = [], expanded = new Set(), limit = F
     if (!children.has(n.parentId)) children.set(n.parentId, []);
     children.get(n.parentId).push(n);
   }
-  const hotBelow = new Map();
-  const subtreeHot = (n) => {
-    if (hotBelow.has(n.id)) return hotBelow.get(n.id);
-    const v = hot.has(n.id) || (children.get(n.id) || []).some(subtreeHot);
-    hotBelow.set(n.id, v);
-    return v;
-  };
   const below = (set) => {
     const memo = new Map();
     const f = (n) => {
@@ -64,6 +57,7 @@ export function foldRows(data, { focusBdfs = [], expanded = new Set(), limit = F
     };
     return f;
   };
+  const subtreeHot = below(hot);
   const subtreeCritical = below(critical);
   const rows = [];
   let folded = 0;
