@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 # A sysfs attribute is a few bytes; this bounds a garbled or hostile file.
 MAX_TEXT = 64 * 1024
+MAX_WARNING = 4096
 
 
 class Warnings:
@@ -27,6 +28,9 @@ class Warnings:
     def add(self, path: str, why: str) -> None:
         # Paths may hold non-UTF-8 names (lone surrogates from os.listdir): keep the line serialisable.
         line = f"{path}: {why}".encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        if len(line) > MAX_WARNING:
+            # A warning quoting hostile input must not outgrow the schema's bound on one line.
+            line = line[: MAX_WARNING - 1] + "…"
         if line not in self._seen:
             self._seen.add(line)
             self._items.append(line)

@@ -108,3 +108,12 @@ def test_a_device_pasid_user_without_a_pid_is_accepted(sample, validators):
     user = {"device": sample["devices"][0]["bdf"], "pid": None, "source": "device-pasid-enabled"}
     assert validators(broken(sample, ("pasid", "users"), [user])) == (True, True)
     assert validators(broken(sample, ("pasid", "users"), [dict(user, pid="none")])) == (False, False)
+
+
+def test_a_warning_quoting_a_huge_value_is_cut_to_fit_the_schema(sample, validators):
+    from agent.sysfs import Warnings
+
+    w = Warnings()
+    w.add("/dev-nodes.tsv", "device " + "x" * 100_000 + " is not a PCI function")
+    assert validators(broken(sample, ("warnings",), w.as_list())) == (True, True)
+    assert validators(broken(sample, ("warnings",), ["x" * 100_000])) == (False, False)
