@@ -27,16 +27,14 @@ import hashlib
 import marshal
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Iterator
 
 from agent import __version__ as AGENT_VERSION
-from agent.collectors.holders import cgroup_path, dpdk_allowed, dpdk_file_prefix, qemu_vfio_hosts, qemu_vm_name
 from agent.collectors.host import parse_cmdline
-from agent.collectors.iommu_units import AMD_EFR_FIRST_SINCE, decode_amd, decode_intel, kernel_tuple
 
-from . import topology
+from . import iommu, owners, topology
 from .drivers import VF_DRIVER, host_driver
 from .groups import derive_groups
 from .hwloc import Machine, machines
@@ -53,7 +51,6 @@ ROLE_PREFIX = {"gpu-passthrough": "gpu", "hpc": "hpc", "nfv": "nfv", "storage": 
 MACHINE_WEIGHTS = ((DGX2, 3), (G4DN, 4), (CORONA, 2), (TIOGA, 3), (SRIOV, 4))
 MACHINE_ROLES = {DGX2: ("gpu-passthrough",), G4DN: ("gpu-passthrough",), CORONA: ("gpu-passthrough", "hpc"),
                  TIOGA: ("hpc", "storage"), SRIOV: ("nfv",)}
-TENANTS = ("acme", "globex", "initech", "umbrella", "hooli", "wayne", "stark", "tyrell")
 SITES = ("fra1", "iad2", "sjc3")
 
 # (release, /proc/version line, distribution); the old kernel predates DMA ownership (5.19).
@@ -64,16 +61,7 @@ KERNELS = {
     "ubuntu20": ("5.4.0-196-generic", "Linux version 5.4.0-196-generic (buildd@lcy02-amd64-064) (gcc version 9.4.0 (Ubuntu 9.4.0-1ubuntu1~20.04.2)) #216-Ubuntu SMP Thu Aug 29 13:26:53 UTC 2024"),
 }
 
-# Register values of real parts: Skylake-SP VT-d (cap/ecap) and an EPYC Rome IOMMU's EFR.
-INTEL_CAP, INTEL_ECAP = "d2078c106f0466", "f020df"
-AMD_EFR, AMD_EFR2 = 0x58F77EF22294ADE, 0x0
-MSI_REGION = {"start": "0x00000000fee00000", "end": "0x00000000feefffff", "type": "msi"}
-AMD_HT_HOLE = {"start": "0x000000fd00000000", "end": "0x000000ffffffffff", "type": "reserved"}
-
 STALE_DAYS = 3  # how long ago a "stale" host last reported
-QEMU_UID = 64055  # libvirt-qemu on Debian/Ubuntu
-VFIO_MAJOR = 243
-
 SCENARIOS = {
     None: "no problem planted",
     "split-group": "firmware left ACS off on one root port, so its GPUs share one IOMMU group; the GPUs of that group are given to VMs of two tenants (the second VM's QEMU cannot open the group and waits)",
@@ -211,7 +199,7 @@ def build(spec: HostSpec) -> dict:
     for dev in devices:
         members.setdefault(dev["iommu_group"], []).append(dev["bdf"])
 
-    holders, notes = _assign(spec, rng, devices, by_bdf, members)
+    holders, notes = owners.assign(spec, rng, devices, by_bdf, members)
     group_type = "identity" if flags["iommu"] == "pt" else "DMA-FQ"
     groups = [
         {
@@ -219,14 +207,14 @@ def build(spec: HostSpec) -> dict:
             "type": group_type,
             "name": None,
             "devices": sorted(bdfs),
-            "reserved_regions": [dict(MSI_REGION), dict(AMD_HT_HOLE)] if vendor == "amd" else [dict(MSI_REGION)],
+            "reserved_regions": iommu.reserved_regions(vendor),
             "unit": by_bdf[bdfs[0]]["iommu_unit"],
         }
         for gid, bdfs in sorted(members.items())
     ]
-    units = _units(vendor, release, unit_names, devices, len(groups))
-    vfio = _vfio(spec, release, holders, devices, by_bdf)
-    now = spec.collected_at or datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+    units = iommu.units(vendor, release, unit_names, devices)
+    vfio = iommu.vfio_facts(release, holders, devices, by_bdf)
+    now = spec.collected_at or owners.DEFAULT_NOW
     if spec.scenario == "stale":
         now -= timedelta(days=STALE_DAYS)
 
@@ -321,11 +309,7 @@ def _gpus_below(machine: Machine, bdf: str) -> int:
             p = by[p].parent
         return False
 
-    return sum(1 for f in machine.functions if _is_gpu(f.class_code) and under(f))
-
-
-def _is_gpu(class_code: str | None) -> bool:
-    return bool(class_code) and class_code.startswith("03")
+    return sum(1 for f in machine.functions if owners.is_gpu(f.class_code) and under(f))
 
 
 def _cmdline(spec: HostSpec, release: str, vendor: str) -> str:
@@ -343,219 +327,3 @@ def _cmdline(spec: HostSpec, release: str, vendor: str) -> str:
     return " ".join(parts)
 
 
-# --- owners -----------------------------------------------------------------------------------
-
-
-def _assign(spec: HostSpec, rng: random.Random, devices: list[dict], by_bdf: dict, members: dict) -> tuple[list[dict], list[str]]:
-    """Bind devices to vfio-pci/UIO and create their holders, per role and scenario."""
-    if spec.role == "gpu-passthrough":
-        return _assign_gpus(spec, rng, devices, by_bdf, members)
-    if spec.role == "nfv":
-        return _assign_vfs(spec, rng, devices, by_bdf, members)
-    return [], []
-
-
-def _bind_vfio(dev: dict) -> None:
-    # Operators pin passthrough devices with driverctl, which writes driver_override.
-    dev["driver"] = "vfio-pci"
-    dev["driver_override"] = "vfio-pci"
-
-
-def _new_pid(rng: random.Random, used: set[int]) -> int:
-    while True:
-        pid = rng.randint(1500, 4_000_000)
-        if pid not in used:
-            used.add(pid)
-            return pid
-
-
-def _qemu(rng, used_pids, vm: str, bdfs: list[str], groups: list[int], *, holds_groups: bool, number: int, start: datetime) -> dict:
-    argv = ["/usr/bin/qemu-system-x86_64", "-name", f"guest={vm},debug-threads=on", "-S", "-machine", "pc-q35-8.2,usb=off,dump-guest-core=off",
-            "-accel", "kvm", "-cpu", "host,migratable=on", "-m", str(rng.choice((65536, 131072, 262144))), "-smp", str(rng.choice((16, 32, 64))),
-            "-uuid", "%08x-%04x-4%03x-a%03x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), rng.getrandbits(12), rng.getrandbits(48)),
-            "-display", "none", "-no-user-config", "-nodefaults"]
-    for i, bdf in enumerate(bdfs, 1):
-        argv += ["-device", f"vfio-pci,host={bdf},id=hostdev{i},bus=pci.{i},addr=0x0"]
-    argv += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny", "-msg", "timestamp=on"]
-    scope = "machine-qemu\\x2d{}\\x2d{}.scope".format(number, vm.replace("-", "\\x2d"))
-    held = groups if holds_groups else []
-    return {
-        "pid": _new_pid(rng, used_pids),
-        "name": "qemu-system-x86",
-        "user": "libvirt-qemu",
-        "uid": QEMU_UID,
-        "cmdline": argv,
-        "nodes": sorted([f"/dev/vfio/{g}" for g in held] + ["/dev/vfio/vfio"]),
-        "device_fds": len(bdfs) if holds_groups else 0,
-        "groups": sorted(held),
-        "devices": sorted(set(qemu_vfio_hosts(argv))),
-        "kind": "qemu",
-        "vm": qemu_vm_name(argv),
-        "workload": qemu_vm_name(argv),
-        "cgroup": cgroup_path(f"0::/machine.slice/{scope}/libvirt/emulator\n"),
-        "vm_pinned_kb": rng.randint(16, 256) * 1024 * 1024 if holds_groups else 0,
-        "start_time": (start - timedelta(hours=rng.randint(1, 900))).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
-def _dpdk(rng, used_pids, prefix: str, bdfs: list[str], nodes: list[str], groups: list[int], start: datetime) -> dict:
-    argv = ["/usr/bin/dpdk-testpmd", "-l", "2-5", "-n", "4"]
-    for bdf in bdfs:
-        argv += ["-a", bdf]
-    argv += [f"--file-prefix={prefix}", "--", "-i", "--forward-mode=io"]
-    return {
-        "pid": _new_pid(rng, used_pids),
-        "name": "dpdk-testpmd",
-        "user": "root",
-        "uid": 0,
-        "cmdline": argv,
-        "nodes": sorted(nodes),
-        "device_fds": len(bdfs) if groups else 0,
-        "groups": sorted(groups),
-        "devices": dpdk_allowed(argv),
-        "kind": "dpdk",
-        "vm": None,
-        "workload": dpdk_file_prefix(argv),
-        "cgroup": "/system.slice/dpdk-" + prefix + ".service",
-        "vm_pinned_kb": rng.randint(1, 64) * 1024 * 1024,
-        "start_time": (start - timedelta(hours=rng.randint(1, 900))).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-
-
-def _assign_gpus(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[str]]:
-    start = spec.collected_at or datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-    gpu_groups = sorted({d["iommu_group"] for d in devices if _is_gpu(d["class"])})
-    gpus_of = {g: [b for b in members[g] if _is_gpu(by_bdf[b]["class"])] for g in gpu_groups}
-    for bdfs in gpus_of.values():
-        for bdf in bdfs:
-            _bind_vfio(by_bdf[bdf])
-    merged = [g for g in gpu_groups if len(gpus_of[g]) > 1]
-    notes: list[str] = []
-    holders: list[dict] = []
-    used: set[int] = set()
-    vm_number = 0
-    tenants = list(TENANTS)
-    rng.shuffle(tenants)
-
-    if spec.scenario == "gpu-on-host-driver" and gpu_groups:
-        left = gpus_of[gpu_groups[-1]][0]
-        by_bdf[left].update(driver=host_driver(by_bdf[left]["vendor_id"], by_bdf[left]["device_id"], by_bdf[left]["class"]),
-                            driver_override=None)
-        gpu_groups = gpu_groups[:-1]
-        notes.append(f"{left} stayed on {by_bdf[left]['driver']}.")
-    if merged and spec.scenario == "mixed-ownership":
-        g = merged[0]
-        first, *rest = gpus_of[g]
-        for bdf in rest:
-            by_bdf[bdf].update(driver=host_driver(by_bdf[bdf]["vendor_id"], by_bdf[bdf]["device_id"], by_bdf[bdf]["class"]),
-                               driver_override=None)
-        gpu_groups.remove(g)
-        notes.append(f"group {g}: {first} on vfio-pci, {', '.join(rest)} on the host driver.")
-    if merged and spec.scenario == "split-group":
-        g = merged[0]
-        half = max(1, len(gpus_of[g]) // 2)
-        for k, (part, holds) in enumerate(((gpus_of[g][:half], True), (gpus_of[g][half:], False))):
-            vm_number += 1
-            vm = f"{tenants[k]}-vm{vm_number}"
-            holders.append(_qemu(rng, used, vm, part, [g], holds_groups=holds, number=vm_number, start=start))
-        gpu_groups.remove(g)
-        notes.append(f"group {g} is split between {tenants[0]} and {tenants[1]}.")
-
-    # Whole groups to VMs of 1, 2, 4 or 8 GPUs; about a quarter of the groups stay idle on vfio-pci.
-    pool = [g for g in gpu_groups if rng.random() < 0.75]
-    while pool:
-        size = min(len(pool), rng.choice((1, 2, 4, 8)))
-        take, pool = pool[:size], pool[size:]
-        vm_number += 1
-        vm = f"{rng.choice(tenants)}-vm{vm_number}"
-        bdfs = [b for g in take for b in gpus_of[g]]
-        holders.append(_qemu(rng, used, vm, bdfs, take, holds_groups=True, number=vm_number, start=start))
-    return holders, notes
-
-
-def _assign_vfs(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[str]]:
-    start = spec.collected_at or datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-    holders: list[dict] = []
-    notes: list[str] = []
-    used: set[int] = set()
-    tenants = list(TENANTS)
-    rng.shuffle(tenants)
-    pfs = [d for d in devices if d["sriov"] and not d["sriov"]["physfn"] and d["sriov"]["vfs"]]
-    vm_number = 0
-    for n, pf in enumerate(pfs):
-        vfs = list(pf["sriov"]["vfs"])
-        if spec.scenario == "uio" and n == len(pfs) - 1:
-            bdf = vfs.pop(0)
-            by_bdf[bdf]["driver"] = "igb_uio"
-            holders.append(_dpdk(rng, used, f"{tenants[0]}-uio", [bdf], ["/dev/uio0"], [], start))
-            notes.append(f"{bdf} is on igb_uio.")
-        mode = n % 3
-        if mode == 0 and vfs:  # a DPDK data plane on half the VFs
-            take = vfs[: max(1, len(vfs) // 2)]
-            for bdf in take:
-                _bind_vfio(by_bdf[bdf])
-            groups = sorted({by_bdf[b]["iommu_group"] for b in take})
-            holders.append(_dpdk(rng, used, f"{tenants[n % len(tenants)]}-fw{n}", take,
-                                 [f"/dev/vfio/{g}" for g in groups] + ["/dev/vfio/vfio"], groups, start))
-        elif mode == 1 and vfs:  # VFs passed to VNF VMs, one each
-            for bdf in vfs[:2]:
-                _bind_vfio(by_bdf[bdf])
-                vm_number += 1
-                g = by_bdf[bdf]["iommu_group"]
-                holders.append(_qemu(rng, used, f"{tenants[vm_number % len(tenants)]}-vnf{vm_number}", [bdf], [g],
-                                     holds_groups=True, number=vm_number, start=start))
-    return holders, notes
-
-
-# --- IOMMU units and VFIO -----------------------------------------------------------------
-
-
-def _units(vendor: str, release: str, unit_names: dict, devices: list[dict], n_groups: int) -> list[dict]:
-    units = []
-    for i, (hb, name) in enumerate(sorted(unit_names.items(), key=lambda kv: kv[1])):
-        served = sorted(d["bdf"] for d in devices if d["path"].split("/", 1)[0] == hb)
-        if vendor == "intel":
-            registers = {"cap": INTEL_CAP, "ecap": INTEL_ECAP, "version": "1:0", "address": f"{0xC5FFC000 + i * 0x2000000:x}",
-                         "domains_supported": "65536", "domains_used": str(min(65536, 1 + len(served)))}
-            features = decode_intel(int(INTEL_CAP, 16), int(INTEL_ECAP, 16))
-            features["domains_supported"] = 65536
-            features["domains_used"] = 1 + len(served)
-        else:
-            version = kernel_tuple(release)
-            pair = (AMD_EFR, AMD_EFR2) if version and version >= AMD_EFR_FIRST_SINCE else (AMD_EFR2, AMD_EFR)
-            registers = {"features": "%x:%x" % pair}
-            features = decode_amd(AMD_EFR)
-        units.append({"name": name, "vendor": vendor, "devices": served, "registers": registers, "features": features})
-    return units
-
-
-def _vfio(spec: HostSpec, release: str, holders: list[dict], devices: list[dict], by_bdf: dict) -> dict:
-    version = kernel_tuple(release) or (0, 0)
-    iommufd = version >= (6, 6)
-    nodes = [{"path": "/dev/vfio/vfio", "kind": "container", "group": None, "mode": "0666", "uid": 0, "gid": 0, "rdev": "10:196", "device": None}]
-    vfio_groups = sorted({by_bdf[d["bdf"]]["iommu_group"] for d in devices if d["driver"] == "vfio-pci"})
-    owner = {g: h["uid"] for h in holders for g in h["groups"]}
-    for minor, g in enumerate(vfio_groups):
-        uid = owner.get(g, 0)
-        nodes.append({"path": f"/dev/vfio/{g}", "kind": "group", "group": g, "mode": "0600", "uid": uid, "gid": uid,
-                      "rdev": f"{VFIO_MAJOR}:{minor}", "device": None})
-    uio = [d["bdf"] for d in devices if d["driver"] in ("igb_uio", "uio_pci_generic")]
-    for minor, bdf in enumerate(uio):
-        nodes.append({"path": f"/dev/uio{minor}", "kind": "uio", "group": None, "mode": "0600", "uid": 0, "gid": 0,
-                      "rdev": f"{VFIO_MAJOR + 1}:{minor}", "device": bdf})
-    if iommufd:
-        nodes.append({"path": "/dev/iommu", "kind": "iommufd", "group": None, "mode": "0660", "uid": 0, "gid": 0, "rdev": "10:123", "device": None})
-    ubuntu = "generic" in release
-    return {
-        "noiommu": False,
-        "nodes": sorted(nodes, key=lambda n: n["path"]),
-        "iommufd": iommufd,
-        "parameters": {
-            "enable_unsafe_noiommu_mode": "N" if ubuntu else None,
-            "type1_allow_unsafe_interrupts": "N",
-            "iommufd_allow_unsafe_interrupts": "N" if iommufd else None,
-            "disable_denylist": "N",
-            "enable_sriov": "N",
-        },
-        "cdevs": [],
-    }
