@@ -68,10 +68,16 @@ def group_reasons(facts: HostFacts, members: list[str]) -> list[str]:
     return reasons
 
 
+def and_list(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
+
+
 def because(facts: HostFacts, group_id, members: list[str]) -> str:
-    """'A and B share group N because …' for remediations."""
+    """'A and B share group N because …' for remediations (the bridges appear in the reasons)."""
     reasons = group_reasons(facts, members)
-    shared = ", ".join(members[:-1]) + f" and {members[-1]}" if len(members) > 1 else members[0]
+    endpoints = [b for b in members if facts.is_endpoint(b)]
+    shared = and_list(endpoints if len(endpoints) > 1 else members)
     if reasons:
         return f"{shared} share group {group_id} because " + "; ".join(reasons)
     return f"{shared} share group {group_id} (config space does not show why: a platform quirk or firmware decides)"

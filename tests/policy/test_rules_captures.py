@@ -38,6 +38,8 @@ def test_shared_bridge_group_is_mixed_ownership_of_the_vfio_nic_and_the_e1000_ni
     bridge = next(b for b, kind in truth.express.items() if kind.startswith("PCI-Express to PCI"))
     assert f"PCIe-to-PCI bridge {bridge}" in finding.remediation
     assert all(f"bind {b} to vfio-pci" in finding.remediation for b in e1000)
+    endpoints = sorted(b for b in truth.groups[gid] if not truth.is_bridge(b))
+    assert f"{', '.join(endpoints[:-1])} and {endpoints[-1]} share group {gid} because PCIe-to-PCI bridge {bridge}" in finding.remediation
 
 
 def test_shared_group_all_vfio_is_peer_to_peer_exposure_held_by_one_vm_and_not_mixed(snapshots, capture):

@@ -1,7 +1,7 @@
 """IOMMU groups as isolation units: mixed ownership, peer-to-peer exposure, split owners, changes since baseline."""
 from __future__ import annotations
 
-from ..explain import because, group_reasons
+from ..explain import and_list, because, group_reasons
 from ..facts import HostFacts
 from ..findings import Finding
 
@@ -23,14 +23,16 @@ def group_mixed_ownership(facts: HostFacts) -> list[Finding]:
         members, assigned, host_dma = view.members, view.assigned, view.host_dma
         if not host_dma:
             continue
-        drivers = ", ".join(f"{b} on {facts.devices[b].get('driver')}" for b in host_dma)
-        fix_bind = " and ".join(host_dma)
+        drivers = and_list([f"{b} on {facts.devices[b].get('driver')}" for b in host_dma])
+        verb = lambda items: "is" if len(items) == 1 else "are"  # noqa: E731
+        it = "it" if len(host_dma) == 1 else "them"
         out.append(Finding(
             "group-mixed-ownership", "group", str(gid),
-            f"group {gid} is not viable: {', '.join(assigned)} is assigned to userspace while {drivers} is driven by the host.",
+            f"group {gid} is not viable: {and_list(assigned)} {verb(assigned)} assigned to userspace while {drivers} "
+            f"{verb(host_dma)} driven by the host.",
             evidence=_group_evidence(facts, gid, members) | {"assigned": assigned, "host_dma": host_dma},
-            remediation=f"bind {fix_bind} to vfio-pci as well (or unbind it), or move the device to a slot behind a root port "
-                        f"with ACS; {because(facts, gid, members)}.",
+            remediation=f"bind {and_list(host_dma)} to vfio-pci as well (or unbind {it}), or move the devices to slots behind "
+                        f"root ports with ACS; {because(facts, gid, members)}.",
         ))
     return out
 
