@@ -213,3 +213,12 @@ def test_the_periodic_policy_task_expires_waivers_and_flags_silent_hosts(docs):
     uio.refresh_from_db()
     assert uio.waived_until is None and _events(uio)[-1] == "waiver_expired"
     assert ("stale-host", "host", "hv-9") in open_keys(host)
+
+
+def test_a_host_that_stays_silent_keeps_one_stale_host_violation_without_update_events(docs):
+    host = host_named("hv-10")
+    apply_and_sync(host, docs["isolated-nics"], T0)
+    services.violations_sync_for_host(host=host, now=T0 + timedelta(hours=1))
+    services.violations_sync_for_host(host=host, now=T0 + timedelta(hours=2))
+    stale = Violation.objects.get(host=host, rule="stale-host")
+    assert stale.last_seen_at == T0 + timedelta(hours=2) and _events(stale) == ["opened"]

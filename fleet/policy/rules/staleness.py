@@ -13,10 +13,12 @@ def stale_host(facts: HostFacts) -> list[Finding]:
     age = (now - last_seen).total_seconds()
     if age <= threshold:
         return []
+    # Message and evidence hold no "age so far": they must not change at every re-evaluation, or each
+    # sync would record an `updated` event for a host that simply stays silent.
     return [Finding(
         "stale-host", "host", facts.hostname,
-        f"no report for {int(age)} s (threshold {threshold} s): what is shown for this host may be false.",
-        evidence={"last_seen": last_seen.isoformat(), "now": now.isoformat(), "age_seconds": int(age), "threshold_seconds": threshold},
+        f"no report since {last_seen.isoformat(timespec='seconds')} (threshold {threshold} s): what is shown for this host may be false.",
+        evidence={"last_seen": last_seen.isoformat(), "threshold_seconds": threshold},
         remediation="check the agent (systemctl status iommu-fleet-agent), its token and the network path to the server.",
     )]
 
