@@ -53,7 +53,7 @@ MACHINE_ROLES = {DGX2: ("gpu-passthrough",), G4DN: ("gpu-passthrough",), CORONA:
                  TIOGA: ("hpc", "storage"), SRIOV: ("nfv",)}
 SITES = ("fra1", "iad2", "sjc3")
 
-# (release, /proc/version line, distribution); the old kernel predates DMA ownership (5.19).
+# name -> (release, /proc/version line); the old kernel (ubuntu20) predates DMA ownership (5.19).
 KERNELS = {
     "debian12": ("6.1.0-26-amd64", "Linux version 6.1.0-26-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.112-1 (2024-09-30)"),
     "ubuntu24": ("6.8.0-45-generic", "Linux version 6.8.0-45-generic (buildd@lcy02-amd64-115) (x86_64-linux-gnu-gcc-13 (Ubuntu 13.2.0-23ubuntu4) 13.2.0, GNU ld (GNU Binutils for Ubuntu) 2.42) #45-Ubuntu SMP PREEMPT_DYNAMIC Fri Aug 30 12:02:04 UTC 2024"),
@@ -231,7 +231,7 @@ def build(spec: HostSpec) -> dict:
             "kernel_version": version_line,
             "cmdline": cmdline,
             "cmdline_flags": flags,
-            "tainted": 0,
+            "tainted": _tainted(devices),
             "cpu_count": machine.cpus or None,
             "memory_bytes": machine.memory_bytes or None,
             "boot_time": (now - timedelta(days=rng.randint(2, 200))).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -310,6 +310,18 @@ def _gpus_below(machine: Machine, bdf: str) -> int:
         return False
 
     return sum(1 for f in machine.functions if owners.is_gpu(f.class_code) and under(f))
+
+
+# Modules outside the kernel tree taint it: P (proprietary, bit 0) and O (out-of-tree, bit 12).
+TAINT_PROPRIETARY, TAINT_OOT = 1 << 0, 1 << 12
+OUT_OF_TREE = {"nvidia": TAINT_PROPRIETARY | TAINT_OOT, "cxi_core": TAINT_OOT, "igb_uio": TAINT_OOT}
+
+
+def _tainted(devices: list[dict]) -> int:
+    value = 0
+    for driver in {d["driver"] for d in devices}:
+        value |= OUT_OF_TREE.get(driver, 0)
+    return value
 
 
 def _cmdline(spec: HostSpec, release: str, vendor: str) -> str:
