@@ -12,17 +12,24 @@ from fleet.policy.models import ViolationEvent
 TIMELINE_LIMIT = 500
 
 
+def shown(value) -> str | None:
+    """A change value as compact JSON text for the page (None stays None: "absent")."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "))
+
+
 def host_timeline(host: Host, *, limit: int = TIMELINE_LIMIT) -> list[dict]:
     """Newest first: every Change row and every violation event of the host, merged by time."""
     changes = [{
         "at": c.at, "source": "inventory", "kind": c.kind, "kind_label": c.get_kind_display(),
-        "subject": c.subject, "before": c.before, "after": c.after, "snapshot_id": c.snapshot_id,
+        "subject": c.subject, "before": shown(c.before), "after": shown(c.after), "snapshot_id": c.snapshot_id,
     } for c in Change.objects.filter(host=host).order_by("-at", "-id")[:limit]]
     events = [{
         "at": e.at, "source": "policy", "kind": f"violation_{e.kind}",
         "kind_label": f"violation {e.get_kind_display()}",
         "subject": f"{e.violation.rule} · {e.violation.subject_kind} {e.violation.subject_id}",
-        "severity": e.violation.severity, "by": e.by, "before": None, "after": e.detail or None,
+        "severity": e.violation.severity, "by": e.by, "before": None, "after": shown(e.detail or None),
         "rule": e.violation.rule, "violation_id": e.violation_id,
     } for e in ViolationEvent.objects.filter(violation__host=host).select_related("violation").order_by("-at", "-id")[:limit]]
     merged = sorted(changes + events, key=lambda r: r["at"], reverse=True)
@@ -46,4 +53,5 @@ def snapshots_diff(host: Host, old_id: int, new_id: int) -> list[dict] | None:
     if old is None or new is None:
         return None
     labels = dict(Change.Kind.choices)
-    return [{**fact, "kind_label": labels.get(fact["kind"], fact["kind"])} for fact in snapshot_changes(old, new)]
+    return [{**fact, "before": shown(fact["before"]), "after": shown(fact["after"]),
+             "kind_label": labels.get(fact["kind"], fact["kind"])} for fact in snapshot_changes(old, new)]
