@@ -49,11 +49,13 @@ def test_iommu_off_on_the_cmdline_with_an_assigned_device_is_iommu_disabled():
 
 
 def test_no_iommu_is_fine_for_a_host_that_assigns_nothing_and_expects_nothing():
+    # A plain web server in a VM (like this test machine): no IOMMU, nothing assigned, no role.
     st = state(devices=[device("0000:03:00.0", driver="e1000e", group=None)], units=[], groups=[])
     assert rules(st) == set()
 
 
 def test_no_iommu_on_a_host_whose_role_expects_assignment_is_iommu_disabled():
+    # A new hypervisor racked with VT-d disabled in the BIOS, before any VM got a device.
     st = state(hostname="hv-7", devices=[device("0000:03:00.0", driver="e1000e", group=None)], units=[], groups=[])
     intent = Intent(roles=(Role(name="hypervisor", host_patterns=("hv-*",), expects_assignment=True),))
     assert rules(st, intent, hostname="hv-7") == {"iommu-disabled"}
@@ -69,11 +71,13 @@ def test_enable_unsafe_noiommu_mode_is_noiommu_mode():
 
 
 def test_a_noiommu_group_node_is_noiommu_mode():
+    # What the no-iommu capture would show on a kernel with CONFIG_VFIO_NOIOMMU: /dev/vfio/noiommu-0.
     st = state(units=[], groups=[], nodes=[node("/dev/vfio/noiommu-0", kind="noiommu_group", group=0)])
     assert "noiommu-mode" in rules(st)
 
 
 def test_taint_u_counts_only_with_a_noiommu_group_of_a_pci_device():
+    # The kernel taints itself (U) when VFIO creates a no-IOMMU group; U alone has other causes.
     dev = device("0000:03:00.0", driver="vfio-pci", group=0)
     groups = [{"id": 0, "type": None, "name": "vfio-noiommu", "devices": ["0000:03:00.0"], "reserved_regions": [], "unit": None}]
     assert "noiommu-mode" in rules(state(devices=[dev], units=[], groups=groups, tainted=64))
@@ -84,6 +88,7 @@ def test_taint_u_counts_only_with_a_noiommu_group_of_a_pci_device():
 # --- uio-driver / unsafe-interrupts / acs-override ------------------------------------------------
 
 def test_igb_uio_is_a_uio_driver_and_vfio_pci_is_not():
+    # Older DPDK deployments still load the out-of-tree igb_uio module.
     assert ("uio-driver", "0000:03:00.0") in fired(state(devices=[nic("0000:03:00.0", 5, driver="igb_uio")]))
     assert "uio-driver" not in rules(state(devices=[nic("0000:03:00.0", 5)]))
 
@@ -96,6 +101,7 @@ def test_allow_unsafe_interrupts_is_unsafe_interrupts():
 
 
 def test_an_intel_unit_without_interrupt_remapping_matters_only_with_assigned_devices():
+    # VT-d without IR (ecap bit 3 = 0), as on pre-Sandy-Bridge servers or QEMU without intremap=on.
     units = [intel_unit(interrupt_remapping=False)]
     assert "unsafe-interrupts" in rules(state(devices=[nic("0000:03:00.0", 5)], units=units))
     assert "unsafe-interrupts" not in rules(state(devices=[nic("0000:03:00.0", 5, driver="e1000e")], units=units))
@@ -119,6 +125,7 @@ def _two_nics_under_port_without_acs(driver_a="vfio-pci", driver_b="e1000e", hol
 
 
 def test_mixed_group_explains_the_root_port_without_acs_and_the_multifunction_device():
+    # A dual-port NIC behind a consumer-board root port: one port given to DPDK, the other left on its driver.
     (f,) = [f for f in evaluate(_two_nics_under_port_without_acs()) if f.rule == "group-mixed-ownership"]
     assert f.subject_id == "14"
     assert "bind 0000:03:00.1 to vfio-pci as well" in f.remediation
@@ -127,6 +134,7 @@ def test_mixed_group_explains_the_root_port_without_acs_and_the_multifunction_de
 
 
 def test_pcieport_pci_stub_and_unbound_members_do_not_make_a_group_mixed():
+    # DOMAIN.md §2: pcieport, pci-stub and no driver do not claim DMA ownership, so the group stays viable.
     st = state(devices=[root_port("0000:00:1c.0", 14), nic("0000:03:00.0", 14), nic("0000:03:00.1", 14, driver="pci-stub"),
                         nic("0000:03:00.2", 14, driver=None)])
     assert "group-mixed-ownership" not in rules(st)
@@ -141,11 +149,13 @@ def test_two_vms_in_one_group_are_split_owners():
 
 
 def test_one_vm_holding_the_whole_group_is_not_split_owners():
+    # Like the shared-group-all-vfio capture: one VM owns every endpoint of the group.
     st = _two_nics_under_port_without_acs(driver_b="vfio-pci", holders=[holder(301, vm="tenant-a-vm1", groups=[14])])
     assert "group-split-owners" not in rules(st) and "group-shared-p2p" in rules(st)
 
 
 def test_two_vms_of_tenants_with_different_labels_are_split_owners_by_label_and_tenant():
+    # Two customers' VMs with different security labels on the functions of one dual-port NIC (iommufd cdevs).
     intent = Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), labels=("pci-dss",)),
                              Tenant(name="b", vm_patterns=("b-*",), labels=("internal",))))
     st = _two_nics_under_port_without_acs(driver_b="vfio-pci", holders=[
@@ -169,29 +179,34 @@ def test_group_changed_names_the_devices_whose_co_members_differ_from_the_baseli
 # --- device nodes and holders ------------------------------------------------------------------------
 
 def test_a_group_node_readable_by_its_unix_group_is_device_node_permissions():
+    # A udev rule that chmods /dev/vfio/* 0660 for a 'kvm' group instead of per-VM ownership.
     st = state(devices=[nic("0000:03:00.0", 5)], nodes=[node("/dev/vfio/5", group=5, mode="0660", uid=64055)],
                holders=[holder(301, vm="vm1", groups=[5])])
     assert ("device-node-permissions", "/dev/vfio/5") in fired(st)
 
 
 def test_a_node_owned_by_another_user_than_its_holder_is_device_node_permissions():
+    # A node left chowned to a previous user after the VM moved to another account.
     st = state(devices=[nic("0000:03:00.0", 5)], nodes=[node("/dev/vfio/5", group=5, uid=1000)],
                holders=[holder(301, vm="vm1", groups=[5], uid=64055)])
     assert ("device-node-permissions", "/dev/vfio/5") in fired(st)
 
 
 def test_group_and_device_nodes_of_one_group_with_different_owners_are_device_node_permissions():
+    # 6.6+ hosts: the group node and the per-device cdev of the same group chowned differently.
     st = state(devices=[nic("0000:03:00.0", 5)], nodes=[node("/dev/vfio/5", group=5, uid=64055),
                                                        node("/dev/vfio/devices/vfio0", kind="device", device="0000:03:00.0", uid=0)])
     assert {s for r, s in fired(st) if r == "device-node-permissions"} == {"/dev/vfio/5", "/dev/vfio/devices/vfio0"}
 
 
 def test_dev_iommu_looser_than_0660_is_device_node_permissions_but_0660_is_fine():
+    # iommufd's /dev/iommu made world-writable by a careless udev rule.
     assert ("device-node-permissions", "/dev/iommu") in fired(state(nodes=[node("/dev/iommu", kind="iommufd", mode="0666")]))
     assert "device-node-permissions" not in rules(state(nodes=[node("/dev/iommu", kind="iommufd", mode="0660")]))
 
 
 def test_a_0600_node_owned_by_its_holder_and_the_world_readable_container_are_fine():
+    # The isolated-nics capture's layout: /dev/vfio/6 0600 owned by the QEMU user, /dev/vfio/vfio 0666.
     st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(301, vm="vm1", groups=[5])],
                nodes=[node("/dev/vfio/5", group=5, uid=64055), node("/dev/vfio/vfio", kind="container", mode="0666")])
     assert "device-node-permissions" not in rules(st)
@@ -205,6 +220,7 @@ def test_a_vfio_holder_with_no_vm_or_workload_is_unknown_holder():
 
 
 def test_with_declared_tenants_a_vm_matching_none_of_them_is_unknown_holder():
+    # A VM started by hand outside the orchestrator, with a name no tenant declares.
     intent = Intent(tenants=(Tenant(name="a", vm_patterns=("tenant-a-*",)),))
     st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(301, vm="intruder-vm", groups=[5])])
     assert "unknown-holder" in rules(st, intent)
@@ -213,6 +229,7 @@ def test_with_declared_tenants_a_vm_matching_none_of_them_is_unknown_holder():
 
 
 def test_a_cgroup_regex_pattern_attributes_a_holder_to_its_tenant():
+    # Libvirt machine scopes (DOMAIN.md §5) when QEMU runs without -name.
     intent = Intent(tenants=(Tenant(name="c", cgroup_patterns=(r"re:machine\.slice/machine-qemu.*tenant-c-.*\.scope",)),))
     st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(
         301, vm=None, workload=None, groups=[5], cgroup="machine.slice/machine-qemu-3-tenant-c-vm3.scope")])
@@ -220,6 +237,7 @@ def test_a_cgroup_regex_pattern_attributes_a_holder_to_its_tenant():
 
 
 def test_a_uio_only_holder_is_not_a_vfio_holder():
+    # The no-iommu capture's DPDK process holds only /dev/uio0 (uio-driver covers it).
     st = state(devices=[nic("0000:03:00.0", None, driver="uio_pci_generic")], units=[], groups=[],
                holders=[holder(249, vm=None, kind="dpdk", nodes=["/dev/uio0"], devices=["0000:03:00.0"], device_fds=0)])
     assert "unknown-holder" not in rules(st)
@@ -242,6 +260,7 @@ def test_a_vf_in_its_pfs_group_is_vf_shares_pf_group():
 
 
 def test_a_pf_given_to_one_vm_while_its_vf_goes_to_another_is_pf_userspace_vfs_elsewhere():
+    # An SR-IOV NIC whose PF was passed to a VNF VM while its VFs serve other tenants.
     st = _pf_and_vf(21, pf_driver="vfio-pci", holders=[holder(301, vm="vm-pf", groups=[20]), holder(302, vm="vm-vf", groups=[21])])
     assert ("pf-userspace-vfs-elsewhere", "0000:05:00.0") in fired(st)
     st = _pf_and_vf(21, pf_driver="vfio-pci", holders=[holder(301, vm="vm-pf", groups=[20, 21])])
@@ -260,10 +279,12 @@ def _gpu_with_mdevs(group_members, owners):
 
 
 def test_an_mdev_parent_sharing_its_group_is_mdev_parent_not_isolated():
+    # An iGPU sharing its group with another function (no ACS on the multi-function device).
     assert ("mdev-parent-not-isolated", "0000:00:02.0") in fired(_gpu_with_mdevs(["0000:00:02.0", "0000:00:02.1"], ["vm1"]))
 
 
 def test_mdevs_of_one_parent_going_to_different_tenants_is_mdev_parent_not_isolated():
+    # vGPU slices of one card handed to two different VMs.
     assert "mdev-parent-not-isolated" in rules(_gpu_with_mdevs(["0000:00:02.0"], ["vm1", "vm2"]))
     assert "mdev-parent-not-isolated" not in rules(_gpu_with_mdevs(["0000:00:02.0"], ["vm1", "vm1"]))
 
@@ -329,6 +350,7 @@ def test_a_nic_on_its_host_driver_where_intent_expects_vfio_pci_is_driver_drift(
 
 
 def test_a_device_held_by_another_tenant_than_declared_is_driver_drift():
+    # A GPU reserved for tenant a that the scheduler gave to tenant b's VM.
     intent = Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",)), Tenant(name="b", vm_patterns=("b-*",))),
                     devices=(DeviceExpectation(name="gpu0", bdf="0000:03:00.0", owner="a"),))
     st = state(devices=[nic("0000:03:00.0", 5)], holders=[holder(301, vm="b-vm1", groups=[5])])
@@ -338,6 +360,7 @@ def test_a_device_held_by_another_tenant_than_declared_is_driver_drift():
 
 
 def test_an_assigned_driver_outside_the_allowed_userspace_drivers_is_driver_drift():
+    # A site that allows only vfio-pci, where someone bound a NIC to uio_pci_generic.
     intent = Intent(allowed_userspace_drivers=("vfio-pci",))
     assert "driver-drift" in rules(state(devices=[nic("0000:03:00.0", 5, driver="uio_pci_generic")]), intent)
     assert "driver-drift" not in rules(state(devices=[nic("0000:03:00.0", 5)]), intent)
@@ -359,6 +382,7 @@ def test_a_pre_5_19_kernel_with_assigned_devices_is_old_kernel_viability():
 
 
 def test_a_host_silent_for_longer_than_the_threshold_is_stale_host():
+    # An agent that stopped reporting (crashed, token revoked, network cut).
     st = state()
     assert rules(st, now=NOW, last_seen=NOW - timedelta(seconds=181), default_stale_after_seconds=180) == {"stale-host"}
     assert rules(st, now=NOW, last_seen=NOW - timedelta(seconds=60), default_stale_after_seconds=180) == set()
