@@ -5,7 +5,6 @@ import gzip
 import hashlib
 import json
 import logging
-import os
 import shutil
 import ssl
 import subprocess
@@ -23,9 +22,9 @@ from agent.paths import Root
 from agent.snapshot import build, content_hash
 from agent.spool import Spool
 from agent.transport import Backoff, Client, LoopConfig, Pusher, parse_retry_after, read_token, run_command, ssl_context
+from tests.e2e.rebind import NIC, flip_driver
 
 TOKEN = "host-token-abc123"
-NIC = "0000:03:00.0"  # an e1000e NIC in the isolated-nics capture
 
 
 @dataclass
@@ -114,20 +113,11 @@ def token_file(tmp_path) -> Path:
     return path
 
 
-def _flip_driver(root: Path) -> None:
-    """Rebind the NIC between e1000e and vfio-pci in the tree, as `driverctl set-override` would."""
-    link = root / "sys/bus/pci/devices" / NIC / "driver"
-    target = os.readlink(link)
-    other = "vfio-pci" if target.endswith("e1000e") else "e1000e"
-    link.unlink()
-    link.symlink_to(f"../../../../bus/pci/drivers/{other}")
-
-
 def _changing(root: Path):
     """A collector whose every collection differs from the previous one (a driver flip each time)."""
 
     def collect(r: Root, seq: int) -> dict:
-        _flip_driver(root)
+        flip_driver(root)
         return build(r, seq=seq)
 
     return collect

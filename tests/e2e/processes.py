@@ -99,6 +99,9 @@ class Processes:
             "FLEET_LOG_LEVEL": "INFO",
             # Short, so a message left unacknowledged by a killed worker comes back within the test.
             "FLEET_BROKER_VISIBILITY_TIMEOUT": "2",
+            # The sweeper (run only where a test starts beat) re-queues what waited over a second.
+            "FLEET_SWEEP_INTERVAL": "1",
+            "FLEET_REQUEUE_AFTER": "1",
             "PYTHONUNBUFFERED": "1",
             "PYTHONPATH": str(REPO),
         }
@@ -119,7 +122,8 @@ class Processes:
     # --- the server side ------------------------------------------------------------
     def web(self, port: int) -> Child:
         child = self.start("web", [str(BIN / "gunicorn"), "fleet.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                                   "--workers", "2", "--graceful-timeout", "5", "--access-logfile", "-"])
+                                   "--workers", "2", "--graceful-timeout", "5", "--access-logfile", "-",
+                                   "--no-control-socket"])
         wait_until(lambda: port_open(port), timeout=30, what=f"gunicorn on port {port}", proc=child)
         return child
 
