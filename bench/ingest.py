@@ -229,7 +229,7 @@ def baseline_bulk_insert(conn_info: str, host_id: int, rows: dict, method: str) 
         t = time.perf_counter()
         with conn.cursor() as cur:
             for table, fields, items in tables:
-                cols = ["host_id", "fingerprint", *fields]
+                cols = [f'"{c}"' for c in ("host_id", "fingerprint", *fields)]
                 values = [
                     (host_id, "", *[json.dumps(r[f]) if f in json_fields and r[f] is not None else r[f] for f in fields])
                     for r in items.values()
@@ -246,6 +246,7 @@ def baseline_bulk_insert(conn_info: str, host_id: int, rows: dict, method: str) 
 
 
 def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)
     args = parse_args()
     env = env_for(args)
     os.environ.update({k: env[k] for k in ("DATABASE_URL", "FLEET_BROKER_URL", "DJANGO_SETTINGS_MODULE", "FLEET_LOG_LEVEL", "FLEET_DB_CONN_MAX_AGE", "FLEET_INGEST_MAX_QUEUE")})

@@ -142,6 +142,14 @@ def _items(doc: dict, section: tuple):
             yield index, item
 
 
+def _out_of_range(value, bounds) -> bool:
+    """A number our integer column cannot hold. Floats count: JSON Schema calls 1e21 an integer, and the
+    parser reads integers past 64 bits as floats."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return not bounds[0] <= value <= bounds[1] or (isinstance(value, float) and not value.is_integer())
+
+
 def storage_problems(doc: dict) -> list[dict]:
     """Values the schema allows but our columns cannot hold (over-long strings, out-of-range ints)."""
     problems = []
@@ -157,16 +165,13 @@ def storage_problems(doc: dict) -> list[dict]:
                 problems.append({"path": f"{json_path(section)}[{index}].{key}", "message": f"longer than {limit} characters"})
     for section, key in _BOUNDED_INTS:
         for index, item in _items(doc, section):
-            value = item.get(key)
-            if isinstance(value, int) and not _INT_BOUNDS[0] <= value <= _INT_BOUNDS[1]:
+            if _out_of_range(item.get(key), _INT_BOUNDS):
                 problems.append({"path": f"{json_path(section)}[{index}].{key}", "message": "integer out of range"})
     for key, (low, high) in (("tainted", _BIGINT_BOUNDS), ("memory_bytes", _BIGINT_BOUNDS), ("cpu_count", _INT_BOUNDS)):
-        value = host.get(key)
-        if isinstance(value, int) and not low <= value <= high:
+        if _out_of_range(host.get(key), (low, high)):
             problems.append({"path": f"$.host.{key}", "message": "integer out of range"})
     for index, item in _items(doc, ("holders",)):
-        value = item.get("vm_pinned_kb")
-        if isinstance(value, int) and not _BIGINT_BOUNDS[0] <= value <= _BIGINT_BOUNDS[1]:
+        if _out_of_range(item.get("vm_pinned_kb"), _BIGINT_BOUNDS):
             problems.append({"path": f"$.holders[{index}].vm_pinned_kb", "message": "integer out of range"})
     for section, key in _UNIQUE_KEYS:
         seen: set = set()
@@ -175,8 +180,7 @@ def storage_problems(doc: dict) -> list[dict]:
             if value in seen:
                 problems.append({"path": f"{json_path(section)}[{index}].{key}", "message": f"duplicate {key} {str(value)[:40]!r}"})
             seen.add(value)
-    seq = doc.get("seq")
-    if isinstance(seq, int) and not 0 <= seq <= _BIGINT_BOUNDS[1]:
+    if _out_of_range(doc.get("seq"), (0, _BIGINT_BOUNDS[1])):
         problems.append({"path": "$.seq", "message": "integer out of range"})
     return problems[:MAX_ERRORS]
 

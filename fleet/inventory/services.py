@@ -12,7 +12,7 @@ from datetime import datetime
 from types import SimpleNamespace
 
 import orjson
-from django.db import transaction
+from django.db import connection, transaction
 
 from agent.snapshot import content_hash as document_hash
 
@@ -21,11 +21,12 @@ from .models import Change, Device, Host, PasidUser
 from .rows import PASID_FIELDS, TABLES, document_collected_at, host_columns_from_document, iommu_mode, rows_from_document
 from .selectors import TABLE_MODELS, host_state_from_rows
 
-# Up to this many changed rows are updated in place (one UPDATE each, ids kept); past it, deleting and
-# re-inserting them is cheaper. (bulk_update's CASE statements cost more than either here.)
-UPDATE_IN_PLACE_MAX = 16
+# Up to this many changed rows are updated in place (one UPDATE … FROM VALUES, ids kept); past it,
+# deleting and re-inserting them is cheaper. (bulk_update's CASE statements cost more than either.)
+UPDATE_IN_PLACE_MAX = 64
 # Groups first: devices point at group rows by id.
 WRITE_ORDER = ("groups", "devices", "units", "vfio_nodes", "holders", "mdevs")
+INT_KEYED = frozenset({"groups", "holders"})
 
 
 def row_fingerprint(row: dict) -> str:
@@ -36,21 +37,58 @@ def row_fingerprint(row: dict) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def stored_fingerprints(host: Host) -> dict[str, dict]:
+    """table -> {key: (id, fingerprint)} of the host's rows, in one round trip (UNION ALL of the tables)."""
+    parts, params = [], []
+    for table in WRITE_ORDER:
+        model, _ = TABLE_MODELS[table]
+        key_column = model._meta.get_field(TABLES[table][1]).column
+        parts.append(f"SELECT %s, id, CAST({connection.ops.quote_name(key_column)} AS TEXT), fingerprint "
+                     f"FROM {connection.ops.quote_name(model._meta.db_table)} WHERE host_id = %s")
+        params += [table, host.pk]
+    out: dict[str, dict] = {table: {} for table in WRITE_ORDER}
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        for table, pk, key, fingerprint in cursor.fetchall():
+            out[table][int(key) if table in INT_KEYED else key] = (pk, fingerprint)
+    return out
+
+
+def _update_rows(model, rows: list[tuple[int, dict]], fields: list[str]) -> None:
+    """UPDATE several rows, each with its own values, in one statement (PostgreSQL); one UPDATE per row elsewhere."""
+    if connection.vendor != "postgresql" or len(rows) == 1:
+        for pk, values in rows:
+            model.objects.filter(id=pk).update(**{f: values[f] for f in fields})
+        return
+    meta, qn = model._meta, connection.ops.quote_name
+    columns = [meta.get_field(f) for f in fields]
+    row_sql = "(" + ", ".join(["%s::bigint"] + [f"%s::{c.db_type(connection)}" for c in columns]) + ")"
+    params = []
+    for pk, values in rows:
+        params.append(pk)
+        params.extend(c.get_db_prep_save(values[f], connection) for c, f in zip(columns, fields))
+    assignments = ", ".join(f"{qn(c.column)} = v.{qn(c.column)}" for c in columns)
+    names = ", ".join(["id"] + [qn(c.column) for c in columns])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {qn(meta.db_table)} AS t SET {assignments} FROM (VALUES {', '.join([row_sql] * len(rows))}) AS v({names}) WHERE t.id = v.id",
+            params,
+        )
+
+
 class _TableWrite:
     """One table's rows brought from the stored state to `new`; keeps the before-rows the diff needs."""
 
-    def __init__(self, host: Host, table: str, new: dict):
+    def __init__(self, host: Host, table: str, new: dict, stored: dict):
         self.model, self.fields = TABLE_MODELS[table]
         self.key = TABLES[table][1]
-        self.host, self.new = host, new
+        self.host, self.new, self.stored = host, new, stored
         self.fingerprints = {k: row_fingerprint(row) for k, row in new.items()}
-        stored = self.model.objects.filter(host=host).values_list("id", self.key, "fingerprint")
-        self.stored = {k: (pk, fp) for pk, k, fp in stored}
-        self.removed = [k for k in self.stored if k not in new]
-        self.changed = [k for k, fp in self.fingerprints.items() if k in self.stored and self.stored[k][1] != fp]
-        self.added = [k for k in new if k not in self.stored]
-        self.ids = {k: pk for k, (pk, _) in self.stored.items() if k in new}
-        touched = [self.stored[k][0] for k in self.removed + self.changed]
+        self.removed = [k for k in stored if k not in new]
+        self.changed = [k for k, fp in self.fingerprints.items() if k in stored and stored[k][1] != fp]
+        self.added = [k for k in new if k not in stored]
+        self.ids = {k: pk for k, (pk, _) in stored.items() if k in new}
+        touched = [stored[k][0] for k in self.removed + self.changed]
         self.before = {row[self.key]: row for row in self.model.objects.filter(id__in=touched).values(*self.fields)} if touched else {}
 
     def old_rows(self) -> dict:
@@ -67,10 +105,10 @@ class _TableWrite:
         gone = [self.stored[k][0] for k in self.removed + replace]
         if gone:
             self.model.objects.filter(id__in=gone).delete()
-        if not replace:
-            for k in self.changed:
-                values = {f: self.new[k][f] for f in self.fields if self.before[k].get(f) != self.new[k][f]}
-                self.model.objects.filter(id=self.stored[k][0]).update(fingerprint=self.fingerprints[k], **values)
+        if self.changed and not replace:
+            differing = sorted({f for k in self.changed for f in self.fields if self.before[k].get(f) != self.new[k][f]} - {self.key})
+            rows = [(self.stored[k][0], {**self.new[k], "fingerprint": self.fingerprints[k]}) for k in self.changed]
+            _update_rows(self.model, rows, [*differing, "fingerprint"])
         inserts = [self._instance(k) for k in self.added + replace]
         if inserts:
             for obj in self.model.objects.bulk_create(inserts):
@@ -112,7 +150,7 @@ def _host_columns(host: Host, document: dict, new_rows: dict, *, at: datetime, s
     return columns
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def host_apply_snapshot(
     *, host: Host, document: dict, snapshot_id: int | None, seq: int | None, at: datetime, content_hash: str | None = None
 ) -> list[Change]:
@@ -124,12 +162,13 @@ def host_apply_snapshot(
     first = host.applied_at is None
     new_rows = rows_from_document(document)
     writes = {}
+    stored = stored_fingerprints(host)
     for table in WRITE_ORDER:
         if table == "devices":
             group_ids = writes["groups"].ids
             for row in new_rows["devices"].values():
                 row["group_id"] = group_ids.get(row["group_number"])
-        writes[table] = _TableWrite(host, table, new_rows[table])
+        writes[table] = _TableWrite(host, table, new_rows[table], stored[table])
         writes[table].write()
     old_rows = {table: write.old_rows() for table, write in writes.items()}
     old_rows["pasid_users"] = _write_pasid_users(host, new_rows["pasid_users"])

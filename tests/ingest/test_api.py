@@ -110,10 +110,14 @@ def test_an_unknown_schema_version_is_refused(enrolled, push):
 def test_strings_postgresql_cannot_hold_are_refused_not_crashed_on(enrolled, push):
     _, token, doc = enrolled(ISOLATED)
     doc["holders"][0]["name"] = "qemu\x00evil"
-    doc["devices"][1]["driver"] = "\ud800"
+    doc["devices"][1]["driver"] = "e1000\x00"
     response = push(token, doc)
     assert response.status_code == 400
     assert {"$.holders[0].name", "$.devices[1].driver"} <= {p["path"] for p in problems(response)}
+    doc["devices"][1]["driver"] = "\ud800"  # a lone surrogate: not even JSON the parser accepts
+    doc["holders"][0]["name"] = "qemu"
+    assert push(token, doc).status_code == 400
+    assert Snapshot.objects.count() == 0
 
 
 def test_a_duplicate_bdf_is_refused(enrolled, push):
