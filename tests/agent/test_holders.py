@@ -223,3 +223,22 @@ def test_a_non_utf8_fd_target_is_reported_serialisable_with_a_warning(tmp_path):
     assert h["nodes"] == ["/dev/vfio/\ufffd"]
     json.dumps(h, ensure_ascii=False).encode("utf-8")
     assert any(w.startswith("/proc/5/fd/3") for w in rd.warnings.as_list())
+
+
+def test_on_the_live_host_unreadable_processes_make_one_summary_warning_not_one_per_pid():
+    # This machine: whatever processes the agent may not inspect, /proc yields at most one line.
+    rd = Reader(Root.of("/"))
+    holders.collect(rd, [], [], {"nodes": []})
+    proc_lines = [w for w in rd.warnings.as_list() if w.startswith("/proc/")]
+    assert len(proc_lines) <= 1
+    denied = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                os.readlink(f"/proc/{pid}/fd/{fd}")
+        except PermissionError:
+            denied += 1
+        except OSError:
+            pass
+    if denied:
+        assert proc_lines and proc_lines[0].startswith("/proc/*/fd:")

@@ -18,7 +18,7 @@ from agent.paths import Root
 from agent.snapshot import SCHEMA_PATH, build
 from tests.conftest import CAPTURE_NAMES, CAPTURES_DIR
 
-DAMAGES = ("delete", "empty", "garble", "dangling", "directory")
+DAMAGES = ("delete", "empty", "garble", "dangling", "directory", "rename")
 
 # (path pattern, damages that must leave a warning). Left out on purpose, because the kernel itself
 # produces that state legitimately: a missing group `type` (before 5.2) or `reserved_regions` (before
@@ -64,6 +64,9 @@ def apply(root: Path, rel: str, damage: str, payload: bytes) -> None:
     p = root / rel
     if not os.path.lexists(p):
         return  # an earlier damage removed its directory
+    if damage == "rename":  # the entry keeps its content under a name that is not UTF-8
+        os.rename(bytes(p), bytes(p) + b"\xff")
+        return
     if p.is_dir() and not p.is_symlink():
         shutil.rmtree(p)
     else:
@@ -101,6 +104,7 @@ def test_damaged_capture_still_gives_a_valid_snapshot_with_warnings(data):
             apply(root, rel, damage, payload)
         doc = build(Root.of(root))
 
+    json.dumps(doc, ensure_ascii=False).encode("utf-8")  # what goes on the wire must be UTF-8
     errors = sorted(validator().iter_errors(doc), key=lambda e: list(e.path))
     assert errors == [], [(list(e.path), e.message[:200]) for e in errors[:3]]
     assert not [w for w in doc["warnings"] if w.startswith("collector ")], doc["warnings"]
