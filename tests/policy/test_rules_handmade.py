@@ -374,6 +374,12 @@ def test_caching_mode_on_an_intel_unit_is_nested_host():
     assert "nested-host" not in rules(state(units=[intel_unit(caching_mode=False)]))
 
 
+def test_a_virtio_iommu_is_nested_host():
+    # QEMU/cloud-hypervisor guests with -device virtio-iommu-pci.
+    virtio = {"name": "virtio-iommu", "vendor": "virtio", "devices": [], "registers": {}, "features": {}}
+    assert rules(state(units=[virtio])) == {"nested-host"}
+
+
 def test_a_pre_5_19_kernel_with_assigned_devices_is_old_kernel_viability():
     # RHEL 8 (4.18) hypervisors: binding a host driver into a live VFIO group hits BUG_ON.
     assert "old-kernel-viability" in rules(state(kernel="4.18.0-513.el8.x86_64", devices=[nic("0000:03:00.0", 5)]))

@@ -58,12 +58,17 @@ def noiommu_mode(facts: HostFacts) -> list[Finding]:
 
 def nested_host(facts: HostFacts) -> list[Finding]:
     cm_units = sorted(n for n, u in facts.units.items() if (u.get("features") or {}).get("caching_mode") is True)
-    if not cm_units:
+    # A virtio-iommu exists only inside a VM, like an emulated VT-d with CM=1.
+    virtio_units = sorted(n for n, u in facts.units.items() if u.get("vendor") == "virtio")
+    if not (cm_units or virtio_units):
         return []
+    what = "the IOMMU reports caching mode (CM=1), which only emulated IOMMUs set" if cm_units else "the IOMMU is a virtio-iommu"
     return [Finding(
         "nested-host", "host", facts.hostname,
-        "the IOMMU reports caching mode (CM=1), which only emulated IOMMUs set: this host is a VM and its isolation depends on the outer host.",
-        evidence={"units": {n: {"cap": (facts.units[n].get("registers") or {}).get("cap"), "caching_mode": True} for n in cm_units},
+        f"{what}: this host is a VM and its isolation depends on the outer host.",
+        evidence={"units": {n: {"vendor": facts.units[n].get("vendor"), "cap": (facts.units[n].get("registers") or {}).get("cap"),
+                                "caching_mode": (facts.units[n].get("features") or {}).get("caching_mode")}
+                            for n in cm_units + virtio_units},
                   "dmi": (facts.state.get("host") or {}).get("dmi") or {}},
         remediation="review the isolation policy of the outer host as well; treat devices here as only as isolated as the outer VM's.",
     )]
