@@ -1,5 +1,7 @@
 """PCI function collection: id normalisation, parent bridges, and damaged trees."""
 import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +130,46 @@ def test_non_utf8_driver_link_name_is_replaced_so_the_snapshot_serialises(writab
     to_json(doc).encode("utf-8")  # lone surrogates would raise here
     assert {d["bdf"]: d for d in doc["devices"]}["0000:03:00.0"]["driver"] == "e1000\ufffd"
     assert "/sys/bus/pci/devices/0000:03:00.0/driver: name is not UTF-8 (decoded with replacement)" in doc["warnings"]
+
+
+HWLOC = sorted((Path(__file__).resolve().parents[1] / "fixtures" / "hwloc").glob("*.xml"))
+
+
+def hwloc_tree(xml_path, root):
+    """A sysfs tree shaped like a real machine's PCI hierarchy from its hwloc export (derived data:
+    hwloc records no drivers or groups). Returns BDF -> the bridge hwloc nests it under (None below
+    a host bridge)."""
+    import xml.etree.ElementTree as ET
+
+    parents = {}
+    devices_dir = root / "sys/bus/pci/devices"
+    devices_dir.mkdir(parents=True)
+
+    def walk(node, sys_dir, parent_bdf):
+        for child in node.findall("object"):
+            kind, busid = child.get("type"), child.get("pci_busid")
+            if kind == "Bridge" and child.get("bridge_type", "").startswith("0-"):
+                dom, buses = child.get("bridge_pci").split(":", 1)
+                walk(child, root / "sys/devices" / f"pci{dom}:{buses.strip('[]').split('-')[0]}", None)
+            elif kind in ("Bridge", "PCIDev") and busid:
+                here = sys_dir / busid
+                here.mkdir(parents=True)
+                m = re.match(r"([0-9a-f]{4}) \[([0-9a-f]{4}):([0-9a-f]{4})\]", child.get("pci_type"))
+                for fname, value in (("class", m[1] + "00"), ("vendor", m[2]), ("device", m[3])):
+                    (here / fname).write_text(f"0x{value}\n")
+                os.symlink(os.path.relpath(here, devices_dir), devices_dir / busid)
+                parents[busid] = parent_bdf
+                walk(child, here, busid)
+            else:
+                walk(child, sys_dir, parent_bdf)
+
+    walk(ET.parse(xml_path).getroot(), root / "sys/devices", None)
+    return parents
+
+
+@pytest.mark.parametrize("xml_path", HWLOC, ids=[p.stem for p in HWLOC])
+def test_parents_follow_real_machine_bridge_trees(xml_path, tmp_path):
+    parents = hwloc_tree(xml_path, tmp_path)
+    assert any(p is not None for p in parents.values())
+    devices = pci.collect(Reader(Root.of(tmp_path)))
+    assert {d["bdf"]: d["parent"] for d in devices} == parents
