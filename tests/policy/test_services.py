@@ -222,3 +222,16 @@ def test_a_host_that_stays_silent_keeps_one_stale_host_violation_without_update_
     services.violations_sync_for_host(host=host, now=T0 + timedelta(hours=2))
     stale = Violation.objects.get(host=host, rule="stale-host")
     assert stale.last_seen_at == T0 + timedelta(hours=2) and _events(stale) == ["opened"]
+
+
+def test_the_baseline_accept_command_records_the_hosts_groups_and_refuses_unknown_hosts(docs, capture):
+    from django.core.management.base import CommandError
+
+    host = host_named("hv-11")
+    apply_and_sync(host, docs["shared-bridge-group"], T0)
+    call_command("policy", "baseline", "accept", "hv-11", "--by", "ivan", stdout=StringIO())
+    baseline = GroupBaseline.objects.get(hostname="hv-11")
+    assert baseline.accepted_by == "ivan"
+    assert sorted(map(sorted, baseline.groups)) == sorted(sorted(m) for m in parse(capture("shared-bridge-group")).groups.values())
+    with pytest.raises(CommandError, match="no host"):
+        call_command("policy", "baseline", "accept", "no-such-host")
