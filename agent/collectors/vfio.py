@@ -158,6 +158,7 @@ def collect(rd: Reader, devices: list[dict], groups: list[dict]) -> dict:
     cdevs = _cdevs(rd)
     cdev_device = {c["name"]: c["device"] for c in cdevs}
     known_bdfs = {d.get("bdf") for d in devices}
+    known_groups = {g.get("id") for g in groups}
     out_nodes = []
     for row in sorted(nodes, key=lambda r: r["path"]):
         kind, group = node_kind(row["path"])
@@ -168,6 +169,9 @@ def collect(rd: Reader, devices: list[dict], groups: list[dict]) -> dict:
         elif kind == "device":
             name = row["path"].rsplit("/", 1)[-1]
             device = cdev_device.get(name)
+        if group is not None and known_groups and group not in known_groups:
+            # A node without its group: a partial tree, or a capture taken while the group went away.
+            rd.warn(row["path"], f"VFIO node for IOMMU group {group}, which /sys/kernel/iommu_groups does not list")
         if device is not None and known_bdfs and device not in known_bdfs:
             rd.warn(row["path"], f"device {device!r} is not a PCI function of this host")
         out_nodes.append({**row, "kind": kind, "group": group, "device": device})

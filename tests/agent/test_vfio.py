@@ -154,3 +154,15 @@ def test_live_root_nodes_are_what_stat_says():
     expected = sorted(f"/dev/vfio/{n}" for n in os.listdir("/dev/vfio")) if os.path.isdir("/dev/vfio") else []
     assert sorted(n["path"] for n in facts["nodes"] if n["path"].startswith("/dev/vfio/")
                   and not n["path"].startswith("/dev/vfio/devices/")) == [p for p in expected if p != "/dev/vfio/devices"]
+
+
+def test_a_group_node_whose_group_is_not_in_sysfs_is_warned_about(capture):
+    # Stands for a partial tree: /dev/vfio/6 recorded, but group 6 missing from /sys/kernel/iommu_groups.
+    root = capture("isolated-nics")
+    groups = [{"id": gid, "devices": []} for gid, _ in groundtruth.find_groups(root) if gid != 6]
+    rd = Reader(Root.of(root))
+    vfio.collect(rd, [], groups)
+    assert any(w.startswith("/dev/vfio/6:") for w in rd.warnings.as_list())
+    rd = Reader(Root.of(root))
+    vfio.collect(rd, [], [{"id": gid, "devices": []} for gid, _ in groundtruth.find_groups(root)])
+    assert rd.warnings.as_list() == []
