@@ -153,6 +153,14 @@ def _cdevs(rd: Reader) -> list[dict]:
     return out
 
 
+def _cdev_owner(rd: Reader, devices: list[dict], cdev: str) -> str | None:
+    """The device whose own `vfio-dev/` directory holds `cdev`, for a tree without /sys/class/vfio-dev."""
+    for d in devices:
+        if d.get("path") and cdev in rd.listdir(f"/sys/devices/{d['path']}/vfio-dev", missing_ok=True):
+            return d.get("bdf")
+    return None
+
+
 def collect(rd: Reader, devices: list[dict], groups: list[dict]) -> dict:
     nodes = _live_nodes(rd) if rd.root.is_live else _captured_nodes(rd)
     cdevs = _cdevs(rd)
@@ -168,7 +176,7 @@ def collect(rd: Reader, devices: list[dict], groups: list[dict]) -> dict:
             device = full_bdf(rd, f"/sys/class/uio/{name}/device", rd.link_name(f"/sys/class/uio/{name}/device"))
         elif kind == "device":
             name = row["path"].rsplit("/", 1)[-1]
-            device = cdev_device.get(name)
+            device = cdev_device.get(name) or _cdev_owner(rd, devices, name)
         if group is not None and known_groups and group not in known_groups:
             # A node without its group: a partial tree, or a capture taken while the group went away.
             rd.warn(row["path"], f"VFIO node for IOMMU group {group}, which /sys/kernel/iommu_groups does not list")

@@ -166,3 +166,14 @@ def test_a_group_node_whose_group_is_not_in_sysfs_is_warned_about(capture):
     rd = Reader(Root.of(root))
     vfio.collect(rd, [], [{"id": gid, "devices": []} for gid, _ in groundtruth.find_groups(root)])
     assert rd.warnings.as_list() == []
+
+
+def test_a_cdev_without_a_class_entry_is_found_below_its_device(tmp_path):
+    # Stands for a 6.6+ tree captured without /sys/class: the cdev only appears as
+    # /sys/devices/…/0000:01:00.0/vfio-dev/vfio3.
+    (tmp_path / "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0/vfio-dev/vfio3").mkdir(parents=True)
+    write(tmp_path, "dev-nodes.tsv", "crw------- 0 0 511:3 /dev/vfio/devices/vfio3\n")
+    devices = [{"bdf": "0000:00:01.0", "path": "pci0000:00/0000:00:01.0"},
+               {"bdf": "0000:01:00.0", "path": "pci0000:00/0000:00:01.0/0000:01:00.0"}]
+    facts, _ = vfio.collect(Reader(Root.of(tmp_path)), devices, [])
+    assert facts["nodes"][0]["device"] == "0000:01:00.0"
