@@ -1,0 +1,17 @@
+"""Isolation policy: the rule catalogue (DOMAIN.md §6), declared intent, violations with a lifecycle.
+
+- `rules/` pure rule functions, `facts.py` the per-host indexes they read, `explain.py` why
+  devices share a group (ACS), `engine.evaluate()` runs them all without a database.
+- `intent.py` the declared intent as a value and its TOML form; `models.py` its editable
+  tables, violations, waivers, history and the intent audit.
+- `services.py` writes (sync per host / fleet, waive, acknowledge, intent changes),
+  `selectors.py` reads, `tasks.py` thin Celery adapters, `management/commands` the CLI.
+
+Decisions worth knowing:
+- group-changed needs an explicit `policy baseline accept HOST`; without a baseline it is silent.
+- group-shared-p2p is not reported for a mixed (non-viable) group: group-mixed-ownership is.
+- unknown-holder: with tenants declared a holder must match one; without, a named VM or
+  workload counts as known. UIO-only holders are left to uio-driver.
+- pasid-quota counts per host (the PASID space is per host): the host quota and each tenant's.
+- device-node-permissions does not count a root holder as an owner mismatch (root opens anything).
+"""
