@@ -175,5 +175,5 @@ def test_a_cdev_without_a_class_entry_is_found_below_its_device(tmp_path):
     write(tmp_path, "dev-nodes.tsv", "crw------- 0 0 511:3 /dev/vfio/devices/vfio3\n")
     devices = [{"bdf": "0000:00:01.0", "path": "pci0000:00/0000:00:01.0"},
                {"bdf": "0000:01:00.0", "path": "pci0000:00/0000:00:01.0/0000:01:00.0"}]
-    facts, _ = vfio.collect(Reader(Root.of(tmp_path)), devices, [])
+    facts = vfio.collect(Reader(Root.of(tmp_path)), devices, [])
     assert facts["nodes"][0]["device"] == "0000:01:00.0"
