@@ -91,11 +91,9 @@ class _TableWrite:
         touched = [stored[k][0] for k in self.removed + self.changed]
         self.before = {row[self.key]: row for row in self.model.objects.filter(id__in=touched).values(*self.fields)} if touched else {}
 
-    def old_rows(self) -> dict:
-        """The stored rows: untouched ones are equal to the new ones (same fingerprint), the rest were read."""
-        rows = {k: self.new[k] for k in self.stored if k in self.new and k not in self.before}
-        rows.update(self.before)
-        return rows
+    def touched_rows(self) -> tuple[dict, dict]:
+        """(before, after) of the rows that differ; untouched rows are equal on both sides and change nothing."""
+        return self.before, {k: self.new[k] for k in self.changed + self.added}
 
     def _instance(self, k, pk=None):
         return self.model(id=pk, host_id=self.host.pk, fingerprint=self.fingerprints[k], **self.new[k])
@@ -170,17 +168,20 @@ def host_apply_snapshot(
                 row["group_id"] = group_ids.get(row["group_number"])
         writes[table] = _TableWrite(host, table, new_rows[table], stored[table])
         writes[table].write()
-    old_rows = {table: write.old_rows() for table, write in writes.items()}
+    old_rows = {table: write.touched_rows()[0] for table, write in writes.items()}
+    new_touched = {table: write.touched_rows()[1] for table, write in writes.items()}
     old_rows["pasid_users"] = _write_pasid_users(host, new_rows["pasid_users"])
+    new_touched["pasid_users"] = new_rows["pasid_users"]
 
     columns = _host_columns(host, document, new_rows, at=at, snapshot_id=snapshot_id, seq=seq, digest=content_hash or document_hash(document))
     if first:
         facts = [{"kind": Change.Kind.HOST_ENROLLED, "subject": host.hostname[:256], "before": None,
                   "after": {"devices": columns["device_count"], "groups": columns["group_count"]}}]
     else:
-        # Both sides go through the same row mapping, so only real differences show.
+        # Both sides go through the same row mapping, so only real differences show; and only the rows whose
+        # fingerprint moved are compared (the others are equal on both sides).
         new_host = SimpleNamespace(**{**host.__dict__, **columns})
-        facts = snapshot_changes(host_state_from_rows(host, old_rows), host_state_from_rows(new_host, new_rows))
+        facts = snapshot_changes(host_state_from_rows(host, old_rows), host_state_from_rows(new_host, new_touched))
     for name, value in columns.items():
         setattr(host, name, value)
     host.save(update_fields=list(columns))
