@@ -44,8 +44,9 @@ def vfio_facts(release: str, holders: list[dict], devices: list[dict], by_bdf: d
     version = kernel_tuple(release) or (0, 0)
     iommufd = version >= (6, 6)
     nodes = [{"path": "/dev/vfio/vfio", "kind": "container", "group": None, "mode": "0666", "uid": 0, "gid": 0, "rdev": "10:196", "device": None}]
-    vfio_groups = sorted({by_bdf[d["bdf"]]["iommu_group"] for d in devices if d["driver"] == "vfio-pci"})
     owner = {g: h["uid"] for h in holders for g in h["groups"]}
+    # Groups of devices bound to vfio-pci, and the groups VFIO made for mdevs (held by their VMs).
+    vfio_groups = sorted({by_bdf[d["bdf"]]["iommu_group"] for d in devices if d["driver"] == "vfio-pci"} | set(owner))
     for minor, g in enumerate(vfio_groups):
         uid = owner.get(g, 0)
         nodes.append({"path": f"/dev/vfio/{g}", "kind": "group", "group": g, "mode": "0600", "uid": uid, "gid": uid,

@@ -10,6 +10,8 @@ holder reads exactly as the agent would have reported that process.
 from __future__ import annotations
 
 import random
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from agent.collectors.holders import cgroup_path, dpdk_allowed, dpdk_file_prefix, qemu_vfio_hosts, qemu_vm_name
@@ -25,13 +27,26 @@ def is_gpu(class_code: str | None) -> bool:
     return bool(class_code) and class_code.startswith("03")
 
 
-def assign(spec, rng: random.Random, devices: list[dict], by_bdf: dict, members: dict) -> tuple[list[dict], list[str]]:
-    """Bind devices to vfio-pci/UIO and create their holders, per role and scenario."""
+@dataclass
+class Ownership:
+    """What assignment adds to a host's snapshot besides the drivers it sets on the devices."""
+
+    holders: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    mdevs: list[dict] = field(default_factory=list)
+    mdev_parents: list[dict] = field(default_factory=list)
+    mdev_groups: list[dict] = field(default_factory=list)
+
+
+def assign(spec, rng: random.Random, devices: list[dict], by_bdf: dict, members: dict) -> Ownership:
+    """Bind devices to vfio-pci/UIO (or carve vGPUs) and create their holders, per role and scenario."""
     if spec.role == "gpu-passthrough":
-        return _assign_gpus(spec, rng, devices, by_bdf, members)
+        return Ownership(*_assign_gpus(spec, rng, devices, by_bdf, members))
     if spec.role == "nfv":
-        return _assign_vfs(spec, rng, devices, by_bdf, members)
-    return [], []
+        return Ownership(*_assign_vfs(spec, rng, devices, by_bdf, members))
+    if spec.role == "vdi":
+        return _assign_vgpus(spec, rng, devices, members)
+    return Ownership()
 
 
 def _bind_vfio(dev: dict) -> None:
@@ -48,13 +63,16 @@ def _new_pid(rng: random.Random, used: set[int]) -> int:
             return pid
 
 
-def _qemu(rng, used_pids, vm: str, bdfs: list[str], groups: list[int], *, holds_groups: bool, number: int, start: datetime) -> dict:
+def _qemu(rng, used_pids, vm: str, bdfs: list[str], groups: list[int], *, holds_groups: bool, number: int, start: datetime,
+          mdevs: tuple[str, ...] = ()) -> dict:
     argv = ["/usr/bin/qemu-system-x86_64", "-name", f"guest={vm},debug-threads=on", "-S", "-machine", "pc-q35-8.2,usb=off,dump-guest-core=off",
             "-accel", "kvm", "-cpu", "host,migratable=on", "-m", str(rng.choice((65536, 131072, 262144))), "-smp", str(rng.choice((16, 32, 64))),
             "-uuid", "%08x-%04x-4%03x-a%03x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), rng.getrandbits(12), rng.getrandbits(48)),
             "-display", "none", "-no-user-config", "-nodefaults"]
     for i, bdf in enumerate(bdfs, 1):
         argv += ["-device", f"vfio-pci,host={bdf},id=hostdev{i},bus=pci.{i},addr=0x0"]
+    for i, mdev in enumerate(mdevs, len(bdfs) + 1):
+        argv += ["-device", f"vfio-pci,id=hostdev{i},sysfsdev=/sys/bus/mdev/devices/{mdev},display=off,bus=pci.{i},addr=0x0"]
     argv += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny", "-msg", "timestamp=on"]
     scope = "machine-qemu\\x2d{}\\x2d{}.scope".format(number, vm.replace("-", "\\x2d"))
     held = groups if holds_groups else []
@@ -65,7 +83,7 @@ def _qemu(rng, used_pids, vm: str, bdfs: list[str], groups: list[int], *, holds_
         "uid": QEMU_UID,
         "cmdline": argv,
         "nodes": sorted([f"/dev/vfio/{g}" for g in held] + ["/dev/vfio/vfio"]),
-        "device_fds": len(bdfs) if holds_groups else 0,
+        "device_fds": len(bdfs) + len(mdevs) if holds_groups else 0,
         "groups": sorted(held),
         "devices": sorted(set(qemu_vfio_hosts(argv))),
         "kind": "qemu",
@@ -184,3 +202,52 @@ def _assign_vfs(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[s
                 holders.append(_qemu(rng, used, f"{tenants[vm_number % len(tenants)]}-vnf{vm_number}", [bdf], [g],
                                      holds_groups=True, number=vm_number, start=start))
     return holders, notes
+
+
+# NVIDIA vGPU profiles of a Tesla T4 (16 GiB): (mdev type id, name, framebuffer MiB, max instances).
+# The names and sizes are NVIDIA's; the `nvidia-NNN` type ids are illustrative.
+T4_VGPU_TYPES = (
+    ("nvidia-222", "GRID T4-1B", 1024, 16),
+    ("nvidia-231", "GRID T4-2Q", 2048, 8),
+    ("nvidia-232", "GRID T4-4Q", 4096, 4),
+    ("nvidia-233", "GRID T4-8Q", 8192, 2),
+)
+
+
+def _assign_vgpus(spec, rng, devices, members) -> Ownership:
+    """Each GPU stays on nvidia (the vGPU manager) and is carved into mdevs, one per desktop VM."""
+    start = spec.collected_at or DEFAULT_NOW
+    out = Ownership()
+    used: set[int] = set()
+    tenants = list(TENANTS)
+    rng.shuffle(tenants)
+    next_group = max(members) + 1
+    vm_number = 0
+    for n, gpu in enumerate(d for d in devices if is_gpu(d["class"])):
+        type_id, type_name, fb, max_instances = rng.choice(T4_VGPU_TYPES)
+        count = rng.randint(1, max_instances)
+        shared = spec.scenario == "mdev-shared-parent" and n == 0  # every profile allows two or more
+        if shared:
+            count = max(count, 2)
+        for k in range(count):
+            mdev = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            tenant = tenants[k % 2] if shared else tenants[n % len(tenants)]
+            vm_number += 1
+            group = next_group
+            next_group += 1
+            out.mdevs.append({"uuid": mdev, "parent": gpu["bdf"], "type": type_id, "type_name": type_name, "iommu_group": group})
+            # An mdev's group is VFIO's own (named vfio-noiommu): no PCI member, no IOMMU unit.
+            out.mdev_groups.append({"id": group, "type": None, "name": "vfio-noiommu", "devices": [], "other_devices": [mdev],
+                                    "reserved_regions": [], "unit": None})
+            out.holders.append(_qemu(rng, used, f"{tenant}-vdi{vm_number}", [], [group], holds_groups=True,
+                                     number=vm_number, start=start, mdevs=(mdev,)))
+        if shared:
+            out.notes.append(f"the vGPUs of {gpu['bdf']} go to {tenants[0]} and {tenants[1]}.")
+        # Once one profile is in use on a GPU, the vGPU manager offers no other profile on it.
+        out.mdev_parents.append({"device": gpu["bdf"], "types": [
+            {"id": tid, "name": name, "available_instances": (mx - count) if tid == type_id else 0, "device_api": "vfio-pci",
+             "description": f"num_heads=4, frl_config=60, framebuffer={mb}M, max_resolution=7680x4320, max_instance={mx}"}
+            for tid, name, mb, mx in T4_VGPU_TYPES
+        ]})
+    out.mdevs.sort(key=lambda m: m["uuid"])
+    return out

@@ -8,8 +8,9 @@ Public, stable entry points (other work calls them; keep names and signatures):
   benchmarks of issues 3/4/5. With ``hostname`` fixed, two seeds give two
   different states of one host (other VMs hold other GPUs): a changed snapshot.
 - ``fleet(n_hosts, seed=0, *, start=0) -> Iterator[dict]``: ``n_hosts`` varied
-  documents (hostnames like ``gpu-a12-r03``, roles, kernels, a sprinkle of real
-  problems), generated lazily and deterministically: host ``i`` depends only on
+  documents (hostnames like ``gpu-a12-r03``; roles gpu-passthrough, vdi (vGPU
+  mdevs), nfv (SR-IOV VFs to DPDK and VNFs), hpc, storage; several kernels; a
+  sprinkle of real problems, see SCENARIOS), generated lazily and deterministically: host ``i`` depends only on
   ``(seed, i)``, so 10,000 hosts cost only the time to build them one by one and
   ``start`` resumes anywhere. The first hosts of every fleet are a showcase that
   covers each scenario once.
@@ -46,10 +47,10 @@ CORONA = "llnl-corona-epyc-amd-gpus"
 TIOGA = "llnl-tioga-hpe-cray-ex235a-mi250x"
 SRIOV = "intel64-sriov-manyVFs"
 
-ROLE_PREFIX = {"gpu-passthrough": "gpu", "hpc": "hpc", "nfv": "nfv", "storage": "stor"}
+ROLE_PREFIX = {"gpu-passthrough": "gpu", "hpc": "hpc", "nfv": "nfv", "storage": "stor", "vdi": "vdi"}
 # Machine -> roles it plays in a random fleet, with weights.
 MACHINE_WEIGHTS = ((DGX2, 3), (G4DN, 4), (CORONA, 2), (TIOGA, 3), (SRIOV, 4))
-MACHINE_ROLES = {DGX2: ("gpu-passthrough",), G4DN: ("gpu-passthrough",), CORONA: ("gpu-passthrough", "hpc"),
+MACHINE_ROLES = {DGX2: ("gpu-passthrough",), G4DN: ("gpu-passthrough", "vdi"), CORONA: ("gpu-passthrough", "hpc"),
                  TIOGA: ("hpc", "storage"), SRIOV: ("nfv",)}
 SITES = ("fra1", "iad2", "sjc3")
 
@@ -71,7 +72,8 @@ SCENARIOS = {
     "acs-override": "firmware ACS is off on every root port and pcie_acs_override= on the cmdline splits the groups anyway",
     "old-kernel": "kernel 5.4 (before DMA ownership, 5.19) with VFs assigned",
     "uio": "a VF bound to igb_uio, driven by DPDK through /dev/uio0",
-    "stale": "the host stopped reporting hours ago",
+    "stale": "the host stopped reporting days ago",
+    "mdev-shared-parent": "the vGPUs (mdevs) carved from one GPU are given to VMs of two tenants",
 }
 
 # Showcase: the first hosts of every fleet, so a small demo fleet shows each scenario once.
@@ -88,6 +90,8 @@ SHOWCASE = (
     (TIOGA, "storage", "stale", "ubuntu22"),
     (SRIOV, "nfv", None, "ubuntu24"),
     (CORONA, "hpc", None, "debian12"),
+    (G4DN, "vdi", "mdev-shared-parent", "debian12"),
+    (G4DN, "vdi", None, "ubuntu24"),
 )
 # A random host has a problem with probability PROBLEM_RATE, picked from its role's list.
 PROBLEM_RATE = 0.25
@@ -96,6 +100,7 @@ RANDOM_PROBLEMS = {
     "nfv": ("uio", "old-kernel", "uio", "stale"),
     "hpc": ("stale", None, None),
     "storage": ("stale", None, None),
+    "vdi": ("mdev-shared-parent", "stale", None),
 }
 
 
@@ -199,7 +204,8 @@ def build(spec: HostSpec) -> dict:
     for dev in devices:
         members.setdefault(dev["iommu_group"], []).append(dev["bdf"])
 
-    holders, notes = owners.assign(spec, rng, devices, by_bdf, members)
+    owned = owners.assign(spec, rng, devices, by_bdf, members)
+    holders, notes = owned.holders, owned.notes
     group_type = "identity" if flags["iommu"] == "pt" else "DMA-FQ"
     groups = [
         {
@@ -211,7 +217,7 @@ def build(spec: HostSpec) -> dict:
             "unit": by_bdf[bdfs[0]]["iommu_unit"],
         }
         for gid, bdfs in sorted(members.items())
-    ]
+    ] + owned.mdev_groups
     units = iommu.units(vendor, release, unit_names, devices)
     vfio = iommu.vfio_facts(release, holders, devices, by_bdf)
     now = spec.collected_at or owners.DEFAULT_NOW
@@ -242,8 +248,8 @@ def build(spec: HostSpec) -> dict:
         "devices": sorted(devices, key=lambda d: d["bdf"]),
         "vfio": vfio,
         "holders": sorted(holders, key=lambda h: h["pid"]),
-        "mdevs": [],
-        "mdev_parents": [],
+        "mdevs": owned.mdevs,
+        "mdev_parents": owned.mdev_parents,
         "pasid": {
             "idxd": [],
             # The agent reports PASID-enabled devices with pid null, which schema v1 refuses
@@ -261,9 +267,14 @@ def build(spec: HostSpec) -> dict:
             "scenario": spec.scenario,
             "note": "Synthetic host: the PCI tree and ids are a real machine's (hwloc XML); groups were derived "
                     "with Linux's rules, and drivers, holders and problems were generated. "
-                    + SCENARIOS[spec.scenario] + "." + (" " + " ".join(notes) if notes else ""),
+                    + _sentence(SCENARIOS[spec.scenario]) + "".join(" " + _sentence(n) for n in notes),
         },
     }
+
+
+def _sentence(text: str) -> str:
+    text = text.rstrip(".")
+    return text[:1].upper() + text[1:] + "."
 
 
 @lru_cache(maxsize=64)

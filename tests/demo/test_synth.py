@@ -103,7 +103,7 @@ def test_fleet_is_deterministic_and_host_i_does_not_depend_on_where_the_fleet_st
 def test_ten_thousand_hosts_get_distinct_hostnames_in_the_documented_shape():
     names = [synth.host_spec(i, seed=0).hostname for i in range(10_000)]
     assert len(set(names)) == len(names)
-    assert all(re.fullmatch(r"(gpu|hpc|nfv|stor)-[a-z]\d{2}-r\d{2}", n) for n in names)
+    assert all(re.fullmatch(r"(gpu|hpc|nfv|stor|vdi)-[a-z]\d{2}-r\d{2}", n) for n in names)
 
 
 def _owners_by_group(doc):
@@ -137,6 +137,20 @@ def test_mixed_ownership_scenario_puts_vfio_pci_and_a_host_driver_in_one_group()
     assert any("vfio-pci" in ds and ds & {"nvidia", "amdgpu"} for ds in drivers.values())
 
 
+def test_mdev_shared_parent_scenario_gives_one_gpus_vgpus_to_two_tenants_each_in_a_vfio_group():
+    doc = _showcase("mdev-shared-parent")
+    vm_of_group = {g: h["vm"] for h in doc["holders"] for g in h["groups"]}
+    tenants_of_parent = defaultdict(set)
+    for m in doc["mdevs"]:
+        tenants_of_parent[m["parent"]].add(vm_of_group[m["iommu_group"]].split("-")[0])
+    assert max(len(t) for t in tenants_of_parent.values()) == 2
+    mdev_groups = {g["id"]: g for g in doc["groups"] if g["name"] == "vfio-noiommu"}
+    assert {m["iommu_group"] for m in doc["mdevs"]} == set(mdev_groups)
+    assert all(g["devices"] == [] and len(g["other_devices"]) == 1 for g in mdev_groups.values())
+    parents = {p["device"] for p in doc["mdev_parents"]}
+    assert parents == {d["bdf"] for d in doc["devices"] if d["class"].startswith("03")}
+
+
 def test_planted_host_level_problems_show_in_the_facts_an_agent_would_report():
     assert _showcase("iommu-pt")["host"]["cmdline_flags"]["iommu"] == "pt"
     assert {g["type"] for g in _showcase("iommu-pt")["groups"]} == {"identity"}
@@ -150,8 +164,9 @@ def test_planted_host_level_problems_show_in_the_facts_an_agent_would_report():
 def test_holders_name_only_devices_bound_to_their_userspace_driver():
     for doc in list(synth.fleet(20, seed=2)) + [synth.large_host(480)]:
         driver = {d["bdf"]: d["driver"] for d in doc["devices"]}
+        mdev_groups = {m["iommu_group"] for m in doc["mdevs"]}
         for h in doc["holders"]:
-            assert h["devices"], h
+            assert h["devices"] or set(h["groups"]) <= mdev_groups, h  # a vGPU's VM holds only its mdev's group
             assert all(driver[b] in ("vfio-pci", "igb_uio") for b in h["devices"])
 
 
