@@ -8,11 +8,12 @@ from . import pci
 
 CLASS_IOMMU = "/sys/class/iommu"
 
-# Order of the AMD `features` pair. Evidence (DOMAIN.md §1): QEMU's emulated AMD-Vi printed
-# `0:29d3` (EFR2:EFR) under Linux 6.1 and `29d3:0` (EFR:EFR2) under Linux 6.12. The kernel
-# history could not be checked from here, so the boundary is a guess inside 6.2..6.12: kernels
-# from this release on are read as EFR:EFR2, older ones as EFR2:EFR. Revisit with the commit.
-AMD_EFR_FIRST_SINCE = (6, 9)
+# Order of the AMD `features` pair. Kernels that added EFR2 printed `features2:features`
+# (EFR2:EFR; QEMU's AMD-Vi showed `0:29d3` under Linux 6.1). The commit "iommu/amd: Consolidate
+# feature detection and reporting logic" (IOMMU updates for Linux v6.7) switched the attribute
+# to `amd_iommu_efr:amd_iommu_efr2` (EFR:EFR2; `29d3:0` under 6.12). A distribution kernel that
+# backported that commit to an older release would be misread: the release is all sysfs tells.
+AMD_EFR_FIRST_SINCE = (6, 7)
 
 _FEATURE_BOOLS = ("pasid", "scalable_mode", "page_requests", "interrupt_remapping", "nesting", "pass_through",
                   "caching_mode", "device_tlb", "posted_interrupts", "gt", "ppr")

@@ -46,6 +46,13 @@ def test_amd_features_pair_order_follows_the_kernel_version():
     assert iommu_units.split_amd_features("29d3", "5.10.0") == (0x29D3, None)
 
 
+def test_amd_features_pair_order_switches_at_linux_6_7():
+    # "iommu/amd: Consolidate feature detection and reporting logic" landed in the v6.7 IOMMU pull:
+    # 6.6 still printed features2:features, 6.7 prints efr:efr2.
+    assert iommu_units.split_amd_features("0:29d3", "6.6.58") == (0x29D3, 0)
+    assert iommu_units.split_amd_features("29d3:0", "6.7.0-rc1") == (0x29D3, 0)
+
+
 def test_amd_features_pair_with_unknown_kernel_is_not_guessed():
     assert iommu_units.split_amd_features("0:29d3", None) == (None, None)
 
