@@ -50,3 +50,14 @@ def queued(monkeypatch):
     ids: list[int] = []
     monkeypatch.setattr(tasks.apply_snapshot, "delay", lambda snapshot_id: ids.append(snapshot_id))
     return ids
+
+
+@pytest.fixture(autouse=True)
+def tasks_in_process():
+    """Run queued tasks in this process even when the environment names a broker (the e2e tests use real workers)."""
+    from fleet.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
