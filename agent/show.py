@@ -41,6 +41,8 @@ BASE_CLASS_NAMES = {
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
+SHOWN_WARNINGS = 5
+
 _STYLES = {"bold": "1", "dim": "2", "red": "31", "yellow": "33", "green": "32", "cyan": "36"}
 
 
@@ -181,31 +183,59 @@ def _device_line(d: dict, by_bdf: dict, owners: dict, paint: _Painter) -> list[s
     return out
 
 
-def render(doc: dict, color: bool) -> str:
-    paint = _Painter(color)
-    host = doc.get("host") or {}
-    devices = doc.get("devices") or []
-    by_bdf = {d.get("bdf"): d for d in devices}
-    owners = _owners(doc)
-    vfio = doc.get("vfio") or {}
-    out: list[str] = []
+def kernel_version(release: str | None) -> tuple[int, int] | None:
+    m = re.match(r"(\d+)\.(\d+)", release or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
-    state, state_color = _iommu_state(doc)
-    out.append(paint(f"{clean(host.get('hostname')) or '(unknown host)'}", "bold")
-               + f"  kernel {clean(host.get('kernel')) or '?'}")
-    out.append(f"IOMMU: {paint(state, state_color)}")
+
+def node_flags(group_id, nodes: list[dict], holders: list[dict]) -> list[tuple[str, str]]:
+    """Device-node permission problems for one group (DOMAIN.md device-node-permissions)."""
+    flags = []
+    mine = [n for n in nodes if n.get("group") == group_id and n.get("kind") in ("group", "noiommu_group")]
+    for node in mine:
+        mode = int(node.get("mode") or "0", 8)
+        path = clean(node.get("path"))
+        if mode & 0o066:
+            flags.append(("red", f"{path} is mode {clean(node.get('mode'))}: users other than its owner can open it"))
+        for h in holders:
+            if path in (h.get("nodes") or []) and h.get("uid") not in (None, 0, node.get("uid")):
+                flags.append(("yellow", f"{path} is owned by uid {node.get('uid')} but held by uid {h.get('uid')}"))
+    return flags
+
+
+def _header(doc: dict, state: str, state_color: str, paint: _Painter) -> list[str]:
+    host = doc.get("host") or {}
+    vfio = doc.get("vfio") or {}
+    devices = doc.get("devices") or []
+    out = [paint(f"{clean(host.get('hostname')) or '(unknown host)'}", "bold")
+           + f"  kernel {clean(host.get('kernel')) or '?'}",
+           f"IOMMU: {paint(state, state_color)}"]
     for unit in (doc.get("iommu") or {}).get("units") or []:
         out.append(_unit_line(unit, paint))
-    noiommu = bool(vfio.get("noiommu"))
-    out.append(f"VFIO no-IOMMU mode: {paint('ON (unsafe)', 'red') if noiommu else 'off'}"
+    out.append(f"VFIO no-IOMMU mode: {paint('ON (unsafe)', 'red') if vfio.get('noiommu') else 'off'}"
                f"   iommufd: {'yes' if vfio.get('iommufd') else 'no'}")
     assigned = [d for d in devices if is_userspace_driver(d.get("driver"))] or doc.get("holders")
     if state == "off" and assigned:
         out.append(paint("! IOMMU off while devices are assigned to userspace: nothing isolates their DMA", "red"))
+    version = kernel_version(host.get("kernel"))
+    if assigned and version is not None and version < (5, 19):
+        out.append(paint("! kernel before 5.19 with assigned devices: a host driver binding into an assigned "
+                         "group crashes the host", "yellow"))
     params = vfio.get("parameters") or {}
     for key in ("type1_allow_unsafe_interrupts", "iommufd_allow_unsafe_interrupts"):
         if (params.get(key) or "").strip() in ("Y", "1"):
             out.append(paint(f"! {key} = {clean(params[key])}: MSI injection from a guest is possible", "red"))
+    return out
+
+
+def render(doc: dict, color: bool) -> str:
+    paint = _Painter(color)
+    devices = doc.get("devices") or []
+    by_bdf = {d.get("bdf"): d for d in devices}
+    owners = _owners(doc)
+    nodes = (doc.get("vfio") or {}).get("nodes") or []
+    state, state_color = _iommu_state(doc)
+    out = _header(doc, state, state_color, paint)
 
     grouped = set()
     for g in doc.get("groups") or []:
@@ -214,7 +244,8 @@ def render(doc: dict, color: bool) -> str:
         kind = clean(g.get("type")) or "type unknown"
         out.append("")
         out.append(paint(f"Group {g.get('id')}", "bold") + f"  {kind}  {len(members)} device{'s' if len(members) != 1 else ''}")
-        for severity, text in group_flags(g, by_bdf, owners, all_identity=state.startswith("on, passthrough")):
+        flags = group_flags(g, by_bdf, owners, all_identity=state.startswith("on, passthrough"))
+        for severity, text in flags + node_flags(g.get("id"), nodes, doc.get("holders") or []):
             out.append("  " + paint(f"! {text}", severity))
         for bdf in members:
             out += _device_line(by_bdf.get(bdf, {"bdf": bdf}), by_bdf, owners, paint)
@@ -255,7 +286,10 @@ def render(doc: dict, color: bool) -> str:
     warnings = doc.get("warnings") or []
     out.append("")
     if warnings:
-        out.append(paint(f"{len(warnings)} warnings", "yellow") + " (things the agent could not read; `fleet-agent collect --pretty` lists them)")
+        out.append(paint(f"{len(warnings)} warnings", "yellow") + " (what the agent could not read or parse):")
+        out += [f"  {clean(w)}" for w in warnings[:SHOWN_WARNINGS]]
+        if len(warnings) > SHOWN_WARNINGS:
+            out.append(f"  … and {len(warnings) - SHOWN_WARNINGS} more (`fleet-agent collect --pretty` lists them all)")
     else:
         out.append("0 warnings")
     return "\n".join(out) + "\n"

@@ -136,3 +136,46 @@ def test_sriov_pf_shows_its_vf_counts_as_lspci_reports_them(capture, views):
     view = views["sriov-nvme"]
     after = view.split(pf if pf.count(":") == 2 else f"0000:{pf}", 1)[1]
     assert f"SR-IOV PF, {counts[0]}/{counts[1]} VFs enabled" in after.split("\n\n")[0]
+
+
+def _assigned_doc(**over):
+    # Stands for a host with one NIC on vfio-pci in group 3, held by a VM.
+    doc = {
+        "host": {"hostname": "h1", "kernel": "6.8.0-40-generic"},
+        "iommu": {"enabled": True, "units": []},
+        "groups": [{"id": 3, "type": "DMA", "devices": ["0000:03:00.0"]}],
+        "devices": [{"bdf": "0000:03:00.0", "class": "020000", "driver": "vfio-pci", "parent": None}],
+        "vfio": {"noiommu": False, "nodes": [{"path": "/dev/vfio/3", "kind": "group", "group": 3, "mode": "0600",
+                                               "uid": 107, "gid": 107}]},
+        "holders": [{"pid": 40, "name": "qemu-kvm", "vm": "web", "workload": "web", "uid": 107,
+                     "devices": ["0000:03:00.0"], "nodes": ["/dev/vfio/3"]}],
+        "warnings": [],
+    }
+    doc.update(over)
+    return doc
+
+
+def test_a_group_node_others_can_open_is_flagged():
+    doc = _assigned_doc()
+    assert "users other than its owner" not in render(doc, color=False)
+    doc["vfio"]["nodes"][0]["mode"] = "0666"
+    assert "/dev/vfio/3 is mode 0666" in block(render(doc, color=False), "Group 3 ")
+
+
+def test_a_holder_whose_uid_differs_from_the_node_owner_is_flagged():
+    doc = _assigned_doc()
+    doc["holders"][0]["uid"] = 1000
+    assert "owned by uid 107 but held by uid 1000" in render(doc, color=False)
+
+
+def test_a_kernel_before_5_19_with_assigned_devices_gets_the_crash_note():
+    assert "before 5.19" not in render(_assigned_doc(), color=False)
+    old = _assigned_doc(host={"hostname": "h1", "kernel": "5.15.0-1-amd64"})
+    assert "before 5.19" in render(old, color=False)
+
+
+def test_the_first_warnings_are_listed_and_the_rest_counted():
+    doc = _assigned_doc(warnings=[f"/sys/x{i}: missing" for i in range(8)])
+    text = render(doc, color=False)
+    assert "/sys/x0: missing" in text and "/sys/x4: missing" in text and "/sys/x5: missing" not in text
+    assert "and 3 more" in text
