@@ -3,6 +3,11 @@
 Layout of the spool directory::
 
     state.json                      {"seq": last seq handed out, "accepted_hash": hash the server last accepted}
+
+A spool without a state file (first start, or a wiped /var/lib) starts its seq counter at the
+current time in milliseconds, not at 0: the server keeps (host, seq) unique and answers a known seq
+as a duplicate, so a counter restarted from 0 would have the host's new snapshots ignored until
+it passed the old highest seq. Counting on from the clock keeps seqs above any handed out before.
     pending/<seq>-<hash>.json.gz    one gzip request body per snapshot, replayed in seq order
     rejected/<seq>-<hash>.json.gz   bodies the server refused with 4xx, kept for support
     rejected/<seq>-<hash>.errors.json  what the server said about them
@@ -19,6 +24,7 @@ import json
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +134,9 @@ class Spool:
         except (OSError, ValueError) as exc:
             log.warning("spool state %s unreadable (%s); starting from the spooled files", self.state_path, exc)
             raw = {}
-        seq = raw.get("seq") if isinstance(raw.get("seq"), int) and raw.get("seq") >= 0 else 0
+        seq = raw.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+            seq = int(time.time() * 1000)
         accepted = raw.get("accepted_hash") if isinstance(raw.get("accepted_hash"), str) else None
         # A lost state file must not make seq go backwards past what is still spooled.
         seq = max([seq] + [e.seq for e in self._scan(self.pending_dir)] + [e.seq for e in self._scan(self.rejected_dir)])
@@ -139,7 +147,7 @@ class Spool:
 
     @property
     def seq(self) -> int:
-        """The last sequence number handed out (0 before the first)."""
+        """The last sequence number handed out (the clock seed before the first)."""
         return self._state["seq"]
 
     def next_seq(self) -> int:

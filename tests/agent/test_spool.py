@@ -4,6 +4,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import time
 
 import pytest
 
@@ -62,26 +64,35 @@ def test_the_byte_bound_drops_oldest_until_the_new_snapshot_fits(tmp_path):
 
 def test_seq_and_accepted_hash_survive_a_restart(tmp_path):
     first = Spool(tmp_path)
-    assert [first.next_seq(), first.next_seq(), first.next_seq()] == [1, 2, 3]
+    handed = [first.next_seq(), first.next_seq(), first.next_seq()]
+    assert handed == [handed[0], handed[0] + 1, handed[0] + 2]
     first.set_accepted_hash("a" * 64)
     again = Spool(tmp_path)
-    assert again.next_seq() == 4
+    assert again.next_seq() == handed[-1] + 1
     assert again.accepted_hash == "a" * 64
+
+
+def test_a_wiped_spool_starts_above_every_seq_it_handed_out_before(tmp_path):
+    first = Spool(tmp_path / "spool")
+    handed = [first.next_seq() for _ in range(5)]
+    shutil.rmtree(tmp_path / "spool")
+    time.sleep(0.002)
+    assert Spool(tmp_path / "spool").next_seq() > handed[-1]
 
 
 def test_a_lost_state_file_never_moves_seq_below_what_is_spooled(tmp_path):
     spool = Spool(tmp_path)
-    for _ in range(7):
-        spool.next_seq()
-    _put(spool, 7)
-    (tmp_path / "state.json").unlink()
-    assert Spool(tmp_path).next_seq() == 8
+    far_ahead = int(time.time() * 1000) + 10**9  # e.g. a clock that was set back since
+    _put(spool, far_ahead)
+    (tmp_path / "state.json").unlink(missing_ok=True)
+    assert Spool(tmp_path).next_seq() == far_ahead + 1
 
 
 def test_a_garbled_state_file_is_survived(tmp_path):
-    Spool(tmp_path)
+    last = Spool(tmp_path).next_seq()
     (tmp_path / "state.json").write_text("{not json")
-    assert Spool(tmp_path).next_seq() == 1
+    time.sleep(0.002)
+    assert Spool(tmp_path).next_seq() > last
 
 
 def test_rejected_snapshots_are_kept_aside_with_the_servers_errors(tmp_path):

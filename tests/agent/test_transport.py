@@ -135,7 +135,9 @@ def _pusher(tmp_path, url, root, token_file, *, collect=None, spool_max=1000, cl
 def test_a_snapshot_goes_out_gzipped_with_the_token_and_user_agent(tmp_path, peer, capture, token_file):
     root = capture("isolated-nics")
     server = peer()
-    assert _pusher(tmp_path, server.url, root, token_file, once=True).run() == 0
+    pusher = _pusher(tmp_path, server.url, root, token_file, once=True)
+    base = pusher.spool.seq
+    assert pusher.run() == 0
     [req] = server.seen
     assert req.path == "/api/v1/snapshots"
     assert req.headers["authorization"] == f"Bearer {TOKEN}"
@@ -143,7 +145,7 @@ def test_a_snapshot_goes_out_gzipped_with_the_token_and_user_agent(tmp_path, pee
     assert req.headers["content-type"] == "application/json"
     assert req.headers["user-agent"] == f"fleet-agent/{__version__}"
     doc = req.doc
-    assert doc["seq"] == 1
+    assert doc["seq"] == base + 1
     assert doc["host"]["hostname"] == (root / "etc/hostname").read_text().strip()
     lspci = [line.split()[0] for line in (root / "ground-truth/lspci-Dnn.txt").read_text().splitlines() if line.strip()]
     assert [d["bdf"] for d in doc["devices"]] == sorted(lspci)
@@ -152,19 +154,24 @@ def test_a_snapshot_goes_out_gzipped_with_the_token_and_user_agent(tmp_path, pee
 
 def test_an_unchanged_collection_sends_a_heartbeat_with_the_content_hash(tmp_path, peer, capture, token_file):
     server = peer()
-    assert _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, max_iterations=3).run() == 0
+    pusher = _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, max_iterations=3)
+    base = pusher.spool.seq
+    assert pusher.run() == 0
     assert [s.path for s in server.seen] == ["/api/v1/snapshots", "/api/v1/heartbeat", "/api/v1/heartbeat"]
     first = server.seen[0].doc
     beats = [json.loads(s.raw) for s in server.seen[1:]]
-    assert beats == [{"content_hash": content_hash(first), "seq": 2}, {"content_hash": content_hash(first), "seq": 3}]
+    assert beats == [{"content_hash": content_hash(first), "seq": base + 2},
+                     {"content_hash": content_hash(first), "seq": base + 3}]
     assert server.seen[1].headers["authorization"] == f"Bearer {TOKEN}"
 
 
 def test_a_heartbeat_the_server_does_not_recognise_is_followed_by_the_full_snapshot(tmp_path, peer, capture, token_file):
     server = peer(heartbeat=(409, {}, {"detail": "hash differs"}))
-    assert _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, max_iterations=2).run() == 0
+    pusher = _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, max_iterations=2)
+    base = pusher.spool.seq
+    assert pusher.run() == 0
     assert [s.path for s in server.seen] == ["/api/v1/snapshots", "/api/v1/heartbeat", "/api/v1/snapshots"]
-    assert [s.doc["seq"] for s in server.snapshots()] == [1, 2]
+    assert [s.doc["seq"] for s in server.snapshots()] == [base + 1, base + 2]
 
 
 def test_snapshots_refused_with_503_are_spooled_then_replayed_in_seq_order(tmp_path, peer, writable_capture, token_file):
@@ -172,22 +179,25 @@ def test_snapshots_refused_with_503_are_spooled_then_replayed_in_seq_order(tmp_p
     server = peer(script=[(503, {}, {"detail": "down"})] * 4)
     pusher = _pusher(tmp_path, server.url, root, token_file, collect=_changing(root), max_iterations=3,
                      interval=0.2, drain_timeout=5)
+    base = pusher.spool.seq
     assert pusher.run() == 0
     accepted = server.snapshots()[4:]
-    assert [s.doc["seq"] for s in accepted] == [1, 2, 3]
+    assert [s.doc["seq"] for s in accepted] == [base + 1, base + 2, base + 3]
     drivers = [next(d["driver"] for d in s.doc["devices"] if d["bdf"] == NIC) for s in accepted]
     assert drivers == ["vfio-pci", "e1000e", "vfio-pci"]
     assert Spool(tmp_path / "spool").pending() == []
     # Every attempt before the first success was for the oldest snapshot: order is never skipped.
-    assert all(s.doc["seq"] == 1 for s in server.snapshots()[:4])
+    assert all(s.doc["seq"] == base + 1 for s in server.snapshots()[:4])
 
 
 def test_retry_after_is_honoured(tmp_path, peer, capture, token_file):
     server = peer(script=[(429, {"Retry-After": "1"}, {"detail": "slow down"})])
-    assert _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True, drain_timeout=5).run() == 0
+    pusher = _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True, drain_timeout=5)
+    base = pusher.spool.seq
+    assert pusher.run() == 0
     first, second = server.seen
     assert second.at - first.at >= 1.0
-    assert second.doc["seq"] == first.doc["seq"] == 1
+    assert second.doc["seq"] == first.doc["seq"] == base + 1
 
 
 def test_a_restart_keeps_the_seq_counter_and_replays_the_spool(tmp_path, peer, writable_capture, token_file):
@@ -195,12 +205,14 @@ def test_a_restart_keeps_the_seq_counter_and_replays_the_spool(tmp_path, peer, w
     down = peer()
     dead_url = down.url
     down.close()  # nothing listens on that port any more: connection refused
-    assert _pusher(tmp_path, dead_url, root, token_file, collect=_changing(root), max_iterations=2).run() == 1
-    assert [e.seq for e in Spool(tmp_path / "spool").pending()] == [1, 2]
+    first_run = _pusher(tmp_path, dead_url, root, token_file, collect=_changing(root), max_iterations=2)
+    base = first_run.spool.seq
+    assert first_run.run() == 1
+    assert [e.seq for e in Spool(tmp_path / "spool").pending()] == [base + 1, base + 2]
 
     server = peer()
     assert _pusher(tmp_path, server.url, root, token_file, collect=_changing(root), once=True).run() == 0
-    assert [s.doc["seq"] for s in server.snapshots()] == [1, 2, 3]
+    assert [s.doc["seq"] for s in server.snapshots()] == [base + 1, base + 2, base + 3]
 
 
 def test_a_server_rejection_is_not_retried_and_is_kept_for_support(tmp_path, peer, capture, token_file):
@@ -217,10 +229,11 @@ def test_a_server_rejection_is_not_retried_and_is_kept_for_support(tmp_path, pee
 def test_a_refused_token_keeps_the_snapshot_spooled_and_waits_long(tmp_path, peer, capture, token_file, caplog):
     server = peer(script=[(401, {}, {"detail": "token revoked"})])
     pusher = _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True, auth_retry=120)
+    base = pusher.spool.seq
     with caplog.at_level(logging.ERROR, logger="agent.transport"):
         assert pusher.run() == 1
     assert len(server.seen) == 1
-    assert [e.seq for e in Spool(tmp_path / "spool").pending()] == [1]
+    assert [e.seq for e in Spool(tmp_path / "spool").pending()] == [base + 1]
     assert pusher.next_attempt - time.monotonic() > 100
     assert any("refused the token" in r.getMessage() and str(token_file) in r.getMessage() for r in caplog.records)
 
@@ -271,6 +284,7 @@ def test_tls_is_verified_by_default_and_trusts_the_given_ca_file(tmp_path, peer,
 
     untrusting = _pusher(tmp_path, server.url, root, token_file, once=True,
                          client_kw={"context": ssl_context(ca_file=None, insecure=False)})
+    base = untrusting.spool.seq
     with caplog.at_level(logging.WARNING, logger="agent.transport"):
         assert untrusting.run() == 1
     assert server.seen == []
@@ -279,7 +293,7 @@ def test_tls_is_verified_by_default_and_trusts_the_given_ca_file(tmp_path, peer,
     trusting = _pusher(tmp_path, server.url, root, token_file, once=True,
                        client_kw={"context": ssl_context(ca_file=str(cert), insecure=False)})
     assert trusting.run() == 0
-    assert [s.doc["seq"] for s in server.snapshots()] == [1]
+    assert [s.doc["seq"] for s in server.snapshots()] == [base + 1]
 
 
 def test_sigterm_stops_the_agent_cleanly_between_collections(tmp_path, peer, capture, token_file):

@@ -37,4 +37,5 @@ def test_an_enrolled_agent_puts_the_captured_topology_in_the_database(procs, red
     assert set(Group.objects.filter(host__hostname=hostname).values_list("number", flat=True)) == {g for g, _ in truth_groups}
     host = Host.objects.get(hostname=hostname)
     assert host.machine_id == Path(root, "etc/machine-id").read_text().strip()
-    assert host.applied_seq == 1
+    [stored] = snapshots_of(hostname)
+    assert host.applied_seq == stored.seq
