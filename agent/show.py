@@ -184,7 +184,7 @@ def _device_line(d: dict, by_bdf: dict, owners: dict, paint: _Painter) -> list[s
 
 
 def kernel_version(release: str | None) -> tuple[int, int] | None:
-    m = re.match(r"(\d+)\.(\d+)", release or "")
+    m = re.match(r"([0-9]+)\.([0-9]+)", release or "")
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 

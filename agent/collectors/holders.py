@@ -12,15 +12,15 @@ import re
 from datetime import datetime, timezone
 
 from ..sysfs import Reader
-from .bounds import ARG_MAX, CMDLINE_ARGS_MAX, bounded
+from .bounds import ARG_MAX, CMDLINE_ARGS_MAX, bounded, decimal
 
 VFIO_DEVICE_FD = "anon_inode:[vfio-device]"
 MAX_CMDLINE = 256 * 1024
 
 _BDF = re.compile(r"^(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
-_HELD_GROUP = re.compile(r"^/dev/vfio/(?:noiommu-)?(\d+)$")
+_HELD_GROUP = re.compile(r"^/dev/vfio/(?:noiommu-)?([0-9]+)$")
 _SCOPE = re.compile(r"machine-(.+)\.scope$")
-_QEMU_SCOPE_PREFIX = re.compile(r"^qemu-\d+-")
+_QEMU_SCOPE_PREFIX = re.compile(r"^qemu-[0-9]+-")
 _HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 
 
@@ -29,7 +29,7 @@ _HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
 def is_held_node(target: str) -> bool:
     """An fd target that gives DMA-capable access: VFIO group/container/device, iommufd or UIO."""
     return (target.startswith("/dev/vfio/") or target == "/dev/iommu" or target == VFIO_DEVICE_FD
-            or re.match(r"^/dev/uio\d+$", target) is not None)
+            or re.match(r"^/dev/uio[0-9]+$", target) is not None)
 
 
 def normalize_bdf(text: str) -> str | None:
@@ -62,12 +62,12 @@ def parse_status(text: str) -> dict:
 
 def status_uid(status: dict) -> int | None:
     first = (status.get("Uid") or "").split()[:1]
-    return int(first[0]) if first and first[0].isdigit() else None
+    return decimal(first[0]) if first else None
 
 
 def status_kb(status: dict, key: str) -> int | None:
     parts = (status.get(key) or "").split()
-    return int(parts[0]) if parts and parts[0].isdigit() else None
+    return decimal(parts[0]) if parts else None
 
 
 def qemu_options(value: str) -> list[str]:
@@ -166,8 +166,8 @@ def parse_passwd(text: str) -> dict[int, str]:
     users = {}
     for line in text.splitlines():
         fields = line.split(":")
-        if len(fields) >= 3 and fields[2].isdigit():
-            users.setdefault(int(fields[2]), fields[0])
+        if len(fields) >= 3 and decimal(fields[2]) is not None:
+            users.setdefault(decimal(fields[2]), fields[0])
     return users
 
 
@@ -316,7 +316,7 @@ def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: di
 
 
 def collect(rd: Reader, devices: list[dict], groups: list[dict], vfio: dict) -> list[dict]:
-    pids = [p for p in rd.listdir("/proc") if p.isdigit()]
+    pids = [p for p in rd.listdir("/proc") if decimal(p) is not None]
     group_members = {g["id"]: list(g.get("devices") or []) for g in groups if isinstance(g.get("id"), int)}
     node_device = {n["path"]: n["device"] for n in vfio.get("nodes", []) if n.get("device")}
     users = None

@@ -6,11 +6,7 @@ its types are reported beside the mdevs for the policy to judge.
 from __future__ import annotations
 
 from ..sysfs import Reader
-from .bounds import bounded
-
-
-def parse_int(text: str | None) -> int | None:
-    return int(text) if text is not None and text.strip().isdigit() else None
+from .bounds import bounded, decimal
 
 
 def _mdev(rd: Reader, uuid: str) -> dict:
@@ -24,7 +20,7 @@ def _mdev(rd: Reader, uuid: str) -> dict:
         "parent": parent,
         "type": rd.link_name(f"{base}/mdev_type", missing_ok=False),
         "type_name": rd.text(f"{base}/mdev_type/name", missing_ok=True),
-        "iommu_group": int(group) if group is not None and group.isdigit() else None,
+        "iommu_group": decimal(group),
     }
 
 
@@ -37,7 +33,7 @@ def _parent(rd: Reader, device: str) -> dict:
             "id": rd.printable(tbase, type_id),
             "name": rd.text(f"{tbase}/name", missing_ok=True),  # optional in the mdev ABI
             "description": rd.text(f"{tbase}/description", missing_ok=True),
-            "available_instances": parse_int(rd.text(f"{tbase}/available_instances")),
+            "available_instances": decimal(rd.text(f"{tbase}/available_instances")),
             "device_api": bounded(rd, f"{tbase}/device_api", rd.text(f"{tbase}/device_api")),
         })
     return {"device": rd.printable(base, device), "types": types}

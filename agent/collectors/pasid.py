@@ -9,19 +9,15 @@ from __future__ import annotations
 import re
 
 from ..sysfs import Reader
-from .bounds import bounded, full_bdf
+from .bounds import bounded, decimal, full_bdf
 
 IDXD_BUS = "/sys/bus/dsa/devices"
-_IDXD_DEVICE = re.compile(r"^(dsa|iax)\d+$")
-_WQ = re.compile(r"^wq(\d+)\.(\d+)$")
+_IDXD_DEVICE = re.compile(r"^(dsa|iax)[0-9]+$")
+_WQ = re.compile(r"^wq([0-9]+)\.([0-9]+)$")
 
 
 def parse_bool01(text: str | None) -> bool | None:
     return {"1": True, "0": False}.get((text or "").strip())
-
-
-def parse_pid(text: str | None) -> int | None:
-    return int(text) if text is not None and text.strip().isdigit() else None
 
 
 def _parent_name(rd: Reader, kernel_path: str) -> str | None:
@@ -39,7 +35,7 @@ def _openers(rd: Reader, wq_path: str) -> list[int]:
             if entry.startswith("file"):
                 path = f"{wq_path}/{cdev}/{entry}/pid"
                 text = rd.text(path)
-                pid = parse_pid(text)
+                pid = decimal(text)
                 if pid is not None:
                     pids.add(pid)
                 elif text is not None:

@@ -11,7 +11,7 @@ import re
 import stat
 
 from ..sysfs import Reader
-from .bounds import bounded, full_bdf
+from .bounds import bounded, decimal, full_bdf
 
 DEV_NODES_TSV = "/dev-nodes.tsv"
 
@@ -23,11 +23,11 @@ PARAMETERS = {
     "enable_sriov": "/sys/module/vfio_pci/parameters/enable_sriov",
 }
 
-_GROUP = re.compile(r"^/dev/vfio/(\d+)$")
-_NOIOMMU = re.compile(r"^/dev/vfio/noiommu-(\d+)$")
-_CDEV = re.compile(r"^/dev/vfio/devices/(vfio\d+)$")
-_UIO = re.compile(r"^/dev/(uio\d+)$")
-_RDEV = re.compile(r"^\d+:\d+$")
+_GROUP = re.compile(r"^/dev/vfio/([0-9]+)$")
+_NOIOMMU = re.compile(r"^/dev/vfio/noiommu-([0-9]+)$")
+_CDEV = re.compile(r"^/dev/vfio/devices/(vfio[0-9]+)$")
+_UIO = re.compile(r"^/dev/(uio[0-9]+)$")
+_RDEV = re.compile(r"^[0-9]+:[0-9]+$")
 
 
 def empty() -> dict:
@@ -86,7 +86,7 @@ def parse_dev_nodes(text: str) -> tuple[list[dict], list[int]]:
             continue
         mode, uid, gid, rdev, path = fields
         octal = ls_mode_to_octal(mode)
-        if octal is None or not uid.isdigit() or not gid.isdigit() or not _RDEV.match(rdev):
+        if octal is None or decimal(uid) is None or decimal(gid) is None or not _RDEV.match(rdev):
             bad.append(number)
             continue
         rows.append({"path": path, "mode": octal, "uid": int(uid), "gid": int(gid), "rdev": rdev})

@@ -242,3 +242,10 @@ def test_on_the_live_host_unreadable_processes_make_one_summary_warning_not_one_
             pass
     if denied:
         assert proc_lines and proc_lines[0].startswith("/proc/*/fd:")
+
+
+def test_non_ascii_digits_are_not_numbers():
+    # `²` passes str.isdigit() but int() refuses it; a garbled status line must not crash the collector.
+    status = holders.parse_status("Name:\tx\nUid:\t²\t0\t0\t0\nVmPin:\t١٢ kB\n")
+    assert holders.status_uid(status) is None
+    assert holders.status_kb(status, "VmPin") is None
