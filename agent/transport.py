@@ -55,9 +55,15 @@ class TokenFileError(Exception):
 
 class Outcome(enum.Enum):
     DELIVERED = "delivered"    # 2xx: the server has it
-    REJECTED = "rejected"      # 4xx other than 401/403/408/429: resending cannot help
-    AUTH = "auth"              # 401/403: token revoked or host mismatch; may be fixed by rotation
-    RETRY = "retry"            # unreachable, timeout, 408, 429, 5xx
+    REJECTED = "rejected"      # 400/413/422: this document is refused; resending it cannot help
+    AUTH = "auth"              # 401/403 or an unusable token file: fixed by an operator (rotation)
+    MISCONFIGURED = "misconfigured"  # 3xx, 404, 405, other 4xx: wrong --server URL or a proxy in the way
+    RETRY = "retry"            # unreachable, timeout, TLS failure, 408, 429, 5xx
+
+
+# Only answers about the document itself drop it; a wrong URL answering 404 for every snapshot must
+# not empty the spool into rejected/, so those are held like a refused token until someone fixes it.
+REJECTING_STATUSES = frozenset({400, 413, 422})
 
 
 def classify(status: int | None) -> Outcome:
@@ -69,7 +75,9 @@ def classify(status: int | None) -> Outcome:
         return Outcome.AUTH
     if status in (408, 429) or status >= 500:
         return Outcome.RETRY
-    return Outcome.REJECTED
+    if status in REJECTING_STATUSES:
+        return Outcome.REJECTED
+    return Outcome.MISCONFIGURED
 
 
 def read_token(path: str | os.PathLike) -> str:
@@ -126,6 +134,12 @@ class Response:
     body: bytes = b""
     retry_after: float | None = None
     error: str | None = None      # why there was no answer
+    token_problem: bool = False   # the token file could not be used; nothing was sent
+    location: str | None = None   # where a 3xx pointed
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome.AUTH if self.token_problem else classify(self.status)
 
     def json(self) -> object:
         try:
@@ -152,6 +166,7 @@ class Client:
         self.host = parts.hostname
         self.port = parts.port
         self.prefix = parts.path.rstrip("/")
+        self.base_url = server
         self.token_file = token_file
         self.context = context
         self.timeout = timeout
@@ -169,7 +184,7 @@ class Client:
             # Re-read every time: a rotated token is picked up without restarting the agent.
             token = read_token(self.token_file)
         except TokenFileError as exc:
-            return Response(None, error=str(exc))
+            return Response(None, error=str(exc), token_problem=True)
         conn = self._connection()
         try:
             conn.request("POST", self.prefix + path, body=body, headers={
@@ -181,7 +196,8 @@ class Client:
             })
             resp = conn.getresponse()
             data = resp.read(MAX_RESPONSE_BYTES)
-            return Response(resp.status, data, parse_retry_after(resp.getheader("Retry-After")))
+            return Response(resp.status, data, parse_retry_after(resp.getheader("Retry-After")),
+                            location=resp.getheader("Location"))
         except ssl.SSLCertVerificationError as exc:
             return Response(None, error=f"TLS certificate not trusted: {exc.verify_message or exc}")
         except (OSError, http.client.HTTPException) as exc:
@@ -296,6 +312,12 @@ class Pusher:
             log.error("server refused the token for %s (%s%s); check or rotate the token file %s. "
                       "Snapshots stay spooled; next try in %.0fs",
                       what, resp.describe(), f": {detail}" if detail else "", self.client.token_file, delay)
+        elif outcome is Outcome.MISCONFIGURED:
+            delay = self.backoff.next_delay(at_least=self.config.auth_retry)
+            where = f" to {resp.location}" if resp.location else ""
+            log.error("server answered %s%s for %s: is --server %s the fleet server's base URL? "
+                      "Snapshots stay spooled; next try in %.0fs", resp.describe(), where, what,
+                      self.client.base_url, delay)
         else:
             delay = self.backoff.next_delay(at_least=resp.retry_after or 0.0)
             pending = len(self.spool.pending())
@@ -306,7 +328,7 @@ class Pusher:
 
     def _send_entry(self, entry: Entry) -> bool:
         resp = self.client.send_snapshot(entry.body())
-        outcome = classify(resp.status)
+        outcome = resp.outcome
         if outcome is Outcome.DELIVERED:
             answer = resp.json()
             self.spool.delete(entry)
@@ -330,23 +352,19 @@ class Pusher:
         assert self.heartbeat_due is not None
         seq, digest, body = self.heartbeat_due
         resp = self.client.heartbeat(content_hash=digest, seq=seq)
-        if resp.status == 200:
+        if resp.outcome is Outcome.DELIVERED:
             self.heartbeat_due = None
             log.debug("heartbeat seq=%d accepted", seq)
             return True
-        if resp.status in (404, 409, 410):
-            # The server does not hold this state (409) or has no heartbeat endpoint: send it all.
+        if resp.status in (404, 409, 410) or resp.outcome is Outcome.REJECTED:
+            # The server does not hold this state (409), has no heartbeat endpoint or does not like
+            # this heartbeat: the full snapshot is always a valid answer.
             log.info("heartbeat seq=%d answered HTTP %d: sending the full snapshot", seq, resp.status)
             self.heartbeat_due = None
             self.spool.set_accepted_hash(None)
             self.spool.put(seq=seq, content_hash=digest, body=body)
             return self.flush()
-        outcome = classify(resp.status)
-        if outcome is Outcome.REJECTED:
-            log.error("heartbeat seq=%d rejected with HTTP %s: %s", seq, resp.status, resp.body[:500])
-            self.heartbeat_due = None
-            return True
-        self._fail(outcome, resp, f"heartbeat seq={seq}")
+        self._fail(resp.outcome, resp, f"heartbeat seq={seq}")
         return False
 
     def flush(self) -> bool:
@@ -376,7 +394,11 @@ class Pusher:
         next_collect = self.clock()
         while not self.stop.is_set():
             if self.clock() >= next_collect and (limit is None or iterations < limit):
-                self.collect_once()
+                try:
+                    self.collect_once()
+                except OSError as exc:
+                    # Spool disk full or unwritable: this state is collected again next interval.
+                    log.error("could not spool the snapshot in %s: %s", self.spool.dir, exc.strerror or exc)
                 iterations += 1
                 next_collect = max(next_collect + cfg.interval, self.clock())
             if self.has_work() and self.clock() >= self.next_attempt:

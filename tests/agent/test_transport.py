@@ -238,6 +238,22 @@ def test_a_refused_token_keeps_the_snapshot_spooled_and_waits_long(tmp_path, pee
     assert any("refused the token" in r.getMessage() and str(token_file) in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("status,headers", [(404, {}), (301, {"Location": "https://elsewhere.example/api/v1/snapshots"})])
+def test_a_wrong_server_url_keeps_snapshots_spooled_and_is_not_followed(tmp_path, peer, capture, token_file, caplog,
+                                                                        status, headers):
+    server = peer(script=[(status, headers, {"detail": "not here"})])
+    pusher = _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True, auth_retry=120)
+    base = pusher.spool.seq
+    with caplog.at_level(logging.ERROR, logger="agent.transport"):
+        assert pusher.run() == 1
+    assert len(server.seen) == 1
+    spool = Spool(tmp_path / "spool")
+    assert [e.seq for e in spool.pending()] == [base + 1]
+    assert spool.rejected() == []
+    assert pusher.next_attempt - time.monotonic() > 100
+    assert any(f"HTTP {status}" in r.getMessage() and "--server" in r.getMessage() for r in caplog.records)
+
+
 def _args(**kw):
     import argparse
 
