@@ -165,6 +165,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "fleet.api.schema.add_error_responses"],
 }
 
 FLEET_METRICS_TOKEN = os.environ.get("FLEET_METRICS_TOKEN", "")

@@ -1,9 +1,29 @@
 """Filters of the read API, the same questions the pages answer (fleet overview, device search, violations)."""
+from datetime import timezone
+
 import django_filters as filters
+from django import forms
 from django.db.models import Q
 
 from fleet.inventory.models import Change, Device, Group, Holder, Host
 from fleet.policy.models import Violation
+
+
+class _UtcDateTimeField(filters.fields.IsoDateTimeField):
+    """An ISO 8601 time turned into UTC here: PostgreSQL refuses offsets past ±15:59 that Python accepts."""
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(timezone.utc)
+        except OverflowError as exc:
+            raise forms.ValidationError("Time out of range.") from exc
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = _UtcDateTimeField
 
 
 class HostFilter(filters.FilterSet):
@@ -72,8 +92,8 @@ class HolderFilter(_HostScoped):
 
 class ChangeFilter(_HostScoped):
     kind = filters.ChoiceFilter(choices=Change.Kind.choices)
-    since = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
         model = Change

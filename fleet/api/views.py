@@ -1,4 +1,5 @@
 """Read-only viewsets: a queryset, a serializer and a filterset each, nothing else."""
+from django.http import JsonResponse
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import viewsets
 from rest_framework.authentication import SessionAuthentication
@@ -19,6 +20,8 @@ class _FleetReadViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [FleetReader]
     pagination_class = FleetPagination
     filter_backends = [DjangoFilterBackend, OrderingFilter]
+    # Any id text reaches the view (and gets a JSON 404), not Django's HTML 404 for an unmatched URL.
+    lookup_value_regex = r"[^/]+"
 
 
 class HostViewSet(_FleetReadViewSet):
@@ -26,7 +29,6 @@ class HostViewSet(_FleetReadViewSet):
     serializer_class = serializers.HostSerializer
     filterset_class = filtersets.HostFilter
     lookup_field = "hostname"
-    lookup_value_regex = r"[^/]+"
     ordering_fields = ["hostname", "last_seen", "device_count", "assigned_count"]
 
 
@@ -63,3 +65,8 @@ class ViolationViewSet(_FleetReadViewSet):
     serializer_class = serializers.ViolationSerializer
     filterset_class = filtersets.ViolationFilter
     ordering_fields = ["opened_at", "severity", "rule"]
+
+
+def not_found(request, *args, **kwargs):
+    """Anything else under /api/v1/: a JSON 404, so API clients never have to parse an HTML page."""
+    return JsonResponse({"detail": "Not found."}, status=404)
