@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from fleet.inventory.models import Device, Host
@@ -80,10 +81,45 @@ def _value_q(name: str, value: str) -> Q:
     raise ValueError(f"unknown field {name}")
 
 
+def known_drivers() -> list[str]:
+    """Every distinct driver name, by a loose index scan (one index probe per name, not a table scan)."""
+    table = connection.ops.quote_name(Device._meta.db_table)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"WITH RECURSIVE t(d) AS (SELECT min(driver) FROM {table} "
+            f"UNION ALL SELECT (SELECT min(driver) FROM {table} WHERE driver > t.d) FROM t WHERE t.d IS NOT NULL) "
+            "SELECT d FROM t WHERE d IS NOT NULL"
+        )
+        return [row[0] for row in cur.fetchall()]
+
+
+def _class_without_drivers(class_term: Term, excluded: set[str]) -> Q:
+    """class in C and driver not in X, as (driver = d AND class range) arms over the drivers that exist.
+
+    The negation alone cannot use an index; spelled out per remaining driver (and NULL = unbound),
+    each arm is one probe of the (driver, class_code) index.
+    """
+    arms = Q(pk__in=[])
+    drivers = [d for d in known_drivers() if d not in excluded]
+    for prefix in class_term.values:
+        in_class = _hex_prefix(prefix)
+        for driver in drivers:
+            arms |= Q(driver=driver) & in_class
+        if not excluded & {"none", "-"}:
+            arms |= Q(driver__isnull=True) & in_class
+    return arms
+
+
 def devices_matching(query: DeviceQuery) -> QuerySet:
     """Devices matching every term, unordered (the planner picks the most selective index)."""
     qs = Device.objects.all()
-    for term in query.terms:
+    terms = list(query.terms)
+    class_term = next((t for t in terms if t.field == "class" and not t.negate), None)
+    not_drivers = [t for t in terms if t.field == "driver" and t.negate]
+    if class_term and not_drivers:
+        qs = qs.filter(_class_without_drivers(class_term, {v for t in not_drivers for v in t.values}))
+        terms = [t for t in terms if t is not class_term and t not in not_drivers]
+    for term in terms:
         q = _term_q(term)
         qs = qs.exclude(q) if term.negate else qs.filter(q)
     return qs
