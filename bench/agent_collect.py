@@ -30,7 +30,7 @@ DEVICE_FILES = ("vendor", "device", "subsystem_vendor", "subsystem_device", "cla
                 "sriov_totalvfs", "sriov_numvfs", "sriov_drivers_autoprobe")
 DEVICE_LINKS = ("driver", "iommu_group", "iommu", "physfn")
 GROUP_FILES = ("type", "reserved_regions", "name")
-UNIT_FILES = ("cap", "ecap", "version", "address", "domains_supported", "domains_used")
+UNIT_FILES = tuple(f"intel-iommu/{n}" for n in ("cap", "ecap", "version", "address", "domains_supported", "domains_used"))
 HOST_FILES = ("proc/cmdline", "proc/version", "proc/sys/kernel/hostname", "proc/sys/kernel/osrelease",
               "proc/sys/kernel/tainted", "etc/hostname", "etc/machine-id", "dev-nodes.tsv",
               "sys/module/vfio/parameters/enable_unsafe_noiommu_mode",
@@ -86,20 +86,15 @@ def baseline(root: Path) -> int:
             if name in present:
                 _readlink(f"{dev}/{name}")
         count += 1
-    for gid in _listdir(f"{r}/sys/kernel/iommu_groups"):
-        g = f"{r}/sys/kernel/iommu_groups/{gid}"
-        for name in GROUP_FILES:
-            _read(f"{g}/{name}")
-        for bdf in _listdir(f"{g}/devices"):
-            _readlink(f"{g}/devices/{bdf}")
-        count += len(GROUP_FILES)
-    for unit in _listdir(f"{r}/sys/class/iommu"):
-        u = f"{r}/sys/class/iommu/{unit}"
-        for name in UNIT_FILES:
-            _read(f"{u}/intel-iommu/{name}")
-        for bdf in _listdir(f"{u}/devices"):
-            _readlink(f"{u}/devices/{bdf}")
-        count += len(UNIT_FILES)
+    # Groups and units alike: a few attribute files, then the member links in devices/.
+    for parent, files in (("sys/kernel/iommu_groups", GROUP_FILES), ("sys/class/iommu", UNIT_FILES)):
+        for entry in _listdir(f"{r}/{parent}"):
+            base = f"{r}/{parent}/{entry}"
+            for name in files:
+                _read(f"{base}/{name}")
+            for bdf in _listdir(f"{base}/devices"):
+                _readlink(f"{base}/devices/{bdf}")
+            count += len(files)
     for cls in ("vfio-dev", "uio"):
         for name in _listdir(f"{r}/sys/class/{cls}"):
             _readlink(f"{r}/sys/class/{cls}/{name}/device")
@@ -194,9 +189,12 @@ def main() -> int:
         rss = peak_rss_mb(root, "from agent.paths import Root\nfrom agent.snapshot import build\nbuild(Root.of({root!r}))")
         print(f"agent peak RSS: {rss:.1f} MB (bare interpreter {interp:.1f} MB; target <= {RSS_TARGET_MB:.0f} MB)")
 
-    ok = ratio <= RATIO_TARGET and rss <= RSS_TARGET_MB
+    # Both ratios must meet the target: wall time is what a host sees, CPU time is immune to the
+    # other processes of a shared machine.
+    ok = max(ratio, cpu_ratio) <= RATIO_TARGET and rss <= RSS_TARGET_MB
     print(f"SUMMARY {sizes['functions']} functions/{sizes['groups']} groups: agent {agent_med * 1000:.0f} ms, "
-          f"baseline {base_med * 1000:.0f} ms, ratio {ratio:.2f} (<= {RATIO_TARGET}), peak RSS {rss:.1f} MB "
+          f"baseline {base_med * 1000:.0f} ms, ratio {ratio:.2f} wall / {cpu_ratio:.2f} CPU (<= {RATIO_TARGET}), "
+          f"peak RSS {rss:.1f} MB "
           f"(<= {RSS_TARGET_MB:.0f}) -> {'targets met' if ok else 'TARGETS MISSED'}")
     return 0 if ok else 1
 
