@@ -38,15 +38,66 @@ class Ownership:
     mdev_groups: list[dict] = field(default_factory=list)
 
 
-def assign(spec, rng: random.Random, devices: list[dict], by_bdf: dict, members: dict) -> Ownership:
-    """Bind devices to vfio-pci/UIO (or carve vGPUs) and create their holders, per role and scenario."""
+def assign(spec, rng: random.Random, devices: list[dict], by_bdf: dict, members: dict, *, cdevs: bool = False) -> Ownership:
+    """Bind devices to vfio-pci/UIO (or carve vGPUs) and create their holders, per role and scenario.
+
+    With `cdevs` (kernel 6.6+ with iommufd) some VMs open their devices through the per-device
+    VFIO nodes and /dev/iommu instead of the group nodes.
+    """
     if spec.role == "gpu-passthrough":
-        return Ownership(*_assign_gpus(spec, rng, devices, by_bdf, members))
-    if spec.role == "nfv":
-        return Ownership(*_assign_vfs(spec, rng, devices, by_bdf, members))
-    if spec.role == "vdi":
-        return _assign_vgpus(spec, rng, devices, members)
-    return Ownership()
+        out = Ownership(*_assign_gpus(spec, rng, devices, by_bdf, members, cdevs=cdevs))
+    elif spec.role == "nfv":
+        out = Ownership(*_assign_vfs(spec, rng, devices, by_bdf, members, cdevs=cdevs))
+    elif spec.role == "vdi":
+        out = _assign_vgpus(spec, rng, devices, members)
+    else:
+        out = Ownership()
+    if spec.scenario == "unknown-holder":
+        _stray_process(rng, out, devices, by_bdf, members, start=spec.collected_at or DEFAULT_NOW)
+    if cdevs:
+        names = cdev_names(devices)
+        for holder in out.holders:
+            if IOMMUFD_OBJECT in holder["cmdline"]:
+                holder["nodes"] = sorted(["/dev/iommu"] + [f"/dev/vfio/devices/{names[b]}" for b in holder["devices"]])
+    return out
+
+
+def _stray_process(rng, out: Ownership, devices, by_bdf, members, *, start: datetime) -> None:
+    """A root shell's tool holding an idle vfio-pci group: what the agent sees but no intent explains."""
+    held = {g for h in out.holders for g in h["groups"]} | {by_bdf[b]["iommu_group"] for h in out.holders for b in h["devices"]}
+    idle = sorted({d["iommu_group"] for d in devices if d["driver"] == "vfio-pci"} - held)
+    if not idle:  # every vfio-pci group is in use: the tool's user rebinds a spare VF first
+        spare = next((d for d in devices if (d["sriov"] or {}).get("physfn") and d["iommu_group"] not in held
+                      and d["driver"] not in ("vfio-pci", "igb_uio")), None)
+        if spare is None:
+            return
+        _bind_vfio(spare)
+        idle = [spare["iommu_group"]]
+    group = idle[0]
+    bdfs = sorted(b for b in members[group] if by_bdf[b]["driver"] == "vfio-pci")
+    out.holders.append({
+        "pid": _new_pid(rng, {h["pid"] for h in out.holders}),
+        "name": "python3",
+        "user": "root",
+        "uid": 0,
+        "cmdline": ["/usr/bin/python3", "/root/vfio-poke.py", "--group", str(group)],
+        "nodes": [f"/dev/vfio/{group}", "/dev/vfio/vfio"],
+        "device_fds": len(bdfs),
+        "groups": [group],
+        "devices": bdfs,
+        "kind": "other",
+        "vm": None,
+        "workload": None,
+        "cgroup": "/user.slice/user-0.slice/session-7.scope",
+        "vm_pinned_kb": 0,
+        "start_time": (start - timedelta(minutes=rng.randint(5, 300))).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    })
+    out.notes.append(f"Process {out.holders[-1]['pid']} (python3, root) holds /dev/vfio/{group}.")
+
+
+def cdev_names(devices: list[dict]) -> dict[str, str]:
+    """BDF -> `vfioN` of the per-device VFIO node, numbered as vfio-pci bound them (BDF order at boot)."""
+    return {bdf: f"vfio{i}" for i, bdf in enumerate(sorted(d["bdf"] for d in devices if d["driver"] == "vfio-pci"))}
 
 
 def _bind_vfio(dev: dict) -> None:
@@ -63,19 +114,25 @@ def _new_pid(rng: random.Random, used: set[int]) -> int:
             return pid
 
 
+IOMMUFD_OBJECT = "iommufd,id=iommufd0"
+
+
 def _qemu(rng, used_pids, vm: str, bdfs: list[str], groups: list[int], *, holds_groups: bool, number: int, start: datetime,
-          mdevs: tuple[str, ...] = ()) -> dict:
+          mdevs: tuple[str, ...] = (), iommufd: bool = False) -> dict:
+    """A libvirt-started QEMU; with `iommufd` it opens the devices' cdevs (QEMU 8.2+ `-object iommufd`), not their groups."""
     argv = ["/usr/bin/qemu-system-x86_64", "-name", f"guest={vm},debug-threads=on", "-S", "-machine", "pc-q35-8.2,usb=off,dump-guest-core=off",
             "-accel", "kvm", "-cpu", "host,migratable=on", "-m", str(rng.choice((65536, 131072, 262144))), "-smp", str(rng.choice((16, 32, 64))),
             "-uuid", "%08x-%04x-4%03x-a%03x-%012x" % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), rng.getrandbits(12), rng.getrandbits(48)),
             "-display", "none", "-no-user-config", "-nodefaults"]
+    if iommufd:
+        argv += ["-object", IOMMUFD_OBJECT]
     for i, bdf in enumerate(bdfs, 1):
-        argv += ["-device", f"vfio-pci,host={bdf},id=hostdev{i},bus=pci.{i},addr=0x0"]
+        argv += ["-device", f"vfio-pci,host={bdf},id=hostdev{i},{'iommufd=iommufd0,' if iommufd else ''}bus=pci.{i},addr=0x0"]
     for i, mdev in enumerate(mdevs, len(bdfs) + 1):
         argv += ["-device", f"vfio-pci,id=hostdev{i},sysfsdev=/sys/bus/mdev/devices/{mdev},display=off,bus=pci.{i},addr=0x0"]
     argv += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny", "-msg", "timestamp=on"]
     scope = "machine-qemu\\x2d{}\\x2d{}.scope".format(number, vm.replace("-", "\\x2d"))
-    held = groups if holds_groups else []
+    held = groups if holds_groups and not iommufd else []
     return {
         "pid": _new_pid(rng, used_pids),
         "name": "qemu-system-x86",
@@ -83,7 +140,7 @@ def _qemu(rng, used_pids, vm: str, bdfs: list[str], groups: list[int], *, holds_
         "uid": QEMU_UID,
         "cmdline": argv,
         "nodes": sorted([f"/dev/vfio/{g}" for g in held] + ["/dev/vfio/vfio"]),
-        "device_fds": len(bdfs) + len(mdevs) if holds_groups else 0,
+        "device_fds": len(bdfs) + len(mdevs) if holds_groups and not iommufd else 0,
         "groups": sorted(held),
         "devices": sorted(set(qemu_vfio_hosts(argv))),
         "kind": "qemu",
@@ -119,7 +176,7 @@ def _dpdk(rng, used_pids, prefix: str, bdfs: list[str], nodes: list[str], groups
     }
 
 
-def _assign_gpus(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[str]]:
+def _assign_gpus(spec, rng, devices, by_bdf, members, *, cdevs: bool) -> tuple[list[dict], list[str]]:
     start = spec.collected_at or DEFAULT_NOW
     gpu_groups = sorted({d["iommu_group"] for d in devices if is_gpu(d["class"])})
     gpus_of = {g: [b for b in members[g] if is_gpu(by_bdf[b]["class"])] for g in gpu_groups}
@@ -166,11 +223,12 @@ def _assign_gpus(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[
         vm_number += 1
         vm = f"{rng.choice(tenants)}-vm{vm_number}"
         bdfs = [b for g in take for b in gpus_of[g]]
-        holders.append(_qemu(rng, used, vm, bdfs, take, holds_groups=True, number=vm_number, start=start))
+        holders.append(_qemu(rng, used, vm, bdfs, take, holds_groups=True, number=vm_number, start=start,
+                             iommufd=cdevs and rng.random() < 0.5))
     return holders, notes
 
 
-def _assign_vfs(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[str]]:
+def _assign_vfs(spec, rng, devices, by_bdf, members, *, cdevs: bool) -> tuple[list[dict], list[str]]:
     start = spec.collected_at or DEFAULT_NOW
     holders: list[dict] = []
     notes: list[str] = []
@@ -200,7 +258,8 @@ def _assign_vfs(spec, rng, devices, by_bdf, members) -> tuple[list[dict], list[s
                 vm_number += 1
                 g = by_bdf[bdf]["iommu_group"]
                 holders.append(_qemu(rng, used, f"{tenants[vm_number % len(tenants)]}-vnf{vm_number}", [bdf], [g],
-                                     holds_groups=True, number=vm_number, start=start))
+                                     holds_groups=True, number=vm_number, start=start,
+                                     iommufd=cdevs and rng.random() < 0.5))
     return holders, notes
 
 

@@ -74,6 +74,9 @@ SCENARIOS = {
     "uio": "a VF bound to igb_uio, driven by DPDK through /dev/uio0",
     "stale": "the host stopped reporting days ago",
     "mdev-shared-parent": "the vGPUs (mdevs) carved from one GPU are given to VMs of two tenants",
+    "unknown-holder": "an ad-hoc root process holds an idle VFIO group; no VM or service explains it",
+    "vfio-node-world-writable": "someone made a VFIO group node world read-writable",
+    "unsafe-interrupts": "the cmdline sets vfio_iommu_type1.allow_unsafe_interrupts=1, a workaround from hosts without interrupt remapping",
 }
 
 # Showcase: the first hosts of every fleet, so a small demo fleet shows each scenario once.
@@ -92,12 +95,16 @@ SHOWCASE = (
     (CORONA, "hpc", None, "debian12"),
     (G4DN, "vdi", "mdev-shared-parent", "debian12"),
     (G4DN, "vdi", None, "ubuntu24"),
+    (SRIOV, "nfv", "unknown-holder", "debian12"),
+    (DGX2, "gpu-passthrough", "vfio-node-world-writable", "ubuntu22"),
+    (G4DN, "gpu-passthrough", "unsafe-interrupts", "debian12"),
 )
 # A random host has a problem with probability PROBLEM_RATE, picked from its role's list.
 PROBLEM_RATE = 0.25
 RANDOM_PROBLEMS = {
-    "gpu-passthrough": ("gpu-on-host-driver", "iommu-pt", "split-group", "acs-override", "mixed-ownership", "stale"),
-    "nfv": ("uio", "old-kernel", "uio", "stale"),
+    "gpu-passthrough": ("gpu-on-host-driver", "iommu-pt", "split-group", "acs-override", "mixed-ownership", "stale",
+                        "unknown-holder", "vfio-node-world-writable", "unsafe-interrupts"),
+    "nfv": ("uio", "old-kernel", "uio", "stale", "unknown-holder", "unsafe-interrupts"),
     "hpc": ("stale", None, None),
     "storage": ("stale", None, None),
     "vdi": ("mdev-shared-parent", "stale", None),
@@ -204,7 +211,7 @@ def build(spec: HostSpec) -> dict:
     for dev in devices:
         members.setdefault(dev["iommu_group"], []).append(dev["bdf"])
 
-    owned = owners.assign(spec, rng, devices, by_bdf, members)
+    owned = owners.assign(spec, rng, devices, by_bdf, members, cdevs=iommu.has_cdevs(release))
     holders, notes = owned.holders, owned.notes
     group_type = "identity" if flags["iommu"] == "pt" else "DMA-FQ"
     groups = [
@@ -220,6 +227,12 @@ def build(spec: HostSpec) -> dict:
     ] + owned.mdev_groups
     units = iommu.units(vendor, release, unit_names, devices)
     vfio = iommu.vfio_facts(release, holders, devices, by_bdf)
+    if spec.scenario == "vfio-node-world-writable":
+        loose = next(n for n in vfio["nodes"] if n["kind"] == "group")
+        loose["mode"] = "0666"
+        notes.append(f"{loose['path']} is mode 0666.")
+    if spec.scenario == "unsafe-interrupts":
+        vfio["parameters"]["type1_allow_unsafe_interrupts"] = "Y"
     now = spec.collected_at or owners.DEFAULT_NOW
     if spec.scenario == "stale":
         now -= timedelta(days=STALE_DAYS)
@@ -343,6 +356,8 @@ def _cmdline(spec: HostSpec, release: str, vendor: str) -> str:
         parts.append("iommu=pt")
     if spec.scenario == "acs-override":
         parts.append("pcie_acs_override=downstream,multifunction")
+    if spec.scenario == "unsafe-interrupts":
+        parts.append("vfio_iommu_type1.allow_unsafe_interrupts=1")
     if spec.role == "gpu-passthrough":
         parts += ["kvm.ignore_msrs=1", "modprobe.blacklist=nouveau"]
     if spec.role == "nfv":

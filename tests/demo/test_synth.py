@@ -156,6 +156,12 @@ def test_planted_host_level_problems_show_in_the_facts_an_agent_would_report():
     assert {g["type"] for g in _showcase("iommu-pt")["groups"]} == {"identity"}
     assert _showcase("acs-override")["host"]["cmdline_flags"]["pcie_acs_override"]
     assert _showcase("old-kernel")["host"]["kernel"].startswith("5.4.")
+    stray = [h for h in _showcase("unknown-holder")["holders"] if h["vm"] is None and h["workload"] is None]
+    assert len(stray) == 1 and stray[0]["groups"]
+    assert any(n["mode"] == "0666" and n["kind"] == "group" for n in _showcase("vfio-node-world-writable")["vfio"]["nodes"])
+    unsafe = _showcase("unsafe-interrupts")
+    assert unsafe["vfio"]["parameters"]["type1_allow_unsafe_interrupts"] == "Y"
+    assert "vfio_iommu_type1.allow_unsafe_interrupts=1" in unsafe["host"]["cmdline"]
     uio = _showcase("uio")
     assert any(d["driver"] == "igb_uio" for d in uio["devices"])
     assert any(n["kind"] == "uio" for n in uio["vfio"]["nodes"])
@@ -193,3 +199,21 @@ def test_ids_class_and_revision_of_every_function_are_the_xmls():
             ours = [d["class"][:4], f"[{d['vendor_id']}:{d['device_id']}]",
                     f"[{d['subsystem_vendor_id']}:{d['subsystem_device_id']}]", d["revision"]]
             assert ours == xml[d["bdf"]][:4], d["bdf"]
+
+
+def test_vms_on_6_6_kernels_may_open_cdevs_and_every_cdev_belongs_to_a_vfio_pci_device():
+    # Stands for QEMU 8.2+ with `-object iommufd` on Ubuntu 24.04 (6.8): what no capture can show
+    # (Debian's 6.1 kernels have no iommufd).
+    docs = [d for d in synth.fleet(40, seed=3) if d["vfio"]["iommufd"]]
+    assert docs
+    cdev_users = 0
+    for doc in docs:
+        cdev_of = {c["name"]: c["device"] for c in doc["vfio"]["cdevs"]}
+        driver = {d["bdf"]: d["driver"] for d in doc["devices"]}
+        assert all(driver[b] == "vfio-pci" for b in cdev_of.values())
+        for h in doc["holders"]:
+            if "/dev/iommu" in h["nodes"]:
+                cdev_users += 1
+                held = {cdev_of[n.rsplit("/", 1)[1]] for n in h["nodes"] if n.startswith("/dev/vfio/devices/")}
+                assert held == set(h["devices"]) and h["groups"] == []
+    assert cdev_users
