@@ -266,20 +266,25 @@ def snapshot_apply(*, snapshot_id: int) -> str:
     return outcome
 
 
-def _pending_batch(host: Host, snapshot: Snapshot) -> list[Snapshot]:
+def _pending_batch(host: Host, snapshot_id: int, seq: int) -> list[Snapshot]:
     """The snapshots to apply now, oldest first: for seq > 0 every pending one up to this seq."""
-    if snapshot.seq == 0:
-        return [snapshot]
-    return list(
-        Snapshot.objects.filter(host=host, status=Snapshot.Status.RECEIVED, seq__gt=0, seq__lte=snapshot.seq).order_by("seq")
-    )
+    pending = Snapshot.objects.filter(status=Snapshot.Status.RECEIVED)
+    if seq == 0:
+        return list(pending.filter(pk=snapshot_id))
+    return list(pending.filter(host=host, seq__gt=0, seq__lte=seq).order_by("seq"))
+
+
+def _mark(item: Snapshot, status: str, error: str = "") -> None:
+    Snapshot.objects.filter(pk=item.pk).update(status=status, processed_at=timezone.now(), error=error)
+    item.status = status
 
 
 @transaction.atomic
 def _snapshot_apply_locked(*, snapshot_id: int) -> tuple[str, Host | None]:
-    host_id = Snapshot.objects.filter(pk=snapshot_id).values_list("host_id", flat=True).first()
-    if host_id is None:
+    found = Snapshot.objects.filter(pk=snapshot_id).values_list("host_id", "seq").first()
+    if found is None:
         return "missing", None
+    host_id, seq = found
     if connection.vendor == "postgresql":
         # Safe to skip the WAL flush here: the snapshot itself was committed durably when received, and
         # if this commit is lost its status is lost with it, so it is still `received` and the sweeper re-applies it.
@@ -287,15 +292,13 @@ def _snapshot_apply_locked(*, snapshot_id: int) -> tuple[str, Host | None]:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
     # One host's snapshots apply one at a time, whatever worker holds them.
     host = Host.objects.select_for_update().get(pk=host_id)
-    snapshot = Snapshot.objects.get(pk=snapshot_id)
-    if snapshot.status != Snapshot.Status.RECEIVED:
-        return snapshot.status, None
+    batch = _pending_batch(host, snapshot_id, seq)
+    if snapshot_id not in {item.pk for item in batch}:
+        return Snapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).get(), None
     applied_any = False
-    for item in _pending_batch(host, snapshot):
-        now = timezone.now()
+    for item in batch:
         if item.seq > 0 and host.applied_seq is not None and item.seq <= host.applied_seq:
-            item.status, item.processed_at = Snapshot.Status.SUPERSEDED, now
-            item.save(update_fields=["status", "processed_at"])
+            _mark(item, Snapshot.Status.SUPERSEDED)
             continue
         try:
             with transaction.atomic():
@@ -304,14 +307,13 @@ def _snapshot_apply_locked(*, snapshot_id: int) -> tuple[str, Host | None]:
         except (ValueError, TypeError, KeyError, AttributeError, DataError, IntegrityError) as exc:  # orjson.JSONDecodeError is a ValueError
             # The document passed validation but cannot be applied: a bug to look at, not a reason to retry.
             log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
-            item.status, item.processed_at, item.error = Snapshot.Status.FAILED, now, f"{exc.__class__.__name__}: {exc}"[:2000]
-            item.save(update_fields=["status", "processed_at", "error"])
+            host.refresh_from_db()  # the failed apply may have set attributes it did not save
+            _mark(item, Snapshot.Status.FAILED, f"{exc.__class__.__name__}: {exc}"[:2000])
             continue
-        item.status, item.processed_at = Snapshot.Status.APPLIED, timezone.now()
-        item.save(update_fields=["status", "processed_at"])
+        _mark(item, Snapshot.Status.APPLIED)
         applied_any = True
-    snapshot.refresh_from_db(fields=["status"])
-    return snapshot.status, (host if applied_any else None)
+    status = next(item.status for item in batch if item.pk == snapshot_id)
+    return status, (host if applied_any else None)
 
 
 # --- sweeping -----------------------------------------------------------------------------------
