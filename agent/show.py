@@ -221,6 +221,16 @@ def _header(doc: dict, state: str, state_color: str, paint: _Painter) -> list[st
     if assigned and version is not None and version < (5, 19):
         out.append(paint("! kernel before 5.19 with assigned devices: a host driver binding into an assigned "
                          "group crashes the host", "yellow"))
+    flags = host.get("cmdline_flags") or {}
+    shown = [f"{key}={clean(flags[key])}" for key in ("intel_iommu", "amd_iommu", "iommu") if flags.get(key)]
+    if shown or flags.get("vfio_pci_ids"):
+        ids = " ".join(clean(i) for i in flags.get("vfio_pci_ids") or [])
+        out.append(f"cmdline: {' '.join(shown)}" + (f"  vfio-pci.ids={ids}" if ids else ""))
+    if flags.get("pcie_acs_override"):
+        out.append(paint(f"! pcie_acs_override={clean(flags['pcie_acs_override'])}: groups no longer reflect "
+                         "hardware isolation", "red"))
+    for option in flags.get("pci_acs") or []:
+        out.append(paint(f"! pci={clean(option)}: ACS behaviour changed from the command line", "yellow"))
     params = vfio.get("parameters") or {}
     for key in ("type1_allow_unsafe_interrupts", "iommufd_allow_unsafe_interrupts"):
         if (params.get(key) or "").strip() in ("Y", "1"):

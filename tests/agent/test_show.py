@@ -179,3 +179,20 @@ def test_the_first_warnings_are_listed_and_the_rest_counted():
     text = render(doc, color=False)
     assert "/sys/x0: missing" in text and "/sys/x4: missing" in text and "/sys/x5: missing" not in text
     assert "and 3 more" in text
+
+
+def test_acs_override_on_the_command_line_is_flagged():
+    # Stands for a homelab host booted with pcie_acs_override=downstream,multifunction to split groups.
+    host = {"hostname": "h1", "kernel": "6.8.0", "cmdline_flags": {"intel_iommu": "on",
+            "pcie_acs_override": "downstream,multifunction", "pci_acs": ["config_acs=xx000000@0000:00:1c.0"],
+            "vfio_pci_ids": ["8086:10d3"]}}
+    text = render(_assigned_doc(host=host), color=False)
+    assert "! pcie_acs_override=downstream,multifunction" in text
+    assert "! pci=config_acs=xx000000@0000:00:1c.0" in text
+    assert "cmdline: intel_iommu=on  vfio-pci.ids=8086:10d3" in text
+
+
+def test_the_captured_command_line_flags_are_echoed(capture, views):
+    cmdline = (capture("iommu-passthrough") / "proc" / "cmdline").read_text().split()
+    line = next(ln for ln in views["iommu-passthrough"].splitlines() if ln.startswith("cmdline:"))
+    assert set(line.split()[1:]) == {a for a in cmdline if a.split("=")[0] in ("intel_iommu", "amd_iommu", "iommu")}
