@@ -311,10 +311,18 @@ def test_tls_is_verified_by_default_and_trusts_the_given_ca_file(tmp_path, peer,
     assert trusting.run() == 0
     assert [s.doc["seq"] for s in server.snapshots()] == [base + 1]
 
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="agent.transport"):
+        blind = _pusher(tmp_path, server.url, root, token_file, once=True,
+                        client_kw={"context": ssl_context(ca_file=None, insecure=True)})
+    assert any("NOT verifying" in r.getMessage() for r in caplog.records)
+    assert blind.run() == 0
+    assert [s.path for s in server.seen][-1] == "/api/v1/heartbeat"
+
 
 def test_sigterm_stops_the_agent_cleanly_between_collections(tmp_path, peer, capture, token_file):
     server = peer()
-    proc = subprocess.Popen([sys.executable, "-m", "agent.transport", "--server", server.url, "--token-file",
+    proc = subprocess.Popen([sys.executable, "-m", "agent", "run", "--server", server.url, "--token-file",
                              str(token_file), "--root", str(capture("isolated-nics")), "--spool-dir",
                              str(tmp_path / "spool"), "--interval", "30"],
                             stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
