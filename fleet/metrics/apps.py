@@ -9,6 +9,6 @@ class MetricsConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import task_failure
 
-        from .instruments import count_task_failure
+        from .task_failures import count_task_failure
 
         task_failure.connect(count_task_failure, weak=False, dispatch_uid="fleet-metrics-task-failure")

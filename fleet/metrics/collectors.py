@@ -2,13 +2,14 @@
 from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from fleet.ingest.models import Snapshot
 from fleet.inventory.models import Host
 from fleet.policy.models import Violation
 
 from .queue import queue_depth
+from .task_failures import task_failures_in_broker
 
 
 class FleetCollector:
@@ -48,6 +49,13 @@ class FleetCollector:
         for status in (Snapshot.Status.RECEIVED, Snapshot.Status.FAILED):
             snapshots.add_metric([status], by_status.get(status, 0))
         yield snapshots
+
+        failures = task_failures_in_broker()
+        if failures is not None:
+            counter = CounterMetricFamily("fleet_task_failures", "Celery tasks that raised, by task name (all workers, kept in the broker).", labels=["task"])
+            for task, n in sorted(failures.items()):
+                counter.add_metric([task], n)
+            yield counter
 
         depth = queue_depth()
         broker = GaugeMetricFamily("fleet_broker_up", "1 when the Celery broker answered the queue-depth query, 0 when it did not or none is configured.")

@@ -1,4 +1,4 @@
-"""Per-process instruments: ingest requests, their latency, task failures.
+"""Per-process instruments: ingest requests, their latency, failures of tasks run in process.
 
 Under gunicorn (several workers) and Celery (several processes) each process counts for
 itself; set PROMETHEUS_MULTIPROC_DIR (deploy/gunicorn.conf.py does) to a directory shared by
@@ -21,13 +21,10 @@ INGEST_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=REGISTRY,
 )
+# Only for tasks run in this process (no broker); with a broker, see task_failures.py.
 TASK_FAILURES = Counter(
     "fleet_task_failures",
     "Celery tasks that raised, by task name.",
     ["task"],
     registry=REGISTRY,
 )
-
-
-def count_task_failure(sender=None, **kwargs) -> None:
-    TASK_FAILURES.labels(task=getattr(sender, "name", "unknown")).inc()

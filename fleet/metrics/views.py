@@ -16,7 +16,9 @@ class _Instruments:
     """Re-exposes this process's instruments in a per-scrape registry."""
 
     def collect(self):
-        return INSTRUMENTS.collect()
+        # With a broker, task failures come from the broker (collectors.py), not from this process.
+        broker = bool(getattr(settings, "CELERY_BROKER_URL", ""))
+        return [f for f in INSTRUMENTS.collect() if not (broker and f.name == "fleet_task_failures")]
 
 
 def _allowed(request) -> bool:

@@ -83,6 +83,30 @@ def test_failed_tasks_are_counted(scrape):
 
 
 @pytest.mark.redis
+def test_task_failures_of_every_worker_are_counted_in_the_broker(scrape, settings, redis_service):
+    import redis
+
+    from fleet.celery import app
+    from fleet.metrics.task_failures import REDIS_KEY
+
+    settings.CELERY_BROKER_URL = f"{redis_service}/14"
+    name = f"tests.boom_{uuid.uuid4().hex[:8]}"
+
+    @app.task(name=name)
+    def boom():
+        raise RuntimeError("boom")
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        client.hincrby(REDIS_KEY, name, 2)  # two failures another worker machine recorded
+        boom.apply()
+        samples = scrape()
+        assert samples[("fleet_task_failures_total", (("task", name),))] == 3
+    finally:
+        client.hdel(REDIS_KEY, name)
+
+
+@pytest.mark.redis
 def test_queue_depth_is_the_length_of_the_celery_queue(scrape, settings, redis_service):
     import redis
 
