@@ -265,9 +265,12 @@ def build(spec: HostSpec) -> dict:
         "mdev_parents": owned.mdev_parents,
         "pasid": {
             "idxd": [],
-            # The agent reports PASID-enabled devices with pid null, which schema v1 refuses
-            # (pasid.users[].pid is an integer); the devices' PASID capability still says it.
-            "users": [],
+            # As the agent reports it: a device with PASID enabled is a consumer whose process is unknown.
+            "users": [
+                {"device": d["bdf"], "pid": None, "source": "device-pasid-enabled"}
+                for d in sorted(devices, key=lambda d: d["bdf"])
+                if (d["capabilities"]["pasid"] or {}).get("enabled")
+            ],
         },
         "warnings": [],
         "synthetic": {
