@@ -74,7 +74,7 @@ export function groupsChart(data, options) {
       row.append('path').attr('class', 'shape').attr('d', ownerSymbol(d3, d.owner_kind, 90))
         .attr('fill', owner.color).attr('stroke', owner.stroke || '#222');
       row.append('text').attr('class', 'bdf').attr('x', 12).attr('y', 4).text(shortBdf(d.bdf));
-      row.append('text').attr('class', 'sub').attr('x', 72).attr('y', 4)
+      row.append('text').attr('class', 'sub').attr('x', shortBdf(d.bdf).length > 7 ? 104 : 72).attr('y', 4)
         .text(truncate(`${d.label} · ${d.driver || 'no driver'}`, 26));
     });
     const vms = vmsOf(g);

@@ -34,13 +34,18 @@ export function topologyChart(data, options) {
 
   // Groups first: shapes sit behind the members they enclose.
   const groupLayer = zoomLayer.append('g').attr('class', 'groups');
+  const boxes = [];
   for (const g of data.groups) {
     const pts = g.members.map((b) => devicePos.get(b)).filter(Boolean);
     if (!pts.length) continue;
-    const x0 = d3.min(pts, (p) => p.x) - PAD;
-    const x1 = d3.max(pts, (p) => p.x) + COL - 30;
-    const y0 = d3.min(pts, (p) => p.y) - 24;
-    const y1 = d3.max(pts, (p) => p.y) + 17;
+    boxes.push({
+      g, x0: d3.min(pts, (p) => p.x) - PAD, x1: d3.max(pts, (p) => p.x) + COL - 30,
+      y0: d3.min(pts, (p) => p.y) - 24, y1: d3.max(pts, (p) => p.y) + 17,
+    });
+  }
+  // A multi-level group's box can reach over a neighbour's: draw the big ones first so every label stays visible.
+  boxes.sort((a, b) => (b.x1 - b.x0) * (b.y1 - b.y0) - (a.x1 - a.x0) * (a.y1 - a.y0));
+  for (const { g, x0, x1, y0, y1 } of boxes) {
     const rule = pickRule(g.violations, options.violation);
     const el = groupLayer.append('g')
       .attr('class', `group${g.members.length > 1 ? ' multi' : ''}${rule ? ' has-violation' : ''}`)
@@ -142,7 +147,10 @@ function drawAggregate(g, d) {
 function drawStructural(g, d) {
   g.append('rect').attr('class', 'struct-shape').attr('x', -6).attr('y', -9).attr('width', 12).attr('height', 18);
   const label = d.kind === 'unit' ? `${d.label}${d.vendor ? ` (${d.vendor})` : ''}` : d.label;
-  g.append('text').attr('class', `struct-label kind-${d.kind}`).attr('x', 10).attr('y', 4).text(truncate(label, 26));
+  // Structural columns are narrow: labels go above (host, root complex) or below (unit) so neighbours never collide.
+  g.append('text').attr('class', `struct-label kind-${d.kind}`).attr('x', -6).attr('y', d.kind === 'unit' ? 24 : -14)
+    .text(truncate(label, 30));
+  g.append('title').text(label);
 }
 
 function spreadVertically(items, gap) {

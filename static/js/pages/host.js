@@ -75,7 +75,7 @@ function fit() {
   const fitWidth = width / (b.x1 - b.x0 + 40);
   let k = Math.min(1.25, fitWidth, height / (b.y1 - b.y0 + 40));
   // Shrinking a tall drawing until it fits makes text unreadable: keep it legible and let the user pan down.
-  if (k < 0.65) k = Math.min(0.65, fitWidth);
+  if (k < 0.65 || state.view === 'groups') k = Math.min(state.view === 'groups' ? 1.1 : 0.65, fitWidth);
   const t = d3.zoomIdentity.translate(20 - b.x0 * k, 20 - b.y0 * k).scale(k);
   d3.select(state.svg).call(state.zoom.transform, t);
 }
