@@ -152,3 +152,22 @@ def test_history_lists_changes_and_diffs_two_snapshots(viewer_client, fleet, cap
     assert 'data-kind="driver_changed"' in html
     assert rebound["bdf"] in html.split('class="grid diff"', 1)[1]
     assert "driver changed" in html.split('class="timeline"', 1)[1]
+
+
+def test_fleet_page_filters_by_role_label_stale_and_tenant(viewer_client, fleet):
+    from fleet.inventory.models import Label
+
+    gpu, web, quiet = (Host.objects.create(hostname=n) for n in ("flt-gpu", "flt-web", "flt-quiet"))
+    Host.objects.filter(pk=gpu.pk).update(role="gpu-passthrough")
+    web.labels.add(Label.objects.create(name="rack-12"))
+    Host.objects.filter(pk=quiet.pk).update(stale=True)
+    tenant_host = fleet["isolated-nics"]  # its VFIO NIC is held by -name guest=tenant-a-vm1 (ground-truth/ps.txt)
+
+    def shown(query):
+        html = viewer_client.get(reverse("web:fleet") + query).content.decode()
+        return {h for h in ("flt-gpu", "flt-web", "flt-quiet", tenant_host.hostname) if f'data-host="{h}"' in html}
+
+    assert shown("?role=gpu-passthrough") == {"flt-gpu"}
+    assert shown("?label=rack-12") == {"flt-web"}
+    assert shown("?stale=yes&q=flt-") == {"flt-quiet"}
+    assert shown("?tenant=tenant-a") == {tenant_host.hostname}
