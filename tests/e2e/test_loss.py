@@ -6,6 +6,7 @@ import re
 import threading
 import time
 
+import psutil
 import psycopg
 import pytest
 
@@ -123,8 +124,12 @@ def _wait_for_blocked_update(database_url: str, dbname: str) -> str:
         return wait_until(blocked, timeout=30, what="the worker to block inside its apply transaction")
 
 
+@pytest.mark.parametrize("victim", ["worker", "pool process"])
 def test_a_worker_killed_in_the_middle_of_applying_leaves_the_snapshot_applied_exactly_once(
-        procs, redis_port, writable_capture, tmp_path, database_url):
+        procs, redis_port, writable_capture, tmp_path, database_url, victim):
+    """`worker`: the whole (solo) worker dies; its message stays unacknowledged and the sweeper re-queues
+    the snapshot for a new worker. `pool process`: a prefork child dies; the parent rejects the message
+    back to the queue (reject_on_worker_lost) and a fresh child applies it, no sweeper involved."""
     root = writable_capture("isolated-nics")
     worker, web, port, hostname, token = _enrolled_stack(procs, redis_port, root, tmp_path)
     spool = tmp_path / "spool"
@@ -142,15 +147,22 @@ def test_a_worker_killed_in_the_middle_of_applying_leaves_the_snapshot_applied_e
     # on marking the snapshot applied, with everything it wrote still uncommitted.
     with psycopg.connect(database_url) as holder:
         holder.execute("SELECT id FROM ingest_snapshot WHERE id = %s FOR UPDATE", [second.pk])
-        doomed = procs.worker()
+        doomed = procs.worker(pool="solo" if victim == "worker" else "prefork")
         query = _wait_for_blocked_update(database_url, database_url.rsplit("/", 1)[1])
         assert "ingest_snapshot" in query and query.lstrip().upper().startswith("UPDATE")
-        assert doomed.kill() == -9
+        if victim == "worker":
+            assert doomed.kill() == -9
+        else:
+            [child] = psutil.Process(doomed.popen.pid).children()
+            child.kill()
+            child.wait(10)
         holder.rollback()
 
-    survivor = procs.worker()
-    # The killed worker's message is unacknowledged in Redis; the sweeper re-queues what stays `received`.
-    _beat(procs, tmp_path)
+    if victim == "worker":
+        survivor = procs.worker()
+        _beat(procs, tmp_path)
+    else:
+        survivor = doomed
     wait_until(lambda: _statuses(hostname) == [(1, "applied"), (2, "applied")], timeout=60,
                what="the second snapshot applied after the restart", proc=survivor)
     [change] = _driver_changes(hostname, second.pk)
