@@ -100,8 +100,11 @@ def read_token(path: str | os.PathLike) -> str:
     return token
 
 
-def ssl_context(*, ca_file: str | None, insecure: bool) -> ssl.SSLContext:
+def ssl_context(*, ca_file: str | None, insecure: bool, client_cert: str | None = None,
+                client_key: str | None = None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca_file)
+    if client_cert:  # mTLS: a proxy in front of the server may require the host to prove itself too
+        ctx.load_cert_chain(client_cert, client_key)
     if insecure:
         log.warning("--insecure: NOT verifying the server's TLS certificate; anyone on the path can read the "
                     "token and forge answers. Use --ca-file instead.")
@@ -444,6 +447,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=_positive_float, default=60.0, help="seconds between collections (60)")
     parser.add_argument("--ca-file", help="PEM bundle to verify the server's certificate with (default: system CAs)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate (unsafe)")
+    parser.add_argument("--client-cert", help="PEM client certificate for mutual TLS (optional; key inside or --client-key)")
+    parser.add_argument("--client-key", help="PEM private key of --client-cert")
     parser.add_argument("--root", default="/", help="filesystem root to read (/ on a live host, or a captured tree)")
     parser.add_argument("--spool-dir", default=os.environ.get("FLEET_AGENT_SPOOL_DIR", DEFAULT_SPOOL_DIR),
                         help=f"where undelivered snapshots and the sequence counter live ({DEFAULT_SPOOL_DIR})")
@@ -475,7 +480,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         read_token(args.token_file)
         client = Client(args.server, token_file=args.token_file, timeout=args.timeout,
-                        context=ssl_context(ca_file=args.ca_file, insecure=args.insecure)
+                        context=ssl_context(ca_file=args.ca_file, insecure=args.insecure,
+                                            client_cert=args.client_cert, client_key=args.client_key)
                         if args.server.startswith("https:") else None)
         spool = Spool(args.spool_dir, max_files=args.spool_max, max_bytes=args.spool_max_bytes)
         spool.lock()
