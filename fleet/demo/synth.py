@@ -254,7 +254,9 @@ def build(spec: HostSpec) -> dict:
             "cpu_count": machine.cpus or None,
             "memory_bytes": machine.memory_bytes or None,
             "boot_time": (now - timedelta(days=rng.randint(2, 200))).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "dmi": {"sys_vendor": machine.vendor, "product_name": machine.product, "bios_version": None},
+            # Provenance where an operator looks for the machine model, as well as in `synthetic`.
+            "dmi": {"sys_vendor": machine.vendor, "bios_version": None,
+                    "product_name": f"{machine.product or machine.key} (synthetic; derived from {machine.source}, {machine.licence})"},
         },
         "iommu": {"enabled": True, "units": units},
         "groups": groups,

@@ -89,6 +89,7 @@ def test_documents_carry_the_source_and_licence_line_of_their_machine():
         meta = doc["synthetic"]
         name = Path(meta["derived_from"]).name
         assert f"{meta['source']} ({meta['licence']})" == rows[name]
+        assert f"{meta['source']}, {meta['licence']}" in doc["host"]["dmi"]["product_name"]
         assert doc["warnings"] == []
         assert "Synthetic host" in meta["note"]
 
