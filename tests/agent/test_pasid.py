@@ -79,3 +79,17 @@ def test_captures_have_no_idxd_and_pasid_users_only_where_lspci_shows_pasid_enab
     doc = build(Root.of(root))
     assert doc["pasid"]["idxd"] == []
     assert {u["device"] for u in doc["pasid"]["users"]} == enabled
+
+
+def test_both_kinds_of_pasid_user_fit_the_snapshot_schema(spr_host):
+    import json
+
+    import jsonschema
+
+    from agent.snapshot import SCHEMA_PATH
+
+    devices = [{"bdf": "0000:3b:00.0", "capabilities": {"pasid": {"present": True, "enabled": True, "width": 20}}}]
+    facts = pasid.collect(Reader(Root.of(spr_host)), devices)
+    assert {u["source"] for u in facts["users"]} == {"idxd-wq", "device-pasid-enabled"}
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator({**schema["properties"]["pasid"], "$defs": schema["$defs"]}).validate(facts)
