@@ -1,6 +1,9 @@
 """Reads of the current state."""
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 from .models import Device, Group, Holder, Host, Mdev, PasidUser, Unit, VfioNode
 from .rows import (
     DEVICE_FIELDS, GROUP_FIELDS, HOLDER_FIELDS, MDEV_FIELDS, NODE_FIELDS, PASID_FIELDS, TABLES, UNIT_FIELDS,
@@ -46,6 +49,36 @@ def host_state_from_rows(host: Host, rows: dict[str, dict]) -> dict:
     }
 
 
+# Write-through: the apply hands the rows it just committed to the policy sync that runs right after it,
+# instead of that sync reading 480 devices back. Keyed by what identifies the applied state, so a host
+# whose state moved on (another worker, a rolled-back apply) misses and reads the tables.
+_RECENT_MAX = 8
+_recent: OrderedDict = OrderedDict()
+_recent_lock = threading.Lock()
+
+
+def _state_key(host: Host):
+    return (host.pk, host.applied_snapshot_id, host.content_hash) if host.content_hash else None
+
+
+def host_rows_remember(host: Host, rows: dict) -> None:
+    """Remember `rows` as the committed rows of `host`'s current state (call after commit only)."""
+    key = _state_key(host)
+    if key is None:
+        return
+    with _recent_lock:
+        _recent[key] = rows
+        _recent.move_to_end(key)
+        while len(_recent) > _RECENT_MAX:
+            _recent.popitem(last=False)
+
+
 def host_state(host: Host) -> dict:
-    """The host's current state as a snapshot-shaped dict (docs/snapshot.md), rebuilt from the tables."""
-    return host_state_from_rows(host, host_rows(host))
+    """The host's current state as a snapshot-shaped dict (docs/snapshot.md), rebuilt from the tables.
+
+    Treat it as read-only: right after an apply, nested values may be shared with the apply's rows.
+    """
+    key = _state_key(host)
+    with _recent_lock:
+        rows = _recent.get(key) if key is not None else None
+    return host_state_from_rows(host, rows if rows is not None else host_rows(host))
