@@ -1,12 +1,14 @@
 """PASID users: idxd (DSA/IAA) shared work queues and their openers, and devices with PASID enabled.
 No capture has either (QEMU 7.2 emulates no DSA and no PASID capability), so hand-made trees stand in."""
+import json
 import re
 
+import jsonschema
 import pytest
 
 from agent.collectors import pasid
 from agent.paths import Root
-from agent.snapshot import build
+from agent.snapshot import SCHEMA_PATH, build
 from agent.sysfs import Reader
 from tests.agent.handmade import link, write
 from tests.conftest import CAPTURE_NAMES
@@ -82,12 +84,6 @@ def test_captures_have_no_idxd_and_pasid_users_only_where_lspci_shows_pasid_enab
 
 
 def test_both_kinds_of_pasid_user_fit_the_snapshot_schema(spr_host):
-    import json
-
-    import jsonschema
-
-    from agent.snapshot import SCHEMA_PATH
-
     devices = [{"bdf": "0000:3b:00.0", "capabilities": {"pasid": {"present": True, "enabled": True, "width": 20}}}]
     facts = pasid.collect(Reader(Root.of(spr_host)), devices)
     assert {u["source"] for u in facts["users"]} == {"idxd-wq", "device-pasid-enabled"}
