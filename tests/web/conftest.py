@@ -10,10 +10,15 @@ from tests.conftest import CAPTURE_NAMES
 @pytest.fixture(scope="module")
 def fleet(django_db_setup, django_db_blocker, capture):
     """capture name -> Host, committed for the module (read-only use) and removed afterwards."""
+    from fleet.accounts.models import AuditEntry
+
     with django_db_blocker.unblock():
+        audit_before = AuditEntry.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         hosts = {name: import_capture(capture(name)) for name in CAPTURE_NAMES}
         yield hosts
+        # Leave the database as found: other modules' tests count hosts and audit entries.
         Host.objects.filter(pk__in=[h.pk for h in hosts.values()]).delete()
+        AuditEntry.objects.filter(pk__gt=audit_before).delete()
 
 
 @pytest.fixture
