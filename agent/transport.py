@@ -479,13 +479,18 @@ def run_command(args: argparse.Namespace) -> int:
     _configure_logging()
     try:
         read_token(args.token_file)
-        client = Client(args.server, token_file=args.token_file, timeout=args.timeout,
-                        context=ssl_context(ca_file=args.ca_file, insecure=args.insecure,
-                                            client_cert=args.client_cert, client_key=args.client_key)
-                        if args.server.startswith("https:") else None)
+        context = None
+        if args.server.startswith("https:"):
+            try:
+                context = ssl_context(ca_file=args.ca_file, insecure=args.insecure,
+                                      client_cert=args.client_cert, client_key=args.client_key)
+            except (OSError, ssl.SSLError) as exc:  # ssl.SSLError is an OSError too
+                raise ValueError(f"cannot load the TLS files (--ca-file/--client-cert/--client-key): "
+                                 f"{exc.strerror or exc}") from None
+        client = Client(args.server, token_file=args.token_file, timeout=args.timeout, context=context)
         spool = Spool(args.spool_dir, max_files=args.spool_max, max_bytes=args.spool_max_bytes)
         spool.lock()
-    except (TokenFileError, ValueError, SpoolLocked, ssl.SSLError) as exc:
+    except (TokenFileError, ValueError, SpoolLocked) as exc:
         log.error("%s", exc)
         return EXIT_USAGE
     except OSError as exc:

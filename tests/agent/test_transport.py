@@ -277,6 +277,14 @@ def test_a_token_file_readable_by_others_is_refused_with_exit_code_2(tmp_path, t
     assert any("chmod 600" in r.getMessage() for r in caplog.records)
 
 
+def test_a_missing_ca_file_is_a_usage_error_naming_it(tmp_path, token_file, caplog):
+    with caplog.at_level(logging.ERROR):
+        rc = run_command(_args(server="https://127.0.0.1:9", token_file=token_file, spool_dir=tmp_path / "s",
+                               ca_file=tmp_path / "nope.pem", once=True))
+    assert rc == 2
+    assert any("--ca-file" in r.getMessage() for r in caplog.records)
+
+
 def test_the_token_is_read_stripped(token_file):
     assert read_token(token_file) == TOKEN
 
