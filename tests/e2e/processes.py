@@ -7,6 +7,7 @@ stopped by pid when the test ends.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -46,6 +47,13 @@ def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.05, 
             raise AssertionError(f"{proc.name} exited with {proc.popen.returncode} while waiting for {what}:\n{proc.tail()}")
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"\n{proc.tail()}" if proc else ""))
+
+
+@functools.cache
+def _gunicorn_private_flags() -> tuple[str, ...]:
+    """Newer gunicorns open a control socket at one fixed path per user; parallel test servers must not share it."""
+    out = subprocess.run([str(BIN / "gunicorn"), "--help"], capture_output=True, text=True, timeout=60).stdout
+    return ("--no-control-socket",) if "--no-control-socket" in out else ()
 
 
 @dataclass
@@ -123,7 +131,7 @@ class Processes:
     def web(self, port: int) -> Child:
         child = self.start("web", [str(BIN / "gunicorn"), "fleet.wsgi:application", "--bind", f"127.0.0.1:{port}",
                                    "--workers", "2", "--graceful-timeout", "5", "--access-logfile", "-",
-                                   "--no-control-socket"])
+                                   *_gunicorn_private_flags()])
         wait_until(lambda: port_open(port), timeout=30, what=f"gunicorn on port {port}", proc=child)
         return child
 
