@@ -12,7 +12,7 @@ from datetime import datetime
 from types import SimpleNamespace
 
 import orjson
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 
 from agent.snapshot import content_hash as document_hash
 
@@ -24,6 +24,8 @@ from .selectors import TABLE_MODELS, host_rows_remember, host_state_from_rows
 # Up to this many changed rows are updated in place (one UPDATE … FROM VALUES, ids kept); past it,
 # deleting and re-inserting them is cheaper. (bulk_update's CASE statements cost more than either.)
 UPDATE_IN_PLACE_MAX = 64
+# From this many new rows on, COPY beats INSERT … VALUES (PostgreSQL only).
+COPY_MIN_ROWS = 32
 # Groups first: devices point at group rows by id.
 WRITE_ORDER = ("groups", "devices", "units", "vfio_nodes", "holders", "mdevs")
 INT_KEYED = frozenset({"groups", "holders"})
@@ -76,6 +78,31 @@ def _update_rows(model, rows: list[tuple[int, dict]], fields: list[str]) -> None
         )
 
 
+def _json_text(value):
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value)
+
+
+def _copy_rows(model, host: Host, rows: list[dict], fields, fingerprints: list[str]) -> list[int]:
+    """Insert many rows with COPY (PostgreSQL), ids drawn from the table's sequence first so devices can point at groups."""
+    meta, qn = model._meta, connection.ops.quote_name
+    columns = [meta.get_field(f) for f in fields]
+    is_json = [isinstance(c, models.JSONField) for c in columns]
+    names = ", ".join(qn(n) for n in ["id", "host_id", "fingerprint", *[c.column for c in columns]])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [meta.db_table, len(rows)])
+        ids = [pk for (pk,) in cursor.fetchall()]
+        with cursor.cursor.copy(f"COPY {qn(meta.db_table)} ({names}) FROM STDIN") as copy:
+            for pk, row, fingerprint in zip(ids, rows, fingerprints):
+                values = [_json_text(row[f]) if j else row[f] for f, j in zip(fields, is_json)]
+                copy.write_row([pk, host.pk, fingerprint, *values])
+    return ids
+
+
 class _TableWrite:
     """One table's rows brought from the stored state to `new`; keeps the before-rows the diff needs."""
 
@@ -107,10 +134,13 @@ class _TableWrite:
             differing = sorted({f for k in self.changed for f in self.fields if self.before[k].get(f) != self.new[k][f]} - {self.key})
             rows = [(self.stored[k][0], {**self.new[k], "fingerprint": self.fingerprints[k]}) for k in self.changed]
             _update_rows(self.model, rows, [*differing, "fingerprint"])
-        inserts = [self._instance(k) for k in self.added + replace]
-        if inserts:
-            for obj in self.model.objects.bulk_create(inserts):
-                self.ids[getattr(obj, self.key)] = obj.pk
+        keys = self.added + replace
+        if keys:
+            if connection.vendor == "postgresql" and len(keys) >= COPY_MIN_ROWS:
+                ids = _copy_rows(self.model, self.host, [self.new[k] for k in keys], self.fields, [self.fingerprints[k] for k in keys])
+            else:
+                ids = [obj.pk for obj in self.model.objects.bulk_create([self._instance(k) for k in keys])]
+            self.ids.update(zip(keys, ids))
 
 
 def _write_pasid_users(host: Host, new: list[dict]) -> list[dict]:

@@ -152,3 +152,18 @@ def test_the_state_handed_over_after_an_apply_equals_the_state_read_from_the_tab
     handed_over = host_state(fresh)
     assert selectors._state_key(fresh) in selectors._recent
     assert handed_over == selectors.host_state_from_rows(fresh, selectors.host_rows(fresh))
+
+
+@pytest.mark.parametrize("name", CAPTURE_NAMES)
+def test_rows_inserted_with_copy_read_back_as_the_document(capture, name, monkeypatch):
+    # Captures have ~10 devices; 480-device hosts take the COPY path, forced here for every table.
+    monkeypatch.setattr("fleet.inventory.services.COPY_MIN_ROWS", 1)
+    root = capture(name)
+    host, doc = applied(root)
+    state = host_state(host)
+    for section in ("devices", "groups", "holders"):
+        assert state[section] == doc[section], section
+    assert state["iommu"]["units"] == doc["iommu"]["units"] and state["vfio"]["nodes"] == doc["vfio"]["nodes"]
+    pairs = {(d.group.number, d.bdf) for d in Device.objects.filter(host=host).select_related("group") if d.group is not None}
+    assert pairs == find_groups(root)
+    assert Device.objects.create(host=Host.objects.create(hostname="next"), bdf="0000:00:00.0").pk > max(Device.objects.filter(host=host).values_list("id", flat=True))
