@@ -39,3 +39,10 @@ def test_an_enrolled_agent_puts_the_captured_topology_in_the_database(procs, red
     assert host.machine_id == Path(root, "etc/machine-id").read_text().strip()
     [stored] = snapshots_of(hostname)
     assert host.applied_seq == stored.seq
+
+    # The next run finds the same state: a heartbeat the server recognises, no new snapshot.
+    again = procs.agent(*agent_args(port, token_file, root, tmp_path / "spool"), "--once")
+    assert again.popen.wait(60) == 0, again.tail()
+    assert "unchanged" in again.text() and "heartbeat" in again.text()
+    assert [s.pk for s in snapshots_of(hostname)] == [stored.pk]
+    assert Host.objects.get(hostname=hostname).last_seen > host.last_seen
