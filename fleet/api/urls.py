@@ -18,6 +18,6 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up code as a separate script, so the page works under our CSP.
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema", template_name="api/swagger_ui.html"), name="docs"),
     re_path(r"^api/v1/", views.not_found),  # after the ingest app's /api/v1/snapshots and /heartbeat (fleet/urls.py order)
 ]

@@ -4,6 +4,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import viewsets
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.filters import OrderingFilter
+from rest_framework.renderers import JSONRenderer
 
 from fleet.inventory.models import Change, Device, Group, Holder, Host
 from fleet.policy.models import Violation
@@ -20,6 +21,8 @@ class _FleetReadViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [FleetReader]
     pagination_class = FleetPagination
     filter_backends = [DjangoFilterBackend, OrderingFilter]
+    # JSON only: DRF's browsable HTML pages use inline styles and handlers our CSP blocks; /api/docs/ is the browsable view.
+    renderer_classes = [JSONRenderer]
     # Any id text reaches the view (and gets a JSON 404), not Django's HTML 404 for an unmatched URL.
     lookup_value_regex = r"[^/]+"
 
