@@ -48,6 +48,7 @@ class Peer:
     default: tuple = (202, {}, {"id": 1, "status": "received"})
     heartbeat: tuple = (200, {}, {"status": "ok"})
     tls: ssl.SSLContext | None = None
+    token: str | None = None  # when set, any other bearer token is answered 401
     seen: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -57,7 +58,9 @@ class Peer:
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 peer.seen.append(Seen(time.monotonic(), self.path, {k.lower(): v for k, v in self.headers.items()}, raw))
-                if self.path.endswith("/heartbeat") and not peer.script:
+                if peer.token and self.headers.get("Authorization") != f"Bearer {peer.token}":
+                    status, headers, body = 401, {}, {"errors": [{"message": "unknown or revoked token"}]}
+                elif self.path.endswith("/heartbeat") and not peer.script:
                     status, headers, body = peer.heartbeat
                 else:
                     status, headers, body = peer.script.pop(0) if peer.script else peer.default
@@ -236,6 +239,26 @@ def test_a_refused_token_keeps_the_snapshot_spooled_and_waits_long(tmp_path, pee
     assert [e.seq for e in Spool(tmp_path / "spool").pending()] == [base + 1]
     assert pusher.next_attempt - time.monotonic() > 100
     assert any("refused the token" in r.getMessage() and str(token_file) in r.getMessage() for r in caplog.records)
+
+
+def test_a_rotated_token_is_picked_up_without_a_restart(tmp_path, peer, capture, token_file):
+    server = peer(token="rotated-token")
+    pusher = _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True, auth_retry=0.3,
+                     drain_timeout=10)
+    base = pusher.spool.seq
+
+    def rotate_after_first_refusal():
+        wait = time.monotonic() + 10
+        while not server.seen and time.monotonic() < wait:
+            time.sleep(0.01)
+        token_file.write_text("rotated-token\n")
+
+    rotator = threading.Thread(target=rotate_after_first_refusal)
+    rotator.start()
+    assert pusher.run() == 0
+    rotator.join()
+    assert [s.headers["authorization"] for s in server.seen] == [f"Bearer {TOKEN}", "Bearer rotated-token"]
+    assert [s.doc["seq"] for s in server.seen] == [base + 1, base + 1]
 
 
 @pytest.mark.parametrize("status,headers", [(404, {}), (301, {"Location": "https://elsewhere.example/api/v1/snapshots"})])
