@@ -218,6 +218,21 @@ def test_a_restart_keeps_the_seq_counter_and_replays_the_spool(tmp_path, peer, w
     assert [s.doc["seq"] for s in server.snapshots()] == [base + 1, base + 2, base + 3]
 
 
+def test_a_long_outage_keeps_the_newest_snapshots_up_to_the_spool_bound(tmp_path, peer, writable_capture, token_file,
+                                                                         caplog):
+    root = writable_capture("isolated-nics")
+    down = peer()
+    dead_url = down.url
+    down.close()
+    pusher = _pusher(tmp_path, dead_url, root, token_file, collect=_changing(root), max_iterations=5, spool_max=3)
+    base = pusher.spool.seq
+    with caplog.at_level(logging.WARNING, logger="agent.spool"):
+        assert pusher.run() == 1
+    assert [e.seq for e in Spool(tmp_path / "spool").pending()] == [base + 3, base + 4, base + 5]
+    dropped = [r.getMessage() for r in caplog.records if "dropping oldest" in r.getMessage()]
+    assert [f"seq={base + 1}" in dropped[0], f"seq={base + 2}" in dropped[1], len(dropped)] == [True, True, 2]
+
+
 def test_a_server_rejection_is_not_retried_and_is_kept_for_support(tmp_path, peer, capture, token_file):
     server = peer(script=[(400, {}, {"errors": ["schema: unknown version 1"]})])
     assert _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True, drain_timeout=1).run() == 0
