@@ -218,9 +218,10 @@ def host_page_times(hostname: str, username: str, password: str, runs: int) -> l
                 elapsed = page.evaluate("() => new Promise(r => requestAnimationFrame(() => r(performance.now())))")
                 if i:  # the first load warms the server's caches and the browser's static cache
                     times.append(elapsed)
-            drawn = page.locator("[data-bdf]").count() + page.locator("[data-aggregate]").count()
+            drawn = (page.locator("[data-bdf]").count(), page.locator("[data-aggregate]").count(),
+                     page.locator("[data-group]").count())
             browser.close()
-        print(f"  elements drawn: {drawn} device nodes + aggregates")
+        print(f"  drawn: {drawn[0]} device nodes, {drawn[1]} counted aggregates, {drawn[2]} group shapes")
         return times
     finally:
         server.terminate()

@@ -12,7 +12,7 @@ from fleet.inventory.models import Device, Host
 from fleet.web.device_query import DeviceQuery, Term
 from fleet.web.selectors.tenants import tenant_vm_q
 
-MAX_COUNT = 10_000  # beyond this the page says "more than" instead of counting every match
+MAX_COUNT = 5_000  # beyond this the page says "more than" instead of counting every match
 RESULT_FIELDS = (
     "bdf", "vendor_id", "device_id", "class_code", "driver", "driver_override", "group_number",
     "owner_kind", "owner_vm", "sriov", "physfn_bdf", "host__hostname", "host__role",
