@@ -17,7 +17,7 @@ COPY manage.py ./
 RUN pip install --no-cache-dir '.[server]' \
     && useradd --system --home-dir /var/lib/iommu-fleet --shell /usr/sbin/nologin fleet \
     && mkdir -p /var/lib/iommu-fleet /run/iommu-fleet/prometheus /srv/iommu-fleet/static \
-    && FLEET_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+    && FLEET_PRODUCTION=1 FLEET_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && chown -R fleet:fleet /var/lib/iommu-fleet /run/iommu-fleet
 
 USER fleet

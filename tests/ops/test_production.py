@@ -1,5 +1,6 @@
 """FLEET_PRODUCTION=1 passes Django's deployment checks; logs are JSON lines; every response carries the CSP."""
 import json
+import re
 import os
 import subprocess
 import sys
@@ -11,7 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(code_or_args, env_extra, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "DJANGO_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "DJANGO_", "DATABASE_URL", "REDIS_URL"))}
+    # A private SQLite file: these children check settings and headers, not the database.
     env.update({"DJANGO_SETTINGS_MODULE": "fleet.settings", "FLEET_VAR_DIR": str(tmp_path)}, **env_extra)
     return subprocess.run([sys.executable, *code_or_args], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
 
@@ -47,3 +49,28 @@ def test_every_response_carries_a_csp_without_unsafe_inline(client, users):
     for url in ("/accounts/login/", "/api/docs/", "/api/v1/hosts/", "/"):
         policy = client.get(url)["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy, url
+
+
+def test_production_serves_pages_over_https_only_with_hsts_and_hashed_static_files(tmp_path):
+    env = {**PROD, "FLEET_STATIC_ROOT": str(tmp_path / "static"), "FLEET_ALLOWED_HOSTS": "testserver"}
+    done = _run(["manage.py", "collectstatic", "--noinput"], env, tmp_path)
+    assert done.returncode == 0, done.stderr
+    code = """
+import django, json; django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.test import Client
+c = Client()
+plain = c.get("/accounts/login/")
+tls = c.get("/accounts/login/", secure=True)
+print(json.dumps({"plain": plain.status_code, "location": plain.get("Location"), "tls": tls.status_code,
+                  "hsts": tls.get("Strict-Transport-Security"), "csp": tls.get("Content-Security-Policy"),
+                  "html": tls.content.decode()}))
+"""
+    done = _run(["-c", code], env, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["plain"] == 301 and answer["location"].startswith("https://")
+    assert answer["tls"] == 200 and answer["hsts"].startswith("max-age=31536000") and "script-src 'self'" in answer["csp"]
+    # Manifest storage: static references carry a content hash, so browsers may cache them for ever.
+    assert re.search(r'/static/[^"]+\.[0-9a-f]{12}\.(css|js)"', answer["html"]), "no hashed static file referenced"
