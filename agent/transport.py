@@ -11,6 +11,7 @@ delivering loses nothing, and replay in seq order is the one delivery path.
 from __future__ import annotations
 
 import argparse
+import base64
 import enum
 import gzip
 import http.client
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from . import __version__
 from .paths import Root
@@ -161,7 +162,7 @@ class Client:
     silently turn into a GET elsewhere) and TLS is verified unless the operator said otherwise."""
 
     def __init__(self, server: str, *, token_file: str | os.PathLike, context: ssl.SSLContext | None = None,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, proxy: str | None = None) -> None:
         parts = urlsplit(server)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"--server must be an http(s) URL, got {server!r}")
@@ -173,14 +174,21 @@ class Client:
         self.token_file = token_file
         self.context = context
         self.timeout = timeout
+        self.proxy = _parse_proxy(proxy) if proxy else None
         if self.scheme == "http" and self.host not in ("127.0.0.1", "localhost", "::1"):
             log.warning("server %s is plain http: the token and snapshots cross the network unencrypted", server)
 
     def _connection(self) -> http.client.HTTPConnection:
+        host, port = (self.proxy.host, self.proxy.port) if self.proxy else (self.host, self.port)
         if self.scheme == "https":
-            return http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+            # Through a proxy too, TLS runs end to end and the certificate is checked against self.host.
+            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout,
                                                context=self.context or ssl.create_default_context())
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+        if self.proxy:
+            conn.set_tunnel(self.host, self.port or (443 if self.scheme == "https" else 80), headers=self.proxy.headers)
+        return conn
 
     def post(self, path: str, body: bytes, *, headers: dict[str, str]) -> Response:
         try:
@@ -215,6 +223,40 @@ class Client:
     def heartbeat(self, *, content_hash: str, seq: int) -> Response:
         body = json.dumps({"content_hash": content_hash, "seq": seq}).encode()
         return self.post(HEARTBEAT_PATH, body, headers={"Content-Type": "application/json"})
+
+
+@dataclass(frozen=True)
+class Proxy:
+    host: str
+    port: int
+    headers: dict
+
+
+def _parse_proxy(url: str) -> Proxy:
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"--proxy must be an http:// proxy URL (HTTP CONNECT), got {url!r}")
+    headers = {}
+    if parts.username is not None:
+        creds = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(creds).decode()
+    return Proxy(parts.hostname, parts.port or 80, headers)
+
+
+def proxy_from_environment(server: str) -> str | None:
+    """The proxy curl and pip would use for `server` (https_proxy/http_proxy, minus no_proxy);
+    never for a loopback server, which no proxy can reach on our behalf."""
+    from urllib.request import getproxies_environment, proxy_bypass_environment
+
+    parts = urlsplit(server)
+    host = parts.hostname or ""
+    if host in ("localhost", "::1") or host.startswith("127."):
+        return None
+    proxies = getproxies_environment()
+    url = proxies.get(parts.scheme)
+    if not url or proxy_bypass_environment(host, proxies):
+        return None
+    return url
 
 
 @dataclass
@@ -449,6 +491,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate (unsafe)")
     parser.add_argument("--client-cert", help="PEM client certificate for mutual TLS (optional; key inside or --client-key)")
     parser.add_argument("--client-key", help="PEM private key of --client-cert")
+    parser.add_argument("--proxy", help="HTTP CONNECT proxy URL, http://[user:pass@]host:port "
+                        "(default: https_proxy/http_proxy from the environment, honouring no_proxy)")
     parser.add_argument("--root", default="/", help="filesystem root to read (/ on a live host, or a captured tree)")
     parser.add_argument("--spool-dir", default=os.environ.get("FLEET_AGENT_SPOOL_DIR", DEFAULT_SPOOL_DIR),
                         help=f"where undelivered snapshots and the sequence counter live ({DEFAULT_SPOOL_DIR})")
@@ -487,7 +531,8 @@ def run_command(args: argparse.Namespace) -> int:
             except (OSError, ssl.SSLError) as exc:  # ssl.SSLError is an OSError too
                 raise ValueError(f"cannot load the TLS files (--ca-file/--client-cert/--client-key): "
                                  f"{exc.strerror or exc}") from None
-        client = Client(args.server, token_file=args.token_file, timeout=args.timeout, context=context)
+        proxy = args.proxy or proxy_from_environment(args.server)
+        client = Client(args.server, token_file=args.token_file, timeout=args.timeout, context=context, proxy=proxy)
         spool = Spool(args.spool_dir, max_files=args.spool_max, max_bytes=args.spool_max_bytes)
         spool.lock()
     except (TokenFileError, ValueError, SpoolLocked) as exc:
@@ -513,8 +558,9 @@ def run_command(args: argparse.Namespace) -> int:
     pusher = Pusher(config, spool=spool, client=client, stop=stop,
                     backoff=Backoff(base=args.backoff_base, cap=args.backoff_max))
     pending = len(spool.pending())
-    log.info("starting: server %s, root %s, interval %gs, spool %s (%d pending, next seq %d)",
-             args.server, config.root.base, args.interval, spool.dir, pending, spool.seq + 1)
+    log.info("starting: server %s%s, root %s, interval %gs, spool %s (%d pending, next seq %d)",
+             args.server, f" via proxy {client.proxy.host}:{client.proxy.port}" if client.proxy else "",
+             config.root.base, args.interval, spool.dir, pending, spool.seq + 1)
     try:
         return pusher.run()
     finally:

@@ -1,11 +1,15 @@
 """The push loop against a real HTTP peer on loopback (a thread running http.server that records
 every request and answers what the test scripts). The peer stands in for the server's contract
 (docs/snapshot.md, issue 3); the loop, the spool and the HTTP client are the real ones."""
+import base64
 import gzip
 import hashlib
 import json
 import logging
+import select
 import shutil
+import socket
+import socketserver
 import ssl
 import subprocess
 import sys
@@ -21,7 +25,8 @@ from agent import __version__
 from agent.paths import Root
 from agent.snapshot import build, content_hash
 from agent.spool import Spool
-from agent.transport import Backoff, Client, LoopConfig, Pusher, parse_retry_after, read_token, run_command, ssl_context
+from agent.transport import (Backoff, Client, LoopConfig, Pusher, parse_retry_after, proxy_from_environment, read_token,
+                             run_command, ssl_context)
 from tests.e2e.rebind import NIC, flip_driver
 
 TOKEN = "host-token-abc123"
@@ -364,6 +369,80 @@ def test_tls_is_verified_by_default_and_trusts_the_given_ca_file(tmp_path, peer,
     assert any("NOT verifying" in r.getMessage() for r in caplog.records)
     assert blind.run() == 0
     assert [s.path for s in server.seen][-1] == "/api/v1/heartbeat"
+
+
+class ConnectProxy:
+    """A loopback HTTP CONNECT proxy (what squid does for HTTPS): records each CONNECT and relays bytes."""
+
+    def __init__(self):
+        self.connects: list[tuple[str, dict]] = []
+        proxy = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = self.request.recv(4096)
+                    if not chunk:
+                        return
+                    head += chunk
+                lines = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
+                headers = dict(line.split(": ", 1) for line in lines[1:])
+                proxy.connects.append((lines[0], headers))
+                host, port = lines[0].split()[1].rsplit(":", 1)
+                with socket.create_connection((host, int(port))) as upstream:
+                    self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    socks = [self.request, upstream]
+                    while True:
+                        ready, _, _ = select.select(socks, [], [], 5)
+                        if not ready:
+                            return
+                        for sock in ready:
+                            data = sock.recv(65536)
+                            if not data:
+                                return
+                            (upstream if sock is self.request else self.request).sendall(data)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_snapshots_go_through_an_http_connect_proxy_with_tls_end_to_end(tmp_path, peer, capture, token_file):
+    cert, key = _self_signed(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server = peer(tls=tls)
+    proxy = ConnectProxy()
+    try:
+        port = proxy.server.server_address[1]
+        pusher = _pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True,
+                         client_kw={"context": ssl_context(ca_file=str(cert), insecure=False),
+                                    "proxy": f"http://agent:s%40cret@127.0.0.1:{port}"})
+        base = pusher.spool.seq
+        assert pusher.run() == 0
+    finally:
+        proxy.close()
+    [(request_line, headers)] = proxy.connects
+    assert request_line.split()[:2] == ["CONNECT", f"127.0.0.1:{server.httpd.server_address[1]}"]
+    assert headers["Proxy-Authorization"] == "Basic " + base64.b64encode(b"agent:s@cret").decode()
+    assert [s.doc["seq"] for s in server.snapshots()] == [base + 1]
+    assert server.snapshots()[0].headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_the_proxy_comes_from_the_environment_except_for_no_proxy_and_loopback(monkeypatch):
+    for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("https_proxy", "http://squid.example.net:3128")
+    monkeypatch.setenv("no_proxy", "internal.example.net")
+    assert proxy_from_environment("https://fleet.example.net") == "http://squid.example.net:3128"
+    assert proxy_from_environment("https://fleet.internal.example.net") is None
+    assert proxy_from_environment("https://127.0.0.1:8443") is None
+    assert proxy_from_environment("http://fleet.example.net") is None  # no http_proxy set
 
 
 def test_sigterm_stops_the_agent_cleanly_between_collections(tmp_path, peer, capture, token_file):
