@@ -7,22 +7,21 @@ from fleet.web.access import viewer_required
 from fleet.web.json_response import SafeJsonResponse
 from fleet.web.selectors.history import host_snapshots, host_timeline, snapshots_diff
 from fleet.web.selectors.topology import host_topology
-from fleet.web.selectors.violations import SEVERITIES, host_open_violations
+from fleet.web.selectors.violations import host_open_violations
 
 
 @viewer_required
 def host_detail(request, hostname):
     host = get_object_or_404(Host, hostname=hostname)
-    violations = host_open_violations(host)
-    counts = {s: sum(1 for v in violations if v["severity"] == s) for s in SEVERITIES}
+    view = request.GET.get("view")
     page_data = {
         "topology_url": reverse("web:host-topology", args=[host.hostname]),
         "focus": request.GET.get("focus", "")[:64],
         "violation": request.GET.get("violation", "")[:64],
-        "view": request.GET.get("view", "tree") if request.GET.get("view") in {"tree", "groups"} else "tree",
+        "view": view if view in {"tree", "groups"} else "tree",
     }
     return render(request, "web/host.html", {
-        "host": host, "violations": violations, "counts": counts, "page_data": page_data,
+        "host": host, "violations": host_open_violations(host), "page_data": page_data,
         "labels": list(host.labels.values_list("name", flat=True)),
     })
 
