@@ -17,25 +17,27 @@ from django.dispatch import receiver
 from .context import client_addr
 from .services import audit_record
 
-# label -> fields whose change is audited (None: every field). Policy models are all audited
-# (intent and waivers are people's decisions) except the engine's own output, of which only
-# the human parts (acknowledgement, waiver links) count.
+# label -> fields whose change is audited (None: every field). Intent edits are audited through
+# the policy app's IntentChange rows (one per edit, import or baseline acceptance, with the whole
+# intent as TOML before and after), not row by row: an import replaces every table in bulk.
 AUDITED_FIELDS: dict[str, set[str] | None] = {
     "ingest.hosttoken": {"revoked_at"},
     "inventory.host": {"role", "enrollment", "hostname"},
     "inventory.label": None,
+    "policy.waiver": None,
+    "policy.intentchange": None,
 }
-AUDITED_APPS = {"policy"}
+# The engine's own rows, of which only the human parts (acknowledgement, waiver window) count.
 MACHINE_WRITTEN = {"policy.violation": ("ack", "acknowledged", "waive", "waived", "waiver")}
 SECRET_FIELDS = {"token_hash", "password", "secret"}
-ACTOR_FIELDS = ("actor", "created_by", "updated_by", "waived_by", "acknowledged_by", "revoked_by", "author")
+ACTOR_FIELDS = ("actor", "created_by", "updated_by", "waived_by", "acknowledged_by", "revoked_by", "author", "by")
 
 
 def _audited(sender) -> bool:
     meta = getattr(sender, "_meta", None)
     if meta is None:
         return False
-    return meta.label_lower in AUDITED_FIELDS or meta.label_lower in MACHINE_WRITTEN or meta.app_label in AUDITED_APPS
+    return meta.label_lower in AUDITED_FIELDS or meta.label_lower in MACHINE_WRITTEN
 
 
 def _watched_fields(instance) -> set[str] | None:
@@ -99,6 +101,10 @@ def _record_save(sender, instance, created, raw=False, **kwargs):
     if created:
         if instance._meta.label_lower in MACHINE_WRITTEN or instance._meta.label_lower == "inventory.host":
             return  # the engine opening a violation, ingest enrolling a host: facts, not decisions
+        if instance._meta.label_lower == "policy.intentchange":
+            audit_record(actor=_actor(instance), action="intent.change", subject=f"intent ({instance.source}): {instance.summary}",
+                         before={"toml": instance.before}, after={"toml": instance.after})
+            return
         audit_record(actor=_actor(instance), action=_action(instance, "create"), subject=_subject(instance), after=after)
         return
     before = getattr(instance, "_audit_before", None)

@@ -17,7 +17,9 @@ def audit_record(*, actor=None, action: str, subject: str, before=None, after=No
     if actor is None:
         user, name = ambient.user, ambient.name
     elif isinstance(actor, str):
-        user, name = None, actor
+        # Other apps record who acted by username; link the user when it is the one making this request.
+        same = ambient.user is not None and ambient.name == actor
+        user, name = (ambient.user if same else None), actor
     else:
         user, name = actor, actor.get_username()
     if user is not None and not getattr(user, "pk", None):

@@ -93,6 +93,19 @@ def test_waiver_and_acknowledgement_are_audited_with_their_author():
     assert ack.actor_name == "rev2" and ack.after["acknowledged_by"] == "rev2"
 
 
+def test_waiving_and_acknowledging_on_the_violations_page_are_audited_for_the_reviewer(client, users):
+    violation = _violation(Host.objects.create(hostname="h3"))
+    client.force_login(users["security-reviewer"])
+    expires = (timezone.now() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
+    client.post(f"/violations/{violation.pk}/waive/", {"justification": "lab host, no tenants", "expires_at": expires}, REMOTE_ADDR="203.0.113.9")
+    client.post(f"/violations/{violation.pk}/acknowledge/", {"note": "seen"})
+    [waived] = _entries("waiver.create")
+    assert waived.actor == users["security-reviewer"] and waived.remote_addr == "203.0.113.9"
+    assert waived.after["justification"] == "lab host, no tenants"
+    updates = _entries("violation.update")
+    assert {k for e in updates for k in e.after} >= {"waived_until", "acknowledged_at", "acknowledged_by"}
+
+
 def test_the_engine_refreshing_a_violation_is_not_audited():
     violation = _violation(Host.objects.create(hostname="h2"))
     violation.last_seen_at = timezone.now()
@@ -101,15 +114,25 @@ def test_the_engine_refreshing_a_violation_is_not_audited():
     assert not AuditEntry.objects.filter(action__startswith="violation.").exists()
 
 
-def test_intent_edits_are_audited():
-    from fleet.policy.models import Tenant
+def test_intent_edits_in_the_admin_are_audited_with_the_intent_before_and_after(client, users):
+    client.force_login(users["security-reviewer"])
+    response = client.post("/admin/policy/tenant/add/", {
+        "name": "tenant-blue", "vm_patterns": '["blue-*"]', "cgroup_patterns": "[]", "workload_patterns": "[]", "labels": "[]",
+    })
+    assert response.status_code == 302, response.content[:2000]
+    [entry] = _entries("intent.change")
+    assert entry.actor == users["security-reviewer"]
+    assert "tenant-blue" in entry.after["toml"] and "tenant-blue" not in entry.before["toml"]
 
-    tenant = Tenant.objects.create(name="tenant-a")
-    tenant.name = "tenant-b"
-    tenant.save()
-    tenant.delete()
-    actions = [e.action for e in AuditEntry.objects.filter(action__startswith="tenant.").order_by("id")]
-    assert actions == ["tenant.create", "tenant.update", "tenant.delete"]
+
+def test_a_whole_intent_import_is_one_audit_entry(tmp_path):
+    from django.core.management import call_command
+
+    intent = tmp_path / "intent.toml"
+    intent.write_text('[[tenants]]\nname = "tenant-red"\nvm_patterns = ["red-*"]\n')
+    call_command("policy", "import", str(intent))
+    entries = list(AuditEntry.objects.all())
+    assert [e.action for e in entries] == ["intent.change"] and "tenant-red" in entries[0].after["toml"]
 
 
 def test_api_token_issue_and_revoke_are_audited(users):
