@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # Refreshing last_used_at on every push would double the writes of the unchanged fast path.
 TOKEN_TOUCH_EVERY = timedelta(minutes=1)
 HEARTBEAT_MAX_BYTES = 4096
+# Publishing to a broker that is down: give up fast (the sweeper re-queues), do not hold the agent's request.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
 @dataclass(frozen=True)
@@ -214,10 +216,24 @@ def _store(*, host: Host, doc: dict, raw: bytes, remote_addr: str | None) -> Rec
         return _store_once(host=host, doc=doc, raw=raw, remote_addr=remote_addr)
 
 
-@transaction.atomic
-def _store_once(*, host: Host, doc: dict, raw: bytes, remote_addr: str | None) -> ReceiveResult:
+def snapshot_queue_apply(*, snapshot_id: int) -> bool:
+    """Hand a stored snapshot's id to the apply task; False (logged) when the broker cannot take it.
+
+    A broker outage must not turn an accepted, committed snapshot into an error for the agent:
+    the row stays `received` and the sweeper queues it again once the broker is back.
+    """
     from .tasks import apply_snapshot  # tasks import services
 
+    try:
+        apply_snapshot.apply_async((snapshot_id,), retry=True, retry_policy=PUBLISH_RETRY)
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; every one means "not queued"
+        log.warning("snapshot %s stored but not queued (%s: %s); the sweeper will queue it", snapshot_id, exc.__class__.__name__, exc)
+        return False
+    return True
+
+
+@transaction.atomic
+def _store_once(*, host: Host, doc: dict, raw: bytes, remote_addr: str | None) -> ReceiveResult:
     now = timezone.now()
     seq = doc["seq"]
     digest = content_hash(doc)
@@ -246,7 +262,7 @@ def _store_once(*, host: Host, doc: dict, raw: bytes, remote_addr: str | None) -
     )
     Host.objects.filter(pk=host.pk).update(**updates)
     snapshot_id = snapshot.pk
-    transaction.on_commit(lambda: apply_snapshot.delay(snapshot_id))
+    transaction.on_commit(lambda: snapshot_queue_apply(snapshot_id=snapshot_id))
     return ReceiveResult(202, {"id": snapshot_id, "status": "received"})
 
 
@@ -321,14 +337,13 @@ def _snapshot_apply_locked(*, snapshot_id: int) -> tuple[str, Host | None]:
 
 def snapshots_requeue_stuck(*, older_than_seconds: int, limit: int = 1000) -> list[int]:
     """Queue again the snapshots still `received` after `older_than_seconds` (lost task, broker or worker)."""
-    from .tasks import apply_snapshot
-
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     ids = list(
         Snapshot.objects.filter(status=Snapshot.Status.RECEIVED, received_at__lt=cutoff).order_by("received_at").values_list("id", flat=True)[:limit]
     )
     for snapshot_id in ids:
-        apply_snapshot.delay(snapshot_id)
+        if not snapshot_queue_apply(snapshot_id=snapshot_id):
+            break  # broker still down: the next sweep tries again
     if ids:
         log.warning("re-queued %d snapshots left unprocessed for more than %ss", len(ids), older_than_seconds)
     return ids

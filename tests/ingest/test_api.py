@@ -216,7 +216,22 @@ def test_the_snapshot_is_committed_before_its_id_is_queued_and_202_returned(enro
         with psycopg.connect(**dsn) as other:
             seen_by_other_connection.append(other.execute("SELECT status FROM ingest_snapshot WHERE id = %s", [snapshot_id]).fetchone())
 
-    monkeypatch.setattr(tasks.apply_snapshot, "delay", from_outside)
+    monkeypatch.setattr(tasks.apply_snapshot, "apply_async", lambda args, **options: from_outside(args[0]))
     response = push(token, doc)
     assert response.status_code == 202
     assert seen_by_other_connection == [("received",)]
+
+
+def test_a_broker_outage_still_answers_202_and_leaves_the_snapshot_for_the_sweeper(enrolled, push, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from fleet.ingest import tasks
+
+    def broker_down(*args, **options):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.apply_snapshot, "apply_async", broker_down)
+    _, token, doc = enrolled(ISOLATED)
+    response = push(token, doc)
+    assert response.status_code == 202
+    assert Snapshot.objects.get(pk=response.json()["id"]).status == Snapshot.Status.RECEIVED
