@@ -43,3 +43,15 @@ def metrics(request):
         registry.register(_Instruments())
     registry.register(FleetCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+@require_GET
+def healthz(request):
+    """Liveness and database reachability for load balancers and container health checks; no data, no auth."""
+    from django.db import DatabaseError, connection
+
+    try:
+        connection.ensure_connection()
+    except DatabaseError:
+        return HttpResponse('{"database": "unreachable"}\n', status=503, content_type="application/json")
+    return HttpResponse('{"database": "ok"}\n', content_type="application/json")

@@ -120,3 +120,8 @@ def test_queue_depth_is_the_length_of_the_celery_queue(scrape, settings, redis_s
         assert samples[("fleet_queue_depth", ())] == 7 and samples[("fleet_broker_up", ())] == 1
     finally:
         client.delete(queue)
+
+
+def test_healthz_answers_anyone_without_revealing_data(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"database": "ok"}
