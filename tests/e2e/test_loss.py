@@ -186,8 +186,6 @@ def _ingest_with_redis_down(procs, redis_port, root, tmp_path):
     return agent, port, hostname, token, new_driver
 
 
-@pytest.mark.xfail(strict=True, reason="fleet/ingest/services.py publishes with a bare transaction.on_commit(apply_snapshot.delay): "
-                   "a broker error propagates and the API answers 500 (the row is committed; the agent re-sends)")
 def test_the_api_commits_and_answers_202_while_the_broker_is_down(procs, redis_port, writable_capture, tmp_path):
     agent, _, hostname, _, _ = _ingest_with_redis_down(procs, redis_port, writable_capture("isolated-nics"), tmp_path)
     web = next(c for c in procs.children if c.name == "web")
