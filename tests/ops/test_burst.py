@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.
 
 AGENTS = 1000
 DEADLINE = 180.0  # seconds for every agent to be accepted
+METRICS_TOKEN = "burst-metrics"
 
 
 def _enrol_many(tmp_path, count):
@@ -59,6 +60,18 @@ def _documents(capture, count):
     return docs
 
 
+def _ingest_counts(server) -> dict[str, float]:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    request = urllib.request.Request(f"{server}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    return {s.labels["status"]: s.value for f in text_string_to_metric_families(text) for s in f.samples
+            if s.name == "fleet_ingest_requests_total" and s.labels.get("endpoint") == "snapshots"}
+
+
 def test_a_thousand_agents_in_the_same_second_are_all_stored_exactly_once(procs, redis_port, capture, tmp_path):
     from django.db.models import Count
 
@@ -70,7 +83,7 @@ def test_a_thousand_agents_in_the_same_second_are_all_stored_exactly_once(procs,
     web = procs.start("web", [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "fleet.wsgi:application"], env={
         "FLEET_BIND": f"127.0.0.1:{port}", "FLEET_WEB_WORKERS": "2", "FLEET_WEB_THREADS": "16",
         "FLEET_INGEST_MAX_INFLIGHT": "4", "FLEET_INGEST_RETRY_AFTER": "4", "FLEET_ACCESS_LOG": "0",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"), "FLEET_METRICS_TOKEN": METRICS_TOKEN,
     })
     wait_until(lambda: port_open(port), timeout=30, what="gunicorn", proc=web)
 
@@ -117,6 +130,10 @@ def test_a_thousand_agents_in_the_same_second_are_all_stored_exactly_once(procs,
     assert per_host == {f"burst-{i:04d}": 1 for i in range(AGENTS)}
     stored = dict(Snapshot.objects.values_list("host__hostname", "content_hash"))
     assert all(stored[d["host"]["hostname"]] == content_hash(d) for d in docs)
+
+    # /metrics sums both gunicorn workers' counters: every answer the agents got is counted once.
+    counted = _ingest_counts(server)
+    assert counted == {str(k): v for k, v in totals.items()}, counted
 
     # Stored is the promise (the sweeper re-queues whatever a lost task leaves behind); applying a
     # thousand snapshots is the ingest benchmark's business, so only check none was refused or failed.
