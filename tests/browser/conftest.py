@@ -34,7 +34,12 @@ def page(browser, live_server, django_user_model):
     """A logged-in page at 1280x800; fails the test on any page error or dialog."""
     from django.test import Client
 
+    from django.contrib.auth.models import Group
+
+    from fleet.accounts.roles import VIEWER
+
     user = django_user_model.objects.create_user("browser", password="pw")
+    user.groups.add(Group.objects.get(name=VIEWER))
     client = Client()
     client.force_login(user)
     context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)

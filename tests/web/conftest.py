@@ -1,7 +1,8 @@
 """The real captures imported once per module through the ingest path, and users with and without triage rights."""
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, Permission, User
 
+from fleet.accounts.roles import VIEWER
 from fleet.inventory.models import Host
 from tests.accounts.fleet_data import import_capture
 from tests.conftest import CAPTURE_NAMES
@@ -23,14 +24,17 @@ def fleet(django_db_setup, django_db_blocker, capture):
 
 @pytest.fixture
 def viewer(db):
-    return User.objects.create_user("viewer-web", password="pw")
+    """A user with the read-only role."""
+    user = User.objects.create_user("viewer-web", password="pw")
+    user.groups.add(Group.objects.get(name=VIEWER))
+    return user
 
 
 @pytest.fixture
-def reviewer(db):
-    user = User.objects.create_user("reviewer-web", password="pw")
-    user.user_permissions.add(Permission.objects.get(codename="change_violation", content_type__app_label="policy"))
-    return user
+def reviewer(viewer):
+    """A reader who was also granted the policy permission to change violations."""
+    viewer.user_permissions.add(Permission.objects.get(codename="change_violation", content_type__app_label="policy"))
+    return User.objects.get(pk=viewer.pk)  # fresh object: permissions are cached per instance
 
 
 @pytest.fixture

@@ -171,3 +171,9 @@ def test_fleet_page_filters_by_role_label_stale_and_tenant(viewer_client, fleet)
     assert shown("?label=rack-12") == {"flt-web"}
     assert shown("?stale=yes&q=flt-") == {"flt-quiet"}
     assert shown("?tenant=tenant-a") == {tenant_host.hostname}
+
+
+def test_a_logged_in_user_without_a_role_gets_403(client, fleet, django_user_model):
+    client.force_login(django_user_model.objects.create_user("no-role-web", password="pw"))
+    for url in _urls(fleet["isolated-nics"]):
+        assert client.get(url).status_code == 403, url
