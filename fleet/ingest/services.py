@@ -245,13 +245,13 @@ def _store_once(*, host: Host, doc: dict, raw: bytes, remote_addr: str | None) -
             return ReceiveResult(200, {"id": same_seq.pk, "status": "duplicate"})
     # Only the latest stored snapshot counts as "the same": A → B → A must apply A again.
     latest = Snapshot.objects.filter(host=host).only("id", "content_hash", "status").order_by("-id").first()
-    if latest is not None and latest.content_hash == digest:
-        if latest.status == Snapshot.Status.APPLIED and host.content_hash == digest:
-            Host.objects.filter(pk=host.pk).update(**seen)
-            return ReceiveResult(200, {"id": latest.pk, "status": "unchanged"})
-        if latest.status in (Snapshot.Status.RECEIVED, Snapshot.Status.FAILED):
-            Host.objects.filter(pk=host.pk).update(**seen)
-            return ReceiveResult(200, {"id": latest.pk, "status": "duplicate"})
+    pending = latest is not None and latest.status == Snapshot.Status.RECEIVED
+    if host.content_hash == digest and not pending:
+        Host.objects.filter(pk=host.pk).update(**seen)
+        return ReceiveResult(200, {"id": host.applied_snapshot_id, "status": "unchanged"})
+    if latest is not None and latest.content_hash == digest and latest.status in (Snapshot.Status.RECEIVED, Snapshot.Status.FAILED):
+        Host.objects.filter(pk=host.pk).update(**seen)
+        return ReceiveResult(200, {"id": latest.pk, "status": "duplicate"})
     updates = dict(seen)
     machine_id = doc["host"].get("machine_id")
     if not host.machine_id and machine_id:

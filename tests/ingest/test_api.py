@@ -235,3 +235,17 @@ def test_a_broker_outage_still_answers_202_and_leaves_the_snapshot_for_the_sweep
     response = push(token, doc)
     assert response.status_code == 202
     assert Snapshot.objects.get(pk=response.json()["id"]).status == Snapshot.Status.RECEIVED
+
+
+def test_after_a_late_snapshot_was_superseded_the_current_state_is_still_recognised_as_unchanged(enrolled, push, capture):
+    from tests.inventory.documents import document_of
+
+    host, token, current = enrolled(ISOLATED)
+    current["seq"] = 3
+    late = document_of(capture("iommu-passthrough"), seq=2, hostname=host.hostname)
+    late["host"]["machine_id"] = current["host"]["machine_id"]
+    assert [push(token, d).status_code for d in (current, late)] == [202, 202]
+    assert Snapshot.objects.get(seq=2).status == Snapshot.Status.SUPERSEDED
+    again = push(token, dict(current, seq=4))
+    assert (again.status_code, again.json()["status"]) == (200, "unchanged")
+    assert Snapshot.objects.count() == 2
