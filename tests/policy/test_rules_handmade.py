@@ -192,11 +192,37 @@ def test_a_node_owned_by_another_user_than_its_holder_is_device_node_permissions
     assert ("device-node-permissions", "/dev/vfio/5") in fired(st)
 
 
-def test_group_and_device_nodes_of_one_group_with_different_owners_are_device_node_permissions():
-    # 6.6+ hosts: the group node and the per-device cdev of the same group chowned differently.
+def test_group_and_device_nodes_of_one_group_owned_by_two_non_root_users_are_device_node_permissions():
+    # 6.6+ hosts: the group node chowned to one VM's account, the per-device cdev of the same group to another.
     st = state(devices=[nic("0000:03:00.0", 5)], nodes=[node("/dev/vfio/5", group=5, uid=64055),
-                                                       node("/dev/vfio/devices/vfio0", kind="device", device="0000:03:00.0", uid=0)])
-    assert {s for r, s in fired(st) if r == "device-node-permissions"} == {"/dev/vfio/5", "/dev/vfio/devices/vfio0"}
+                                                       node("/dev/vfio/devices/vfio0", kind="device", device="0000:03:00.0", uid=1000)])
+    found = {f.subject_id: f for f in evaluate(st) if f.rule == "device-node-permissions"}
+    assert set(found) == {"/dev/vfio/5", "/dev/vfio/devices/vfio0"}
+    assert "whoever opens it drives 0000:03:00.0" in found["/dev/vfio/devices/vfio0"].message
+    assert "every device of group 5" in found["/dev/vfio/5"].message
+
+
+def test_a_vm_on_its_per_device_cdev_beside_the_root_0600_group_node_is_not_device_node_permissions():
+    # 6.6+ hosts with iommufd: QEMU (uid 64055) opens only /dev/vfio/devices/vfio0, chowned to it by libvirt;
+    # the group node /dev/vfio/5 keeps the kernel's root 0600, which nobody but root can open.
+    nodes = [node("/dev/vfio/5", group=5, uid=0), node("/dev/vfio/devices/vfio0", kind="device", device="0000:03:00.0", uid=64055),
+             node("/dev/iommu", kind="iommufd", mode="0660")]
+    holders = [holder(301, vm="vm1", devices=["0000:03:00.0"], nodes=["/dev/iommu", "/dev/vfio/devices/vfio0"])]
+    assert "device-node-permissions" not in rules(state(devices=[nic("0000:03:00.0", 5)], nodes=nodes, holders=holders))
+
+
+def test_a_root_0600_node_handed_to_a_non_root_vm_as_an_fd_is_not_device_node_permissions():
+    # libvirt fd passing: libvirtd (root) opens the root-owned cdev and passes the fd to QEMU running as uid 64055.
+    nodes = [node("/dev/vfio/5", group=5, uid=0), node("/dev/vfio/devices/vfio0", kind="device", device="0000:03:00.0", uid=0)]
+    holders = [holder(301, vm="vm1", devices=["0000:03:00.0"], nodes=["/dev/vfio/devices/vfio0"])]
+    assert "device-node-permissions" not in rules(state(devices=[nic("0000:03:00.0", 5)], nodes=nodes, holders=holders))
+
+
+def test_a_root_0600_group_node_with_a_world_readable_cdev_of_the_same_group_flags_only_the_cdev():
+    # A udev rule giving /dev/vfio/devices/* 0666 on a 6.6+ host: the cdev is the exposure, the group node is not.
+    nodes = [node("/dev/vfio/5", group=5, uid=0), node("/dev/vfio/devices/vfio0", kind="device", device="0000:03:00.0", mode="0666")]
+    found = {s for r, s in fired(state(devices=[nic("0000:03:00.0", 5)], nodes=nodes)) if r == "device-node-permissions"}
+    assert found == {"/dev/vfio/devices/vfio0"}
 
 
 def test_dev_iommu_looser_than_0660_is_device_node_permissions_but_0660_is_fine():

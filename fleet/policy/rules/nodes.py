@@ -1,4 +1,12 @@
-"""Device nodes that grant DMA: /dev/vfio/<N>, /dev/vfio/devices/vfioX, /dev/iommu."""
+"""Device nodes that grant DMA: /dev/vfio/<N>, /dev/vfio/devices/vfioX, /dev/iommu.
+
+Only real exposures count (DOMAIN.md §6). A root-owned 0600 node is never one: only root can
+open it, and on 6.6+ hosts a VM that uses its per-device cdev leaves the group node exactly so.
+Likewise a holder running as root, or holding a root-owned node it was handed as an fd
+(libvirt fd passing), is no owner mismatch. What is: a node its Unix group or the world can
+open, a node owned by another non-root account than the process holding it, two non-root
+accounts owning nodes of one group, and /dev/iommu looser than 0660.
+"""
 from __future__ import annotations
 
 from ..facts import HostFacts
@@ -15,6 +23,15 @@ def _node_group(facts: HostFacts, node: dict):
     return None
 
 
+def _what_it_grants(facts: HostFacts, node: dict) -> str:
+    if node.get("kind") == "iommufd":
+        return "any process that opens it can create I/O address spaces for the devices it is handed"
+    if node.get("kind") == "device" and node.get("device"):
+        return f"whoever opens it drives {node['device']} by DMA"
+    gid = _node_group(facts, node)
+    return f"whoever opens it owns every device of group {gid}" if gid is not None else "whoever opens it owns every device of the group"
+
+
 def device_node_permissions(facts: HostFacts) -> list[Finding]:
     nodes = (facts.state.get("vfio") or {}).get("nodes") or []
     holders_by_node: dict[str, list[dict]] = {}
@@ -26,6 +43,9 @@ def device_node_permissions(facts: HostFacts) -> list[Finding]:
         gid = _node_group(facts, node)
         if gid is not None:
             owners_by_group.setdefault(gid, {})[node["path"]] = node.get("uid")
+    for gid, owners in list(owners_by_group.items()):
+        # Root-owned nodes of the group are the kernel's default, not a second owner.
+        owners_by_group[gid] = {p: u for p, u in owners.items() if u not in (0, None)}
     out = []
     for node in sorted(nodes, key=lambda n: n["path"]):
         kind = node.get("kind")
@@ -43,18 +63,19 @@ def device_node_permissions(facts: HostFacts) -> list[Finding]:
             if mode & 0o077:
                 problems.append(f"mode {node.get('mode')} lets group/other users open it")
             holder_uids = sorted({h.get("uid") for h in holders_by_node.get(node["path"], ()) if h.get("uid") is not None})
-            wrong = [u for u in holder_uids if u != node.get("uid") and u != 0]
+            owner = node.get("uid")
+            wrong = [u for u in holder_uids if owner not in (0, None) and u not in (0, owner)]
             if wrong:
                 problems.append(f"owner uid {node.get('uid')} differs from the holder's uid {', '.join(map(str, wrong))}")
             gid = _node_group(facts, node)
             peers = owners_by_group.get(gid, {})
-            if len(set(peers.values())) > 1:
+            if owner not in (0, None) and len(set(peers.values())) > 1:
                 problems.append(f"nodes of group {gid} have different owners ({', '.join(f'{p} uid {u}' for p, u in sorted(peers.items()))})")
         if not problems:
             continue
         out.append(Finding(
             "device-node-permissions", "node", node["path"],
-            f"{node['path']}: {'; '.join(problems)} — whoever opens it owns every device of the group.",
+            f"{node['path']}: {'; '.join(problems)} — {_what_it_grants(facts, node)}.",
             evidence={"node": node, "holders": [{"pid": h["pid"], "uid": h.get("uid"), "vm": h.get("vm")}
                                                 for h in holders_by_node.get(node["path"], ())],
                       "group": _node_group(facts, node), "problems": problems},
