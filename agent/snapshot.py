@@ -44,7 +44,7 @@ def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
     warnings = Warnings()
     rd = Reader(root, warnings)
     host_facts = _guard("host", warnings, host.empty(), lambda: host.collect(rd))
-    units = _guard("iommu_units", warnings, [], lambda: iommu_units.collect(rd))
+    units = _guard("iommu_units", warnings, [], lambda: iommu_units.collect(rd, host_facts.get("kernel")))
     devices = _guard("pci", warnings, [], lambda: pci.collect(rd))
     _guard("config_space", warnings, None, lambda: config_space.decorate(rd, devices))
     group_list = _guard("groups", warnings, [], lambda: groups.collect(rd, devices, units))

@@ -5,10 +5,12 @@ one side is missing (a partial tree, a racing hot-plug), the other fills in and 
 """
 from __future__ import annotations
 
+import os
 import re
 
 from ..sysfs import Reader
 from . import pci
+from .iommu_units import CLASS_IOMMU
 
 GROUPS = "/sys/kernel/iommu_groups"
 _REGION_RE = re.compile(r"^(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+(\S+)$")
@@ -48,11 +50,28 @@ def _read_group(rd: Reader, gid: int) -> dict:
     members = []
     for name in rd.listdir(f"{base}/devices"):
         if pci.is_bdf(name):
+            _check_member_link(rd, f"{base}/devices/{name}", name)
             members.append(name)
         else:
             group.setdefault("other_devices", []).append(rd.printable(f"{base}/devices/{name}", name))
     group["devices"] = members
     return group
+
+
+def _check_member_link(rd: Reader, kernel_path: str, bdf: str) -> None:
+    """The kernel makes each member entry a link to the device's directory. The name is still taken
+    as the member (the device's own iommu_group link is cross-checked later), but a damaged entry
+    is worth a warning: the capture or the host is not what the kernel wrote."""
+    p = rd.root.fspath(kernel_path)
+    try:
+        target = os.readlink(p)
+    except OSError:
+        rd.warn(kernel_path, "not a link to the device (garbled entry); member taken from its name")
+        return
+    if target.rstrip("/").rsplit("/", 1)[-1] != bdf:
+        rd.warn(kernel_path, f"links to {rd.printable(kernel_path, target[:120])!r}, not to device {bdf}")
+    elif not os.path.exists(p):
+        rd.warn(kernel_path, "dangling link; member taken from its name")
 
 
 def _check_listed_members(rd: Reader, groups: dict[int, dict], by_bdf: dict[str, dict]) -> set[str]:
@@ -96,8 +115,10 @@ def _fill_unit(rd: Reader, group: dict, by_bdf: dict[str, dict], unit_names: set
         rd.warn(f"{GROUPS}/{group['id']}", f"members name different IOMMU units {member_units}; unit left unknown")
     elif member_units:
         group["unit"] = member_units[0]
-        if unit_names and member_units[0] not in unit_names:
-            rd.warn(f"{GROUPS}/{group['id']}", f"unit {member_units[0]!r} not in /sys/class/iommu")
+        if member_units[0] not in unit_names:
+            # Every unit a device's `iommu` link names is registered in /sys/class/iommu by the kernel.
+            rd.warn(f"{CLASS_IOMMU}/{member_units[0]}", f"missing, though the iommu links of group {group['id']}'s "
+                                                        "devices name it; its features are unknown")
 
 
 def collect(rd: Reader, devices: list[dict], units: list[dict]) -> list[dict]:

@@ -21,7 +21,6 @@ _FEATURE_INTS = ("pasid_width", "domains_supported", "domains_used")
 _INTEL_FILES = ("cap", "ecap", "version", "address", "domains_supported", "domains_used")
 _AMD_FILES = ("cap", "features")
 _KERNEL_RE = re.compile(r"^(\d+)\.(\d+)")
-_VERSION_RE = re.compile(r"^Linux version (\S+)")
 
 
 def empty_features() -> dict:
@@ -111,14 +110,6 @@ def detect_vendor(name: str, entries: set[str], device_link: str | None) -> str:
     return "unknown"
 
 
-def _kernel_release(rd: Reader) -> str | None:
-    release = rd.text("/proc/sys/kernel/osrelease", missing_ok=True)
-    if release:
-        return release
-    m = _VERSION_RE.match(rd.text("/proc/version", missing_ok=True) or "")
-    return m.group(1) if m else None
-
-
 def _registers(rd: Reader, base: str, subdir: str, files: tuple[str, ...], required: tuple[str, ...]) -> dict:
     """Raw register texts; only the ones every kernel with this driver has are warned about when missing."""
     return {f: v for f in files
@@ -166,13 +157,15 @@ def collect_one(rd: Reader, name: str, kernel: str | None) -> dict:
                 rd.warn(f"{base}/amd-iommu/features",
                         f"cannot tell EFR in {text[:40]!r} (kernel {kernel or 'unknown'}); features unknown")
             features = decode_amd(efr)
-    devices = sorted(d for d in rd.listdir(f"{base}/devices", missing_ok=True) if pci.is_bdf(d))
+    # iommu_device_sysfs_add() gives every unit a `devices/` directory, even one translating nothing.
+    devices = sorted(d for d in rd.listdir(f"{base}/devices") if pci.is_bdf(d))
     return {"name": rd.printable(base, name), "vendor": vendor, "devices": devices, "registers": registers, "features": features}
 
 
-def collect(rd: Reader, kernel: str | None = None) -> list[dict]:
+def collect(rd: Reader, kernel: str | None) -> list[dict]:
+    """`kernel` is the release the host collector read (the AMD register layout depends on it);
+    passed in so one collection reads /proc/version and osrelease once."""
     names = rd.listdir(CLASS_IOMMU, missing_ok=True)
     if not names:
         return []
-    kernel = kernel or _kernel_release(rd)
     return [collect_one(rd, name, kernel) for name in names]

@@ -26,7 +26,9 @@ _ID_FILES = (
     ("class", "class", 6),
     ("revision", "revision", 2),
 )
-_REQUIRED = {"vendor", "device", "class"}
+# The kernel creates every one of these for every PCI function (pci_dev_attrs in
+# drivers/pci/pci-sysfs.c), so a missing one means a damaged or partial tree, worth a warning.
+_REQUIRED = {fname for fname, _key, _digits in _ID_FILES}
 _LINK_FILES = (
     ("current_link_speed", "current_speed"),
     ("current_link_width", "current_width"),

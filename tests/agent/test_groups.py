@@ -2,7 +2,9 @@
 import os
 import shutil
 
-from agent.collectors import groups, pci
+import pytest
+
+from agent.collectors import groups, iommu_units, pci
 from agent.paths import Root
 from agent.sysfs import Reader
 from tests.agent import groundtruth as gt
@@ -102,3 +104,39 @@ def test_non_pci_members_are_listed_apart_and_non_utf8_names_stay_serialisable(w
     assert group["other_devices"] == ["plat\ufffd"]
     assert membership(group_list) == gt.find_groups(root)
     to_json({"groups": group_list, "warnings": rd.warnings.as_list()}).encode("utf-8")
+
+
+def test_a_deleted_iommu_class_entry_is_warned_about_by_name(writable_capture):
+    root = writable_capture("shared-bridge-group")
+    (root / "sys/class/iommu/dmar0").unlink()
+    rd = Reader(Root.of(root))
+    devices = pci.collect(rd)
+    group_list = groups.collect(rd, devices, [])
+    assert membership(group_list) == gt.find_groups(root)
+    assert any(w.startswith("/sys/class/iommu/dmar0: missing, though the iommu links") for w in rd.warnings.as_list())
+
+
+@pytest.mark.parametrize("damage", ["dangling", "garbled", "elsewhere"])
+def test_a_damaged_group_member_link_keeps_the_member_and_warns_naming_the_link(writable_capture, damage):
+    # What the kernel writes is a link to the device; a capture copied badly (or a hostile tree) is not.
+    root = writable_capture("shared-bridge-group")
+    truth = gt.find_groups(root)
+    gid = next(g for g, b in truth if b == "0000:02:02.0")
+    entry = root / f"sys/kernel/iommu_groups/{gid}/devices/0000:02:02.0"
+    entry.unlink()
+    if damage == "dangling":
+        entry.symlink_to("../../../../devices/pci0000:00/0000:00:02.0/0000:01:00.0/gone/0000:02:02.0")
+    elif damage == "garbled":
+        entry.write_bytes(b"\xff\xfe not a link")
+    else:
+        entry.symlink_to("../../../../devices/pci0000:00/0000:00:03.0/0000:03:00.0")
+    rd, _, group_list = collect(root)
+    assert membership(group_list) == truth
+    path = f"/sys/kernel/iommu_groups/{gid}/devices/0000:02:02.0"
+    assert [w for w in rd.warnings.as_list() if w.startswith(path + ": ")], rd.warnings.as_list()
+
+
+def test_an_intact_capture_has_no_member_link_or_unit_warning(capture):
+    rd = Reader(Root.of(capture("shared-bridge-group")))
+    groups.collect(rd, pci.collect(rd), iommu_units.collect(rd))
+    assert rd.warnings.as_list() == []

@@ -1,8 +1,11 @@
 """Host facts: the kernel command line's IOMMU flags, names, kernel, DMI, psutil facts."""
+import sys
+
 import pytest
 
 from agent.collectors import host
 from agent.paths import Root
+from agent.snapshot import build
 from agent.sysfs import Reader
 from tests.agent import groundtruth as gt
 from tests.conftest import CAPTURE_NAMES
@@ -93,3 +96,30 @@ def test_overlong_hostname_is_truncated_with_a_warning(writable_capture):
     rd = Reader(Root.of(root))
     assert host.collect(rd)["hostname"] == "a" * 253
     assert any("longer than 253" in w for w in rd.warnings.as_list())
+
+
+# Audit hooks cannot be removed: one hook for the module, recording only while a test listens.
+_opened: list[str] | None = None
+
+
+def _record_open(event, args):
+    if event == "open" and _opened is not None and isinstance(args[0], str):
+        _opened.append(args[0])
+
+
+sys.addaudithook(_record_open)
+
+
+@pytest.mark.parametrize("name", ["isolated-nics", "no-iommu"])
+def test_one_collection_opens_proc_version_and_osrelease_at_most_once(name, capture, tmp_path):
+    global _opened
+    root = capture(name)
+    _opened = []
+    try:
+        doc = build(Root.of(root))
+    finally:
+        opened, _opened = _opened, None
+    for kernel_file in ("proc/version", "proc/sys/kernel/osrelease"):
+        assert sum(1 for p in opened if p.endswith("/" + kernel_file)) <= 1, kernel_file
+    assert sum(1 for p in opened if p.endswith("/proc/version")) == 1  # captures carry no osrelease
+    assert doc["host"]["kernel"] == (root / "proc/version").read_text().split()[2]

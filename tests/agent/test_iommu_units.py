@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from agent.collectors import iommu_units
+from agent.collectors import host, iommu_units
 from agent.paths import Root
 from agent.sysfs import Reader
 
@@ -77,7 +77,8 @@ def test_amd_unit_is_read_from_its_amd_iommu_directory(tmp_path):
                      members=["0000:00:03.0"])
     (root / "proc").mkdir()
     (root / "proc/version").write_text("Linux version 6.1.0-56-amd64 (x) #1\n")
-    [unit] = iommu_units.collect(Reader(Root.of(root)))
+    rd = Reader(Root.of(root))
+    [unit] = iommu_units.collect(rd, host.collect(rd)["kernel"])
     assert (unit["name"], unit["vendor"], unit["devices"]) == ("ivhd0", "amd", ["0000:00:03.0"])
     assert unit["registers"] == {"cap": "40", "features": "0:29d3"}
     assert (unit["features"]["ppr"], unit["features"]["gt"]) == (True, True)  # 0x29d3 has bits 1 and 4
@@ -100,7 +101,7 @@ def test_garbled_intel_register_is_unknown_with_a_warning(writable_capture):
     root = writable_capture("isolated-nics")
     (root / "sys/class/iommu/dmar0/intel-iommu/ecap").write_bytes(b"not-hex\n")
     rd = Reader(Root.of(root))
-    [unit] = iommu_units.collect(rd)
+    [unit] = iommu_units.collect(rd, None)
     assert unit["features"]["interrupt_remapping"] is None and unit["features"]["caching_mode"] is False
     assert "/sys/class/iommu/dmar0/intel-iommu/ecap: not a hex register ('not-hex')" in rd.warnings.as_list()
 
@@ -109,6 +110,6 @@ def test_missing_intel_ecap_is_unknown_with_a_warning(writable_capture):
     root = writable_capture("isolated-nics")
     (root / "sys/class/iommu/dmar0/intel-iommu/ecap").unlink()
     rd = Reader(Root.of(root))
-    [unit] = iommu_units.collect(rd)
+    [unit] = iommu_units.collect(rd, None)
     assert unit["features"]["pasid"] is None and "ecap" not in unit["registers"]
     assert "/sys/class/iommu/dmar0/intel-iommu/ecap: missing" in rd.warnings.as_list()

@@ -173,3 +173,15 @@ def test_parents_follow_real_machine_bridge_trees(xml_path, tmp_path):
     assert any(p is not None for p in parents.values())
     devices = pci.collect(Reader(Root.of(tmp_path)))
     assert {d["bdf"]: d["parent"] for d in devices} == parents
+
+
+@pytest.mark.parametrize("attribute", ["revision", "subsystem_vendor", "subsystem_device"])
+def test_a_missing_attribute_the_kernel_always_writes_is_null_with_a_warning_naming_it(writable_capture, attribute):
+    root = writable_capture("isolated-nics")
+    (root / f"sys/bus/pci/devices/0000:02:00.0/{attribute}").unlink()
+    rd = Reader(Root.of(root))
+    devices = {d["bdf"]: d for d in pci.collect(rd)}
+    key = {"revision": "revision", "subsystem_vendor": "subsystem_vendor_id",
+           "subsystem_device": "subsystem_device_id"}[attribute]
+    assert devices["0000:02:00.0"][key] is None
+    assert rd.warnings.as_list() == [f"/sys/bus/pci/devices/0000:02:00.0/{attribute}: missing"]

@@ -25,8 +25,10 @@ DAMAGES = ("delete", "empty", "garble", "dangling", "directory", "rename")
 # 4.11), a missing machine-id, an fd that closed or now points elsewhere (delete/dangling of fd links).
 MUST_WARN = [
     (r"sys/kernel/iommu_groups/\d+/(type|reserved_regions)$", ("empty", "garble", "directory")),
-    (r"sys/kernel/iommu_groups/\d+/devices/[^/]+$", ("delete",)),
-    (r"sys/devices/pci[^/]+/(.*/)?[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]/(vendor|device|class)$", DAMAGES),
+    (r"sys/kernel/iommu_groups/\d+/devices/[^/]+$", ("delete", "empty", "garble", "dangling", "directory")),
+    (r"sys/devices/pci[^/]+/(.*/)?[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]/"
+     r"(vendor|device|class|revision|subsystem_vendor|subsystem_device)$", DAMAGES),
+    (r"sys/class/iommu/[^/]+$", ("delete", "empty", "garble", "dangling", "directory")),
     (r"sys/devices/pci[^/]+/(.*/)?[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]/config$", ("delete", "empty", "directory")),
     (r"sys/devices/pci[^/]+/(.*/)?[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]/iommu_group$", DAMAGES),
     (r"sys/class/iommu/[^/]+/intel-iommu/(cap|ecap)$", DAMAGES),
