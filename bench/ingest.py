@@ -48,6 +48,7 @@ def parse_args():
     parser.add_argument("--web-threads", type=int, default=8)
     parser.add_argument("--large-hosts", type=int, default=4)
     parser.add_argument("--changed", type=int, default=60, help="changed 480-device snapshots for the worker phase")
+    parser.add_argument("--pool", default="prefork", help="celery worker pool for the worker phase (prefork -c 1, or solo)")
     parser.add_argument("--port", type=int, default=8799)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     parser.add_argument("--phases", default="http,worker,apply", help="comma-separated subset of http,worker,apply")
@@ -291,7 +292,7 @@ def main() -> int:
     procs: list[subprocess.Popen] = []
     try:
         worker = subprocess.Popen(
-            [python, "-m", "celery", "-A", "fleet", "worker", "-c", "1", "-P", "prefork", "--without-gossip", "--without-mingle",
+            [python, "-m", "celery", "-A", "fleet", "worker", "-c", "1", "-P", args.pool, "--without-gossip", "--without-mingle",
              "--without-heartbeat", "-l", "WARNING"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -1,7 +1,9 @@
 """Celery adapters: fetch by id, call the service, retry on transient database trouble."""
+import gc
 import logging
 
 from celery import shared_task
+from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -30,3 +32,14 @@ def sweep() -> dict:
     requeued = services.snapshots_requeue_stuck(older_than_seconds=getattr(settings, "FLEET_REQUEUE_AFTER", 120))
     stale = services.hosts_mark_stale()
     return {"requeued": len(requeued), "stale": stale}
+
+
+@worker_process_init.connect
+@worker_ready.connect
+def _freeze_startup_objects(**kwargs) -> None:
+    """Move everything loaded at start-up (Django, Celery, the schema) out of the collector's sight.
+
+    Parsing a 480-device snapshot allocates ~100k objects; with the start-up objects still tracked,
+    the full collections this triggers took ~35 ms each (against ~3 ms for the parse itself).
+    """
+    gc.freeze()
