@@ -106,7 +106,10 @@ export function topologyChart(data, options) {
     .attr('class', (n) => `node kind-${n.data.kind}${n.data.kind === 'device' ? ` owner-${n.data.owner_kind}` : ''}`);
   ng.filter((n) => n.data.kind === 'device').each(function (n) { drawDevice(d3, d3.select(this), n.data, options); });
   ng.filter((n) => n.data.kind === 'aggregate').each(function (n) { drawAggregate(d3.select(this), n.data); });
-  ng.filter((n) => ['host', 'unit', 'rc'].includes(n.data.kind)).each(function (n) { drawStructural(d3.select(this), n.data); });
+  const hostRules = [...new Set(data.violations.filter((v) => v.subject_kind === 'host').map((v) => v.rule))];
+  ng.filter((n) => ['host', 'unit', 'rc'].includes(n.data.kind)).each(function (n) {
+    drawStructural(d3.select(this), n.data, n.data.kind === 'host' ? pickRule(hostRules, options.violation) : null);
+  });
 
   const bounds = {
     x0: -40, y0: (d3.min(nodes, (n) => n.x) || 0) - ROW,
@@ -144,7 +147,14 @@ function drawAggregate(g, d) {
   g.append('text').attr('class', 'sub').attr('x', 0).attr('y', 11).text(d.assigned ? `${d.assigned} assigned, no violation` : 'nothing assigned');
 }
 
-function drawStructural(g, d) {
+function drawStructural(g, d, rule) {
+  if (rule) {
+    // A host-level violation (no IOMMU, unsafe interrupts…) marks the host node itself.
+    g.attr('data-violation', rule).classed('has-violation', true).attr('tabindex', 0).attr('role', 'img')
+      .attr('aria-label', `host ${d.label}: violation ${rule}`);
+    g.append('circle').attr('class', 'violation-ring').attr('r', 14).attr('stroke', VIOLATION_COLOR);
+    g.append('text').attr('class', 'warn').attr('x', -24).attr('y', 5).text('⚠');
+  }
   g.append('rect').attr('class', 'struct-shape').attr('x', -6).attr('y', -9).attr('width', 12).attr('height', 18);
   const label = d.kind === 'unit' ? `${d.label}${d.vendor ? ` (${d.vendor})` : ''}` : d.label;
   // Structural columns are narrow: labels go above (host, root complex) or below (unit) so neighbours never collide.
