@@ -6,11 +6,17 @@ sorts every section by name and always writes every key). The database form live
 `fleet.policy.models` and is read by `selectors.intent_current()`.
 
 Patterns are fnmatch globs; a pattern starting with `re:` is a full-match regular expression.
+They run against strings the hosts send (VM names, cgroup paths, hostnames), so a regular
+expression that can backtrack catastrophically is refused when the intent is read (nested
+unbounded repeats such as `(a+)+`, the classic ReDoS shape), and values longer than
+MAX_MATCHED_LENGTH are matched by no pattern at all (their holder then shows as unknown).
 """
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
+import re._parser as re_parser
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,17 +28,76 @@ class IntentError(ValueError):
     """The intent file is not valid; the message names the offending key."""
 
 
+log = logging.getLogger(__name__)
+
+# Longer than any hostname (253), VM name or libvirt cgroup path; longer host strings match nothing.
+MAX_MATCHED_LENGTH = 1024
+_REPEATS = (re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, re_parser.POSSESSIVE_REPEAT)
+_NEVER = re.compile(r"(?!)")
+
+
+def _subpatterns(av):
+    """The nested SubPatterns of one parsed regex item's argument (repeat, group, branch, assertion)."""
+    items = av if isinstance(av, (tuple, list)) else ()
+    for item in items:
+        if isinstance(item, re_parser.SubPattern):
+            yield item
+        elif isinstance(item, (tuple, list)):
+            yield from _subpatterns(item)
+
+
+def _has_repeat(sub) -> bool:
+    return any((op in _REPEATS and av[1] > 1) or any(_has_repeat(s) for s in _subpatterns(av)) for op, av in sub)
+
+
+def _nested_repeat(sub) -> bool:
+    for op, av in sub:
+        if op in _REPEATS and av[1] > 1 and _has_repeat(av[2]):
+            return True
+        if any(_nested_repeat(s) for s in _subpatterns(av)):
+            return True
+    return False
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why `pattern` cannot be used (bad or catastrophically backtracking regex), None when it can."""
+    if not pattern.startswith("re:"):
+        return None
+    try:
+        parsed = re_parser.parse(pattern[3:])
+        re.compile(pattern[3:])
+    except re.error as exc:
+        return f"bad regular expression {pattern!r}: {exc}"
+    if _nested_repeat(parsed):
+        return (f"regular expression {pattern!r} nests a repeat inside a repeat (like (a+)+), which can backtrack "
+                "for ever on a hostile host string; rewrite it without the nested quantifier")
+    return None
+
+
 @lru_cache(maxsize=4096)
 def _compiled(pattern: str) -> re.Pattern:
     if pattern.startswith("re:"):
+        problem = pattern_problem(pattern)
+        if problem:
+            # Stored before validation existed, or written around it: never run it against host strings.
+            log.warning("intent pattern ignored: %s", problem)
+            return _NEVER
         return re.compile(pattern[3:])
     return re.compile(fnmatch.translate(pattern))
 
 
 def pattern_matches(patterns, value: str | None) -> bool:
-    if not value:
+    if not value or len(value) > MAX_MATCHED_LENGTH:
         return False
     return any(_compiled(p).fullmatch(value) for p in patterns)
+
+
+def check_patterns(values, where: str) -> None:
+    """IntentError naming `where` (e.g. `tenants[0].vm_patterns`) for the first unusable pattern."""
+    for value in values:
+        problem = pattern_problem(value)
+        if problem:
+            raise IntentError(f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -130,12 +195,7 @@ def _strs(table: dict, key: str, where: str) -> tuple[str, ...]:
     value = table.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise IntentError(f"{where}.{key} must be a list of strings")
-    for v in value:
-        if v.startswith("re:"):
-            try:
-                re.compile(v[3:])
-            except re.error as exc:
-                raise IntentError(f"{where}.{key}: bad regular expression {v!r}: {exc}") from exc
+    check_patterns(value, f"{where}.{key}")
     return tuple(value)
 
 
@@ -204,6 +264,7 @@ def parse_toml(text: str) -> Intent:
     for w, t in _named(doc.get("devices", []), "devices"):
         exp = DeviceExpectation(name=t["name"], **{k: _str(t, k, w) for k in
                                 ("role", "host_pattern", "bdf", "vendor_device", "class_prefix", "driver", "owner")})
+        check_patterns((exp.host_pattern,) if exp.host_pattern else (), f"{w}.host_pattern")
         if not (exp.bdf or exp.vendor_device or exp.class_prefix):
             raise IntentError(f"{w} must match by bdf, vendor_device or class_prefix")
         devices.append(exp)

@@ -5,6 +5,7 @@ rows. The intent tables are the editable form of the reviewable TOML file
 (`fleet.policy.intent`); `policy export` renders them back to that file.
 """
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from fleet.inventory.models import Host
@@ -133,12 +134,31 @@ class IntentSettings(models.Model):
         verbose_name_plural = "intent settings"
 
 
+def _check_pattern_fields(instance, *fields: str) -> None:
+    """The admin's form validation for pattern fields: the same refusal (and message) as a TOML import."""
+    from .intent import IntentError, check_patterns
+
+    errors = {}
+    for name in fields:
+        value = getattr(instance, name)
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            errors[name] = "must be a list of strings"
+            continue
+        try:
+            check_patterns([v for v in values if v], name)
+        except IntentError as exc:
+            errors[name] = str(exc)
+    if errors:
+        raise ValidationError(errors)
+
+
 class Tenant(models.Model):
     """Who may own assigned devices, recognised by the VM name, cgroup or workload of a holder.
 
     Patterns are fnmatch globs; prefix one with `re:` for a regular expression.
     `labels` are security labels: one group must not mix labels. `pasid_quota`: most PASID
-    users attributed to this tenant on one host; null = no quota.
+    users attributed to this tenant across the whole fleet (summed over hosts); null = no quota.
     """
 
     name = models.CharField(max_length=100, unique=True)
@@ -153,6 +173,9 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        _check_pattern_fields(self, "vm_patterns", "cgroup_patterns", "workload_patterns")
 
 
 class HostRole(models.Model):
@@ -174,6 +197,9 @@ class HostRole(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        _check_pattern_fields(self, "host_patterns")
 
 
 class DeviceExpectation(models.Model):
@@ -199,6 +225,9 @@ class DeviceExpectation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        _check_pattern_fields(self, "host_pattern")
 
 
 class GroupBaseline(models.Model):

@@ -30,3 +30,14 @@ def test_deleting_a_tenant_in_the_admin_is_audited_too(client):
     assert response.status_code == 302 and not Tenant.objects.exists()
     change = IntentChange.objects.get()
     assert change.by == "heidi" and "tenant-y" in change.before and "tenant-y" not in change.after
+
+
+def test_the_admin_refuses_a_tenant_pattern_that_can_backtrack_for_ever_naming_the_field(client):
+    client.force_login(User.objects.create_superuser("ivan", "i@example.com", "pw"))
+    response = client.post("/admin/policy/tenant/add/", {
+        "name": "tenant-r", "vm_patterns": '["re:(a+)+"]', "cgroup_patterns": "[]", "workload_patterns": "[]",
+        "labels": "[]", "pasid_quota": "",
+    })
+    assert response.status_code == 200  # the form again, with its error
+    assert "vm_patterns: regular expression" in response.content.decode() and "nests a repeat" in response.content.decode()
+    assert not Tenant.objects.exists() and not IntentChange.objects.exists()

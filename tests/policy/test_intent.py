@@ -1,11 +1,12 @@
 """Declared intent: the TOML file round-trips exactly, through the database and the commands, and bad files are refused."""
+import time
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from fleet.policy.intent import IntentError, parse_toml, to_toml
+from fleet.policy.intent import MAX_MATCHED_LENGTH, IntentError, parse_toml, pattern_matches, to_toml
 from fleet.policy.models import IntentChange, Tenant
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "fleet" / "policy" / "intent.example.toml"
@@ -40,10 +41,13 @@ expects_assignment = true
     ('[[tenants]]\nname = "x"\n[[tenants]]\nname = "x"\n', "duplicate"),
     ('[settings]\nhost_pasid_quota = -1\n', "settings.host_pasid_quota"),
     ('[[roles]]\nname = "r"\nexpects_assignment = "yes"\n', "roles[0].expects_assignment"),
+    ('[[tenants]]\nname = "x"\ncgroup_patterns = ["re:(a+)+$"]\n', "tenants[0].cgroup_patterns: regular expression .* nests a repeat"),
+    ('[[roles]]\nname = "r"\nhost_patterns = ["re:(?:[a-z]+-)*hv"]\n', "roles[0].host_patterns: regular expression"),
+    ('[[devices]]\nname = "d"\nbdf = "0000:03:00.0"\nhost_pattern = "re:(x*)*"\n', "devices[0].host_pattern: regular expression"),
     ("not = [toml", "not TOML"),
 ])
 def test_a_bad_intent_file_is_refused_naming_the_offending_key(text, key):
-    with pytest.raises(IntentError, match=key.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(IntentError, match=key.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
         parse_toml(text)
 
 
@@ -75,3 +79,27 @@ def test_importing_a_bad_file_changes_nothing(tmp_path):
     with pytest.raises(CommandError, match="devices"):
         call_command("policy", "import", str(bad))
     assert not IntentChange.objects.exists() and not Tenant.objects.exists()
+
+
+def test_a_safe_regular_expression_still_attributes_holders_and_hostnames():
+    intent = parse_toml('[[tenants]]\nname = "c"\ncgroup_patterns = ["re:machine\\\\.slice/machine-qemu.*tenant-c-.*\\\\.scope"]\n'
+                        '[[roles]]\nname = "hv"\nhost_patterns = ["re:hv-[0-9]+(-[a-z]+)?"]\n')
+    assert intent.tenant_for_holder({"cgroup": "machine.slice/machine-qemu-3-tenant-c-vm3.scope"}).name == "c"
+    assert [r.name for r in intent.roles_for("hv-12-fra", "", ())] == ["hv"]
+
+
+def test_a_hostile_host_string_longer_than_the_bound_matches_no_pattern_and_returns_at_once():
+    # A compromised host reporting a 100 kB VM name against a pattern with polynomial backtracking (.*x.*y).
+    pattern = "re:.*a.*a.*a.*b"
+    hostile = "a" * 100_000
+    started = time.perf_counter()
+    assert not pattern_matches((pattern,), hostile)
+    assert time.perf_counter() - started < 0.05
+    assert len(hostile) > MAX_MATCHED_LENGTH and pattern_matches((pattern,), "a" * 10 + "b")
+
+
+def test_a_nested_quantifier_stored_before_validation_is_never_run_against_host_strings():
+    # An intent row written straight into the database (or by an older release) with the classic ReDoS shape.
+    started = time.perf_counter()
+    assert not pattern_matches(("re:(a+)+$",), "a" * 25 + "!")  # unguarded: seconds of backtracking
+    assert time.perf_counter() - started < 0.05
