@@ -1,5 +1,6 @@
 """The dashboard in a real browser, over real captures imported through the ingest path."""
 import re
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,21 @@ def test_hostile_hostname_vm_and_device_strings_render_as_text(page):
     page.wait_for_timeout(200)
     assert page.dialogs == []
     assert page.locator("img[src=x]").count() == 0 and page.locator("script:not([src]):not([type])").count() == 0
+
+
+def _svg_limit() -> int:
+    """The host count above which static/js/charts/tiles.js draws a canvas, read from the JS itself."""
+    text = (Path(__file__).resolve().parents[2] / "static/js/charts/tiles.js").read_text()
+    return int(re.search(r"SVG_LIMIT = (\d+)", text).group(1))
+
+
+def test_fleet_tiles_switch_to_one_canvas_for_a_big_fleet_and_a_click_opens_the_host(page):
+    n = _svg_limit() + 100
+    Host.objects.bulk_create([Host(hostname=f"tile-{i:05d}") for i in range(n)])
+    page.goto("/")
+    page.wait_for_selector("#fleet-tiles[data-state=ready]")
+    assert page.locator("#fleet-tiles canvas").count() == 1
+    assert page.locator("#fleet-tiles a").count() == 0
+    box = page.locator("#fleet-tiles canvas").bounding_box()
+    page.mouse.click(box["x"] + 2, box["y"] + 2)  # the first tile: hosts are in hostname order
+    page.wait_for_url("**/hosts/tile-00000/")
