@@ -177,3 +177,12 @@ def test_a_logged_in_user_without_a_role_gets_403(client, fleet, django_user_mod
     client.force_login(django_user_model.objects.create_user("no-role-web", password="pw"))
     for url in _urls(fleet["isolated-nics"]):
         assert client.get(url).status_code == 403, url
+
+
+def test_drawing_data_is_gzipped_when_the_browser_accepts_it(viewer_client, fleet):
+    import gzip
+
+    url = reverse("web:host-topology", args=[fleet["sriov-nvme"].hostname])
+    response = viewer_client.get(url, HTTP_ACCEPT_ENCODING="gzip")
+    assert response["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(response.content)) == viewer_client.get(url).json()

