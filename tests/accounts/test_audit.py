@@ -167,3 +167,10 @@ def test_viewer_cannot_read_the_audit_log(client, users):
     client.force_login(users["viewer"])
     assert client.get("/audit/").status_code == 403
     assert client.get("/audit/?format=json").status_code == 403
+
+
+def test_the_audit_page_shows_hostile_subjects_as_text(client, users):
+    host_token_create(hostname="<script>alert(1)</script>")
+    client.force_login(users["operator"])
+    html = client.get("/audit/?action=host_token.").content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
