@@ -12,6 +12,8 @@ Decisions worth knowing:
 - group-shared-p2p is not reported for a mixed (non-viable) group: group-mixed-ownership is.
 - unknown-holder: with tenants declared a holder must match one; without, a named VM or
   workload counts as known. UIO-only holders are left to uio-driver.
-- pasid-quota counts per host (the PASID space is per host): the host quota and each tenant's.
+- pasid-quota: `settings.host_pasid_quota` bounds one host (the PASID allocator is per host);
+  a tenant's `pasid_quota` is fleet-wide (its PASIDs summed over every host, counts kept in
+  TenantPasidUsage) and is reported on each host where the tenant holds PASIDs.
 - device-node-permissions does not count a root holder as an owner mismatch (root opens anything).
 """

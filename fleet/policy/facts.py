@@ -43,6 +43,8 @@ class HostContext:
     now: datetime | None = None
     last_seen: datetime | None = None
     default_stale_after_seconds: int = 180
+    # The fleet around this host: PASIDs each tenant uses on the *other* hosts (tenant quotas are fleet-wide).
+    tenant_pasids_elsewhere: dict = field(default_factory=dict)
 
 
 @dataclass

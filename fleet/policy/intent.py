@@ -321,5 +321,7 @@ def to_toml(intent: Intent) -> str:
         for b in sorted(intent.baselines, key=lambda b: b.hostname)
     ]
     doc = {k: v for k, v in doc.items() if v or k == "settings"}  # an empty array of tables reads badly as `x = []`
-    header = "# IOMMU Fleet declared intent (policy import/export). Patterns: fnmatch globs, or re:<regex>.\n\n"
+    header = ("# IOMMU Fleet declared intent (policy import/export). Patterns: fnmatch globs, or re:<regex> (no nested repeats).\n"
+              "# settings.host_pasid_quota: PASID users allowed on one host. tenants.pasid_quota: PASID users the tenant\n"
+              "# may hold across the whole fleet (summed over hosts). Omit either for no quota.\n\n")
     return header + tomli_w.dumps(doc, multiline_strings=False)

@@ -261,3 +261,24 @@ class IntentChange(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+
+class TenantPasidUsage(models.Model):
+    """How many PASID users of `tenant` one host had at its last evaluation.
+
+    Tenant PASID quotas are fleet-wide: evaluating one host adds the other hosts' counts
+    from here instead of rebuilding every host's state. Written by the violation sync
+    (one row per host and tenant with PASIDs; none when it has none).
+    """
+
+    host = models.ForeignKey(Host, on_delete=models.CASCADE, related_name="tenant_pasid_usage")
+    tenant = models.CharField(max_length=100)
+    count = models.PositiveIntegerField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["host", "tenant"], name="%(app_label)s_%(class)s_unique_host_tenant")]
+        indexes = [models.Index(fields=["tenant"], name="policy_pasid_usage_tenant_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant} on {self.host_id}: {self.count}"

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from fleet.inventory.models import Host
@@ -20,7 +21,11 @@ from . import selectors
 from .engine import evaluate
 from .facts import HostContext
 from .intent import Intent, to_toml
-from .models import DeviceExpectation, GroupBaseline, HostRole, IntentChange, IntentSettings, Tenant, Violation, ViolationEvent, Waiver
+from .models import (
+    DeviceExpectation, GroupBaseline, HostRole, IntentChange, IntentSettings, Tenant, TenantPasidUsage, Violation,
+    ViolationEvent, Waiver,
+)
+from .rules.pasid import tenant_pasid_usage
 
 ENGINE = "policy"
 
@@ -41,7 +46,7 @@ def fingerprint(host: Host, rule: str, subject_kind: str, subject_id: str) -> st
     return hashlib.sha256(f"{host.pk}\x00{rule}\x00{subject_kind}\x00{subject_id}".encode()).hexdigest()
 
 
-def host_context(host: Host, now: datetime) -> HostContext:
+def host_context(host: Host, now: datetime, *, tenant_pasids_elsewhere: dict | None = None) -> HostContext:
     return HostContext(
         hostname=host.hostname,
         role=host.role,
@@ -49,7 +54,53 @@ def host_context(host: Host, now: datetime) -> HostContext:
         now=now,
         last_seen=host.last_seen,
         default_stale_after_seconds=settings.FLEET_REPORT_INTERVAL * settings.FLEET_STALE_AFTER_INTERVALS,
+        tenant_pasids_elsewhere=tenant_pasids_elsewhere or {},
     )
+
+
+# --- Fleet-wide tenant PASID quotas -------------------------------------------------------
+
+
+def _quotas(intent: Intent) -> dict[str, int]:
+    return {t.name: t.pasid_quota for t in intent.tenants if t.pasid_quota is not None}
+
+
+def tenant_pasids_elsewhere(*, host: Host, intent: Intent) -> dict[str, int]:
+    """PASIDs each quota-bound tenant uses on the other hosts, as of their last evaluation."""
+    quotas = _quotas(intent)
+    if not quotas:
+        return {}
+    rows = (TenantPasidUsage.objects.filter(tenant__in=quotas).exclude(host=host)
+            .values("tenant").annotate(n=Sum("count")).values_list("tenant", "n"))
+    return {tenant: n for tenant, n in rows if n}
+
+
+def _pasid_usage_store(*, host: Host, usage: dict[str, int], now: datetime) -> dict[str, int]:
+    """Replace `host`'s per-tenant PASID counts; returns the previous ones."""
+    previous = dict(TenantPasidUsage.objects.filter(host=host).values_list("tenant", "count"))
+    if previous != usage:
+        TenantPasidUsage.objects.filter(host=host).delete()
+        TenantPasidUsage.objects.bulk_create(TenantPasidUsage(host=host, tenant=t, count=n, updated_at=now) for t, n in usage.items())
+    return previous
+
+
+def _hosts_to_recheck(*, host: Host, intent: Intent, before: dict, after: dict, elsewhere: dict) -> list[int]:
+    """Other hosts whose tenant quota finding this host's change affects (crossed, or an over-quota total moved)."""
+    tenants = []
+    for tenant, quota in _quotas(intent).items():
+        old, new = before.get(tenant, 0) + elsewhere.get(tenant, 0), after.get(tenant, 0) + elsewhere.get(tenant, 0)
+        if old != new and (old > quota or new > quota):
+            tenants.append(tenant)
+    if not tenants:
+        return []
+    return sorted(set(TenantPasidUsage.objects.filter(tenant__in=tenants).exclude(host=host).values_list("host_id", flat=True)))
+
+
+def _queue_host_resyncs(host_ids: list[int]) -> None:
+    from .tasks import violations_sync_for_host_task
+
+    for host_id in host_ids:
+        violations_sync_for_host_task.delay(host_id)
 
 
 def _normalised(evidence: dict) -> dict:
@@ -72,7 +123,15 @@ def violations_sync_for_host(*, host: Host, now: datetime | None = None, state: 
 
         state = host_state(host)
     intent = intent if intent is not None else selectors.intent_current()
-    return _sync_hosts([host], states={host.pk: state}, intent=intent, now=now)
+    usage = tenant_pasid_usage(state, intent)
+    elsewhere = tenant_pasids_elsewhere(host=host, intent=intent)
+    counts = _sync_hosts([host], states={host.pk: state}, intent=intent, now=now, pasid_elsewhere={host.pk: elsewhere})
+    previous = _pasid_usage_store(host=host, usage=usage, now=now)
+    recheck = _hosts_to_recheck(host=host, intent=intent, before=previous, after=usage, elsewhere=elsewhere)
+    if recheck:
+        # Their findings quote the tenant's fleet total; they are re-evaluated once this commit is visible.
+        transaction.on_commit(lambda: _queue_host_resyncs(recheck))
+    return counts
 
 
 FLEET_CHUNK = 200
@@ -87,17 +146,42 @@ def violations_sync_fleet(*, now: datetime | None = None, intent: Intent | None 
     hosts = (Host.objects.exclude(enrollment=Host.Enrollment.RETIRED).filter(last_seen__isnull=False)
              .prefetch_related("labels").order_by("pk"))
     ids = list(hosts.values_list("pk", flat=True))
+    elsewhere = _fleet_pasid_usage_refresh(hosts=hosts, intent=intent, now=now)
     for i in range(0, len(ids), FLEET_CHUNK):
         chunk = list(hosts.filter(pk__in=ids[i:i + FLEET_CHUNK]))
         with transaction.atomic():
-            counts = _sync_hosts(chunk, states=selectors.host_states(chunk), intent=intent, now=now)
+            counts = _sync_hosts(chunk, states=selectors.host_states(chunk), intent=intent, now=now, pasid_elsewhere=elsewhere)
         totals["hosts"] += len(chunk)
         for key, value in counts.items():
             totals[key] += value
     return totals
 
 
-def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, now: datetime) -> dict:
+@transaction.atomic
+def _fleet_pasid_usage_refresh(*, hosts, intent: Intent, now: datetime) -> dict[int, dict[str, int]]:
+    """Recount every host's tenant PASIDs under `intent` (its patterns may have changed) before any host is
+    evaluated, so each sees the exact fleet totals; returns host pk -> the other hosts' counts per tenant."""
+    from fleet.inventory.models import PasidUser
+
+    usage: dict[int, dict[str, int]] = {}
+    if intent.tenants:
+        with_users = sorted(set(PasidUser.objects.filter(host__in=hosts).values_list("host_id", flat=True)))
+        for i in range(0, len(with_users), FLEET_CHUNK):
+            chunk = list(hosts.filter(pk__in=with_users[i:i + FLEET_CHUNK]))
+            for pk, state in selectors.host_states(chunk).items():
+                if counted := tenant_pasid_usage(state, intent):
+                    usage[pk] = counted
+    TenantPasidUsage.objects.all().delete()
+    TenantPasidUsage.objects.bulk_create(TenantPasidUsage(host_id=pk, tenant=t, count=n, updated_at=now)
+                                         for pk, counted in usage.items() for t, n in counted.items())
+    quotas = _quotas(intent)
+    totals = {t: sum(c.get(t, 0) for c in usage.values()) for t in quotas}
+    # Only hosts where a tenant has PASIDs can report its quota, so only they need the others' counts.
+    return {pk: {t: totals[t] - c.get(t, 0) for t in quotas if totals[t] - c.get(t, 0)} for pk, c in usage.items()}
+
+
+def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, now: datetime,
+                pasid_elsewhere: dict | None = None) -> dict:
     """Diff the engine's findings for `hosts` against their stored violations and write the difference.
 
     Call inside a transaction: the hosts' violation rows are locked while the diff is written.
@@ -108,7 +192,8 @@ def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, n
     create, rewrite, still, events = [], [], [], []
     seen: set[str] = set()
     for host in hosts:
-        findings = evaluate(states[host.pk], intent, context=host_context(host, now))
+        elsewhere = (pasid_elsewhere or {}).get(host.pk, {})
+        findings = evaluate(states[host.pk], intent, context=host_context(host, now, tenant_pasids_elsewhere=elsewhere))
         for f in findings:
             fp = fingerprint(host, f.rule, f.subject_kind, f.subject_id)
             if fp in seen:

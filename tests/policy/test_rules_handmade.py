@@ -361,6 +361,32 @@ def test_pasid_users_over_a_tenant_or_host_quota_are_pasid_quota():
     assert ("pasid-quota", "hand-made") in fired(st, Intent(host_pasid_quota=2))
 
 
+def _idxd_host(pids, *, hostname="hand-made"):
+    # A DSA shared work queue (idxd) opened by tenant a's VMs: each opener's address space gets a PASID.
+    users = [{"device": "0000:6a:01.0", "pid": pid, "source": "idxd-wq"} for pid in pids]
+    holders = [holder(pid, vm=f"a-vm{pid}", groups=[], devices=[], nodes=["/dev/iommu"], kind="other") for pid in pids]
+    return state(hostname=hostname, devices=[nic("0000:6a:01.0", 5, driver="idxd")], holders=holders, pasid_users=users)
+
+
+def test_a_tenants_pasid_quota_is_fleet_wide_so_pasids_on_other_hosts_count_too():
+    # Tenant a runs VMs on several DSA hosts; its quota bounds all of them together, not each host.
+    quota = Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), pasid_quota=4),))
+    st = _idxd_host([501, 502, 503])
+    assert "pasid-quota" not in rules(st, quota)  # 3 here, nothing elsewhere
+    (f,) = [f for f in evaluate(st, quota, context=HostContext(tenant_pasids_elsewhere={"a": 2})) if f.rule == "pasid-quota"]
+    assert (f.subject_kind, f.subject_id) == ("tenant", "a")
+    assert (f.evidence["fleet_total"], f.evidence["on_this_host"], f.evidence["on_other_hosts"]) == (5, 3, 2)
+    assert "5 PASIDs across the fleet (3 on this host, 2 on other hosts)" in f.message and "stop 1 of tenant a's" in f.remediation
+    assert "pasid-quota" not in rules(st, quota, tenant_pasids_elsewhere={"a": 1})  # 4 in all: at the quota, not over
+    assert "pasid-quota" not in rules(st, quota, tenant_pasids_elsewhere={"b": 9})  # another tenant's PASIDs
+
+
+def test_a_host_where_the_over_quota_tenant_holds_no_pasid_does_not_report_it():
+    # The over-quota tenant's PASIDs are all on other hosts: nothing to fix on this one.
+    quota = Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), pasid_quota=1),))
+    assert "pasid-quota" not in rules(_idxd_host([]), quota, tenant_pasids_elsewhere={"a": 7})
+
+
 # --- intent ----------------------------------------------------------------------------------------------
 
 def test_a_nic_on_its_host_driver_where_intent_expects_vfio_pci_is_driver_drift():

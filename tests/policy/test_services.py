@@ -10,7 +10,7 @@ from django.core.management import call_command
 from agent.paths import Root
 from agent.snapshot import build
 from fleet.policy import selectors, services
-from fleet.policy.intent import Intent, Role
+from fleet.policy.intent import Intent, Role, Tenant
 from fleet.policy.models import GroupBaseline, IntentChange, Violation, ViolationEvent, Waiver
 
 from .dbhosts import apply_and_sync, host_named, open_keys
@@ -235,3 +235,49 @@ def test_the_baseline_accept_command_records_the_hosts_groups_and_refuses_unknow
     assert sorted(map(sorted, baseline.groups)) == sorted(sorted(m) for m in parse(capture("shared-bridge-group")).groups.values())
     with pytest.raises(CommandError, match="no host"):
         call_command("policy", "baseline", "accept", "no-such-host")
+
+
+def _idxd_document(hostname, pids):
+    # DSA shared work queues on two hypervisors, opened by tenant a's VMs (each opener gets a PASID).
+    from .states import device, holder, state
+
+    users = [{"device": "0000:6a:01.0", "pid": pid, "source": "idxd-wq"} for pid in pids]
+    holders = [holder(pid, vm=f"a-vm{pid}", groups=[], devices=[], nodes=["/dev/iommu"], kind="other") for pid in pids]
+    return state(hostname=hostname, devices=[device("0000:6a:01.0", driver="idxd", group=5)], holders=holders, pasid_users=users)
+
+
+def _quota_open(host):
+    return ("pasid-quota", "tenant", "a") in open_keys(host)
+
+
+def test_a_tenant_pasid_quota_sums_the_fleet_and_rechecks_the_other_hosts_when_one_host_tips_it(django_capture_on_commit_callbacks):
+    services.intent_replace(intent=Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), pasid_quota=4),)), user="alice")
+    hv1, hv2 = host_named("hv-1"), host_named("hv-2")
+    apply_and_sync(hv1, _idxd_document("hv-1", [501, 502, 503]), T0)
+    apply_and_sync(hv2, _idxd_document("hv-2", []), T0)
+    assert not _quota_open(hv1) and not _quota_open(hv2)
+
+    # Two more of tenant a's VMs open the work queue on hv-2: 5 PASIDs in the fleet, over 4.
+    with django_capture_on_commit_callbacks(execute=True):
+        apply_and_sync(hv2, _idxd_document("hv-2", [601, 602]), T0 + timedelta(minutes=1))
+    assert _quota_open(hv2) and _quota_open(hv1)  # hv-1 re-checked once hv-2's counts were committed
+    v = Violation.objects.get(host=hv1, rule="pasid-quota")
+    assert (v.evidence["fleet_total"], v.evidence["on_this_host"], v.evidence["on_other_hosts"]) == (5, 3, 2)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        apply_and_sync(hv2, _idxd_document("hv-2", []), T0 + timedelta(minutes=2))
+    assert not _quota_open(hv2) and not _quota_open(hv1)
+
+
+def test_an_intent_change_recounts_tenant_pasids_across_the_fleet_before_evaluating_any_host():
+    hv1, hv2 = host_named("hv-1"), host_named("hv-2")
+    apply_and_sync(hv1, _idxd_document("hv-1", [501, 502, 503]), T0)
+    apply_and_sync(hv2, _idxd_document("hv-2", [601, 602]), T0)
+    assert not _quota_open(hv1)  # no tenant declared yet
+    # Declaring the tenant and its quota: both hosts see the fleet total (5 > 4) in the same re-evaluation.
+    services.intent_replace(intent=Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), pasid_quota=4),)), user="alice")
+    services.violations_sync_fleet(now=T0 + timedelta(minutes=1))
+    assert _quota_open(hv1) and _quota_open(hv2)
+    services.intent_replace(intent=Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), pasid_quota=5),)), user="alice")
+    services.violations_sync_fleet(now=T0 + timedelta(minutes=2))
+    assert not _quota_open(hv1) and not _quota_open(hv2)

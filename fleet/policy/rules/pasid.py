@@ -1,4 +1,12 @@
-"""PASIDs: device/IOMMU capability mismatches and the per-tenant/per-host quotas the kernel does not enforce."""
+"""PASIDs: device/IOMMU capability mismatches and the quotas the kernel does not enforce (DOMAIN.md §7).
+
+Two quotas, two scopes. The host quota bounds one host's PASID users: the PASID space is
+one global allocator per host. A tenant's quota is fleet-wide: it bounds what the tenant
+consumes wherever its VMs and workloads run, so it is compared with the tenant's PASIDs on
+this host plus those on every other host (`HostContext.tenant_pasids_elsewhere`, which the
+services fill from the other hosts' last evaluation). It is reported on each host where
+the tenant holds PASIDs, so the fix can start on any of them.
+"""
 from __future__ import annotations
 
 from ..facts import HostFacts
@@ -54,6 +62,21 @@ def _user_tenants(facts: HostFacts, user: dict) -> list[str]:
     return sorted({o.tenant for o in facts.owners_of(user.get("device") or "") if o.tenant})
 
 
+def _users_by_tenant(facts: HostFacts) -> dict[str, list[dict]]:
+    by_tenant: dict[str, list[dict]] = {}
+    for user in (facts.state.get("pasid") or {}).get("users") or []:
+        for name in _user_tenants(facts, user):
+            by_tenant.setdefault(name, []).append(user)
+    return by_tenant
+
+
+def tenant_pasid_usage(state: dict, intent) -> dict[str, int]:
+    """PASID users per tenant on this host (what the other hosts' quota checks add up)."""
+    if not intent.tenants or not (state.get("pasid") or {}).get("users"):
+        return {}
+    return {name: len(users) for name, users in _users_by_tenant(HostFacts.build(state, intent)).items()}
+
+
 def pasid_quota(facts: HostFacts) -> list[Finding]:
     users = (facts.state.get("pasid") or {}).get("users") or []
     out = []
@@ -65,19 +88,24 @@ def pasid_quota(facts: HostFacts) -> list[Finding]:
             evidence={"quota": quota, "count": len(users), "users": users},
             remediation="stop PASID consumers (idxd work-queue openers, SVA users) or raise the host quota in the intent.",
         ))
-    by_tenant: dict[str, list[dict]] = {}
-    for user in users:
-        for name in _user_tenants(facts, user):
-            by_tenant.setdefault(name, []).append(user)
+    by_tenant = _users_by_tenant(facts) if users else {}
+    elsewhere = facts.context.tenant_pasids_elsewhere
     for tenant in facts.intent.tenants:
         used = by_tenant.get(tenant.name, [])
-        if tenant.pasid_quota is None or len(used) <= tenant.pasid_quota:
+        other = int(elsewhere.get(tenant.name, 0))
+        total = len(used) + other
+        # Reported where the tenant holds PASIDs: a host it does not use has nothing to fix.
+        if tenant.pasid_quota is None or not used or total <= tenant.pasid_quota:
             continue
+        where = "on this host" if not other else f"across the fleet ({len(used)} on this host, {other} on other hosts)"
+        consumers = sorted({f"pid {u.get('pid')} on {u.get('device')}" for u in used})
         out.append(Finding(
             "pasid-quota", "tenant", tenant.name,
-            f"tenant {tenant.name} uses {len(used)} PASIDs on this host, over its quota of {tenant.pasid_quota}.",
-            evidence={"tenant": tenant.name, "quota": tenant.pasid_quota, "count": len(used), "users": used},
-            remediation=f"reduce tenant {tenant.name}'s PASID consumers (shared work queues, SVA binds) or raise its quota.",
+            f"tenant {tenant.name} uses {total} PASIDs {where}, over its fleet-wide quota of {tenant.pasid_quota}.",
+            evidence={"tenant": tenant.name, "quota": tenant.pasid_quota, "fleet_total": total, "on_this_host": len(used),
+                      "on_other_hosts": other, "users": used},
+            remediation=f"stop {total - tenant.pasid_quota} of tenant {tenant.name}'s PASID consumers (here: "
+                        f"{', '.join(consumers[:5])}{' …' if len(consumers) > 5 else ''}) or raise its pasid_quota in the intent.",
         ))
     return out
 
