@@ -107,6 +107,8 @@ LOGIN_REDIRECT_URL = "/"
 CELERY_BROKER_URL = os.environ.get("FLEET_BROKER_URL") or os.environ.get("REDIS_URL") or ""
 # No broker configured: run tasks in process (the embedded default).
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Eager .delay() still takes a producer from the pool; without a URL kombu warns "No hostname was supplied" each time.
+CELERY_BROKER_WRITE_URL = "memory://localhost/" if CELERY_TASK_ALWAYS_EAGER else None
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
