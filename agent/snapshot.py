@@ -39,7 +39,7 @@ def _guard(name: str, warnings: Warnings, fallback: Any, fn: Callable[[], Any]) 
 
 def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
     """Collect every subsystem under `root` into one snapshot document."""
-    from .collectors import config_space, groups, holders, host, iommu_units, mdev, pasid, pci, vfio
+    from .collectors import config_space, groups, holders, host, iommu_units, libvirt, mdev, pasid, pci, vfio
 
     warnings = Warnings()
     rd = Reader(root, warnings)
@@ -49,7 +49,9 @@ def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
     _guard("config_space", warnings, None, lambda: config_space.decorate(rd, devices))
     group_list = _guard("groups", warnings, [], lambda: groups.collect(rd, devices, units))
     vfio_facts = _guard("vfio", warnings, vfio.empty(), lambda: vfio.collect(rd, devices, group_list))
-    holder_list = _guard("holders", warnings, [], lambda: holders.collect(rd, devices, group_list, vfio_facts))
+    libvirt_facts = _guard("libvirt", warnings, libvirt.empty(), lambda: libvirt.collect(rd))
+    holder_list = _guard("holders", warnings, [],
+                         lambda: holders.collect(rd, devices, group_list, vfio_facts, libvirt_facts))
     mdevs, mdev_parents = _guard("mdev", warnings, ([], []), lambda: mdev.collect(rd))
     pasid_facts = _guard("pasid", warnings, {"idxd": [], "users": []}, lambda: pasid.collect(rd, devices))
 
@@ -68,6 +70,7 @@ def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
         "mdevs": mdevs,
         "mdev_parents": mdev_parents,
         "pasid": pasid_facts,
+        "libvirt": libvirt_facts,
         "warnings": warnings.as_list(),
     }
     return doc

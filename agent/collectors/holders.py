@@ -251,7 +251,7 @@ def _start_time(rd: Reader, pid: int) -> str | None:
 
 
 def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: dict[int, list[str]],
-            node_device: dict[str, str], users: dict[int, str]) -> dict:
+            node_device: dict[str, str], users: dict[int, str], domain: dict | None = None) -> dict:
     base = f"/proc/{pid}"
     status = parse_status(rd.text(f"{base}/status", ""))
     raw = rd.binary(f"{base}/cmdline", MAX_CMDLINE) or b""
@@ -293,7 +293,12 @@ def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: di
             if bdf:
                 devices.add(bdf)
 
-    vm = bounded(rd, f"{base}/cmdline", qemu_vm_name(argv) if kind == "qemu" else None) \
+    if domain is not None:
+        # libvirt's live XML names the pid it started: the surest attribution, and its hostdevs tie
+        # devices QEMU got by fd (no host= on the command line).
+        devices.update(domain["hostdevs"])
+    vm = (domain or {}).get("name") \
+        or bounded(rd, f"{base}/cmdline", qemu_vm_name(argv) if kind == "qemu" else None) \
         or bounded(rd, f"{base}/cgroup", cgroup_vm(cgroup_text))
     workload = bounded(rd, f"{base}/cmdline", dpdk_file_prefix(argv) if kind == "dpdk" else None) or vm
     return {
@@ -315,8 +320,11 @@ def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: di
     }
 
 
-def collect(rd: Reader, devices: list[dict], groups: list[dict], vfio: dict) -> list[dict]:
+def collect(rd: Reader, devices: list[dict], groups: list[dict], vfio: dict,
+            libvirt: dict | None = None) -> list[dict]:
+    """`libvirt` is the libvirt collector's section: a holder whose pid a live domain names gets that VM."""
     pids = [p for p in rd.listdir("/proc") if decimal(p) is not None]
+    by_pid = {d["pid"]: d for d in (libvirt or {}).get("domains", []) if d.get("pid") is not None}
     group_members = {g["id"]: list(g.get("devices") or []) for g in groups if isinstance(g.get("id"), int)}
     node_device = {n["path"]: n["device"] for n in vfio.get("nodes", []) if n.get("device")}
     users = None
@@ -326,7 +334,7 @@ def collect(rd: Reader, devices: list[dict], groups: list[dict], vfio: dict) -> 
         unreadable += denied
         if held:
             users = _user_names(rd) if users is None else users
-            holders.append(_holder(rd, pid, held, group_members, node_device, users))
+            holders.append(_holder(rd, pid, held, group_members, node_device, users, by_pid.get(int(pid))))
     if unreadable:
         # One line, not one per pid: as non-root most of /proc is someone else's.
         rd.warn("/proc/*/fd", f"{unreadable} processes' fd directories unreadable (permission denied): "

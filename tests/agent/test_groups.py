@@ -138,5 +138,5 @@ def test_a_damaged_group_member_link_keeps_the_member_and_warns_naming_the_link(
 
 def test_an_intact_capture_has_no_member_link_or_unit_warning(capture):
     rd = Reader(Root.of(capture("shared-bridge-group")))
-    groups.collect(rd, pci.collect(rd), iommu_units.collect(rd))
+    groups.collect(rd, pci.collect(rd), iommu_units.collect(rd, None))
     assert rd.warnings.as_list() == []
