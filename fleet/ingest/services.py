@@ -8,12 +8,19 @@ Entry points other apps call:
 - `snapshot_receive_document(*, host: Host, document: dict, remote_addr=None) -> ReceiveResult`:
   trusted in-process callers (import_capture, the demo): same validation, storage and task path, no token.
   The hostname in the document is not checked against `host` (callers may rename a capture).
+- `snapshot_queue_apply(*, snapshot_id) -> bool`: hand a stored id to the apply task (False when the broker is down).
 - `snapshot_apply(*, snapshot_id: int) -> str`: what the apply task runs.
 - `snapshots_requeue_stuck(*, older_than_seconds) -> list[int]`, `hosts_mark_stale(*, now=None) -> int`: the sweeper.
 - `host_token_create / host_token_revoke / host_token_rotate`: the token lifecycle.
 
+Answers (`ReceiveResult.http_status`, body): 202 `{"id", "status": "received"}` stored and queued;
+200 `{"id", "status": "duplicate"}` same (host, seq), or same content as the latest stored one while it
+is pending; 200 `{"id", "status": "unchanged"}` equal to the applied state with nothing pending (only
+last_seen moves); 400/413/415 `{"errors": [{"path", "message"}…]}`; 401 bad token; 403 identity mismatch.
+
 Sequence numbers: seq > 0 orders a host's snapshots; a late one is recorded `superseded`.
 seq 0 (one-shot collects, imports) carries no order and applies in arrival order.
+Rejected input is never stored (status `rejected` exists for completeness and is not written).
 """
 from __future__ import annotations
 
