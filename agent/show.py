@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from .explain import group_reasons
+
 # Drivers that hand a device to userspace; vfio-pci variants (mlx5_vfio_pci, …) all carry "vfio".
 UIO_DRIVERS = {"uio_pci_generic", "igb_uio"}
 # Drivers the kernel does not count as DMA owners when userspace claims a group (DOMAIN.md §2).
@@ -51,6 +53,17 @@ def clean(value) -> str:
     return _CONTROL.sub("", "" if value is None else str(value))
 
 
+# A bridge's PCIe port type says more than its class (every one of them is "PCI bridge").
+PORT_NAMES = {"root_port": "PCIe root port", "upstream_port": "Switch upstream port",
+              "downstream_port": "Switch downstream port", "pcie_to_pci_bridge": "PCIe-to-PCI bridge",
+              "pci_to_pcie_bridge": "PCI-to-PCIe bridge"}
+
+
+def device_kind(device: dict) -> str:
+    port = ((device.get("capabilities") or {}).get("pcie") or {}).get("port_type")
+    return PORT_NAMES.get(port) or class_name(device.get("class"))
+
+
 def class_name(code: str | None) -> str:
     if not code:
         return "unknown class"
@@ -85,15 +98,33 @@ def _owners(doc: dict) -> dict[str, list[dict]]:
     return by_device
 
 
+def _libvirt_assigned(doc: dict) -> dict[str, list[dict]]:
+    """Device -> the libvirt domains whose XML assigns it (running or only defined)."""
+    by_device: dict[str, list[dict]] = {}
+    for dom in (doc.get("libvirt") or {}).get("domains") or []:
+        for bdf in dom.get("hostdevs") or []:
+            by_device.setdefault(bdf, []).append(dom)
+    return by_device
+
+
+def _domain_label(dom: dict) -> str:
+    state = "defined, not running" if dom.get("state") == "defined" else clean(dom.get("state")) or "running"
+    return f"VM {clean(dom.get('name'))} (libvirt, {state})"
+
+
 def _holder_label(h: dict) -> str:
     who = h.get("vm") and f"VM {clean(h['vm'])}" or h.get("workload") and f"workload {clean(h['workload'])}"
     return f"{who or 'unknown holder'} ({clean(h.get('name'))} pid {h.get('pid')})"
 
 
-def _owner(device: dict, holders: list[dict], paint: _Painter) -> str:
+def _owner(device: dict, holders: list[dict], paint: _Painter, domains: list[dict] = ()) -> str:
     driver = device.get("driver")
     if holders:
         return "; ".join(paint(_holder_label(h), "cyan" if (h.get("vm") or h.get("workload")) else "red") for h in holders)
+    if domains:
+        # Assigned in libvirt's XML but held by no process we could see: a VM that is not running,
+        # or (as non-root) one whose fds are hidden from us.
+        return "; ".join(paint(_domain_label(d), "cyan") for d in domains)
     if is_userspace_driver(driver):
         return paint(f"{clean(driver)}, not held", "yellow")
     if driver is None:
@@ -112,7 +143,7 @@ def _bridge_path(device: dict, by_bdf: dict[str, dict]) -> str:
 
 
 def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dict]], *,
-                all_identity: bool = False) -> list[tuple[str, str]]:
+                all_identity: bool = False, assigned: dict[str, list[dict]] | None = None) -> list[tuple[str, str]]:
     """(severity, text) flags for one group: `red` breaks isolation, `yellow` deserves a look.
     On a passthrough host (every group identity) the header says it once instead of every group."""
     members = [by_bdf.get(b, {"bdf": b}) for b in group.get("devices") or []]
@@ -126,8 +157,17 @@ def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dic
     if userspace and len(endpoints) > 1:
         flags.append(("red", f"peer-to-peer DMA: {len(endpoints)} endpoints share this group with a VFIO/UIO member"))
     vms = {h.get("vm") or h.get("workload") for d in members for h in owners.get(d["bdf"], [])}
+    domains = {dom.get("name"): dom for d in members for dom in (assigned or {}).get(d["bdf"], [])}
+    vms |= set(domains)
     if len(vms) > 1:
-        flags.append(("red", f"split owners: {', '.join(sorted(clean(v) for v in vms if v) or ['?'])}"))
+        flags.append(("red", f"split owners: {', '.join(sorted(clean(v) for v in vms if v) or ['?'])}"
+                             " — one DMA domain shared between them"))
+    labels = {(lab.get("model"), lab.get("label")) for dom in domains.values() for lab in dom.get("seclabels") or []
+              if lab.get("label")}
+    models = {m for m, _ in labels}
+    if any(sum(1 for m2, _ in labels if m2 == m) > 1 for m in models):
+        shown = ", ".join(sorted(f"{clean(m)} {clean(lab)}" for m, lab in labels))
+        flags.append(("red", f"members carry different security labels ({shown})"))
     if group.get("type") == "identity" and not all_identity:
         flags.append(("yellow", "identity domain: host drivers DMA untranslated"))
     if group.get("name") == "vfio-noiommu":
@@ -161,11 +201,11 @@ def _iommu_state(doc: dict) -> tuple[str, str]:
     return "on", "green"
 
 
-def _device_line(d: dict, by_bdf: dict, owners: dict, paint: _Painter) -> list[str]:
+def _device_line(d: dict, by_bdf: dict, owners: dict, paint: _Painter, assigned: dict | None = None) -> list[str]:
     ids = f"{clean(d.get('vendor_id') or '????')}:{clean(d.get('device_id') or '????')}"
     driver = clean(d.get("driver")) or "-"
-    line = (f"    {paint(clean(d.get('bdf')), 'bold')}  {class_name(d.get('class')):<22} [{ids}]  "
-            f"driver {driver:<14} owner: {_owner(d, owners.get(d.get('bdf'), []), paint)}")
+    line = (f"    {paint(clean(d.get('bdf')), 'bold')}  {device_kind(d):<22} [{ids}]  "
+            f"driver {driver:<14} owner: {_owner(d, owners.get(d.get('bdf'), []), paint, (assigned or {}).get(d.get('bdf'), []))}")
     out = [line]
     path = _bridge_path(d, by_bdf)
     sriov = d.get("sriov") or {}
@@ -238,34 +278,65 @@ def _header(doc: dict, state: str, state_color: str, paint: _Painter) -> list[st
     return out
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _summary(risky: list[tuple[dict, list[tuple[str, str]], list[str]]], paint: _Painter) -> list[str]:
+    """One line per group that breaks isolation, first thing after the header: the 3 a.m. answer."""
+    if not risky:
+        return ["Groups needing a look: none"]
+    out = [paint(f"Groups needing a look: {len(risky)}", "bold")]
+    for g, flags, reasons in risky:
+        worst = "red" if any(sev == "red" for sev, _ in flags) else "yellow"
+        more = f" (+{len(flags) - 1} more below)" if len(flags) > 1 else ""
+        out.append("  " + paint(f"group {g.get('id')}: {flags[0][1]}{more}", worst))
+        if reasons:
+            out.append("    " + paint(f"why: {reasons[0]}", "dim"))
+    return out
+
+
 def render(doc: dict, color: bool) -> str:
     paint = _Painter(color)
     devices = doc.get("devices") or []
     by_bdf = {d.get("bdf"): d for d in devices}
     owners = _owners(doc)
+    assigned = _libvirt_assigned(doc)
     nodes = (doc.get("vfio") or {}).get("nodes") or []
     state, state_color = _iommu_state(doc)
     out = _header(doc, state, state_color, paint)
 
-    grouped = set()
+    sections, risky = [], []
     for g in doc.get("groups") or []:
-        members = g.get("devices") or []
+        members = [b for b in g.get("devices") or [] if isinstance(b, str)]
+        flags = group_flags(g, by_bdf, owners, all_identity=state.startswith("on, passthrough"), assigned=assigned)
+        flags += node_flags(g.get("id"), nodes, doc.get("holders") or [])
+        reasons = group_reasons(members, by_bdf)
+        if flags:
+            risky.append((g, flags, reasons))
+        sections.append((g, members, flags, reasons))
+    if sections:
+        out += [""] + _summary(risky, paint)
+
+    grouped = set()
+    for g, members, flags, reasons in sections:
         grouped.update(members)
         kind = clean(g.get("type")) or "type unknown"
         out.append("")
-        out.append(paint(f"Group {g.get('id')}", "bold") + f"  {kind}  {len(members)} device{'s' if len(members) != 1 else ''}")
-        flags = group_flags(g, by_bdf, owners, all_identity=state.startswith("on, passthrough"))
-        for severity, text in flags + node_flags(g.get("id"), nodes, doc.get("holders") or []):
+        out.append(paint(f"Group {g.get('id')}", "bold") + f"  {kind}  {_plural(len(members), 'device')}")
+        for severity, text in flags:
             out.append("  " + paint(f"! {text}", severity))
+        for reason in reasons:
+            out.append("  " + paint(f"why: {clean(reason)}", "dim"))
         for bdf in members:
-            out += _device_line(by_bdf.get(bdf, {"bdf": bdf}), by_bdf, owners, paint)
+            out += _device_line(by_bdf.get(bdf, {"bdf": bdf}), by_bdf, owners, paint, assigned)
 
     loose = [d for d in devices if d.get("bdf") not in grouped]
     if loose:
         out.append("")
         out.append(paint("Devices in no IOMMU group", "bold") + ("  (IOMMU off: no DMA isolation)" if state == "off" else ""))
         for d in loose:
-            out += _device_line(d, by_bdf, owners, paint)
+            out += _device_line(d, by_bdf, owners, paint, assigned)
 
     holders = doc.get("holders") or []
     out.append("")
@@ -296,7 +367,7 @@ def render(doc: dict, color: bool) -> str:
     warnings = doc.get("warnings") or []
     out.append("")
     if warnings:
-        out.append(paint(f"{len(warnings)} warnings", "yellow") + " (what the agent could not read or parse):")
+        out.append(paint(_plural(len(warnings), "warning"), "yellow") + " (what the agent could not read or parse):")
         out += [f"  {clean(w)}" for w in warnings[:SHOWN_WARNINGS]]
         if len(warnings) > SHOWN_WARNINGS:
             out.append(f"  … and {len(warnings) - SHOWN_WARNINGS} more (`fleet-agent collect --pretty` lists them all)")

@@ -196,3 +196,33 @@ def test_the_captured_command_line_flags_are_echoed(capture, views):
     cmdline = (capture("iommu-passthrough") / "proc" / "cmdline").read_text().split()
     line = next(ln for ln in views["iommu-passthrough"].splitlines() if ln.startswith("cmdline:"))
     assert set(line.split()[1:]) == {a for a in cmdline if a.split("=")[0] in ("intel_iommu", "amd_iommu", "iommu")}
+
+
+def test_the_summary_names_the_risky_group_and_why_before_any_group_listing(capture, views):
+    root = capture("shared-bridge-group")
+    drivers = lspci_driver(root)
+    (gid, members), = [(g, m) for g, m in find_groups(root).items() if "vfio-pci" in {drivers.get(b) for b in m}]
+    text = views["shared-bridge-group"]
+    summary = text[text.index("Groups needing a look: 1"):text.index("\nGroup ")]
+    assert f"group {gid}: not viable" in summary
+    bridge = next(b for b in members if drivers.get(b) is None)  # the PCIe-to-PCI bridge has no driver
+    assert f"why: 02:01.0 and 02:02.0 sit behind PCIe-to-PCI bridge {bridge[5:]}" in summary
+    assert "Groups needing a look: none" in views["isolated-nics"]
+
+
+def test_members_given_to_two_libvirt_vms_with_different_labels_are_flagged():
+    # Stands for a libvirt host where two VMs were each given one function of one group.
+    doc = {"iommu": {"enabled": True, "units": []},
+           "groups": [{"id": 7, "type": "DMA", "devices": ["0000:04:00.0", "0000:04:00.1"]}],
+           "devices": [{"bdf": b, "driver": "vfio-pci", "class": "020000", "parent": None}
+                       for b in ("0000:04:00.0", "0000:04:00.1")],
+           "libvirt": {"domains": [
+               {"name": "vm-a", "state": "running", "hostdevs": ["0000:04:00.0"],
+                "seclabels": [{"model": "selinux", "label": "system_u:system_r:svirt_t:s0:c1,c2"}]},
+               {"name": "vm-b", "state": "running", "hostdevs": ["0000:04:00.1"],
+                "seclabels": [{"model": "selinux", "label": "system_u:system_r:svirt_t:s0:c3,c4"}]}]}}
+    text = render(doc, color=False)
+    group = block(text, "Group 7 ")
+    assert "! split owners: vm-a, vm-b" in group
+    assert "different security labels" in group and "s0:c1,c2" in group and "s0:c3,c4" in group
+    assert "owner: VM vm-a (libvirt, running)" in group
