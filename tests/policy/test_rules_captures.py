@@ -69,6 +69,22 @@ def test_passthrough_capture_flags_identity_domains_while_a_device_is_assigned_t
     assert finding.evidence["identity_groups"] == sorted(g for g, t in truth.group_types.items() if t == "identity")
     owners = {b: {o["vm"] for o in os_} for b, os_ in finding.evidence["assigned"].items()}
     assert owners == {b: {vm} for b, vm in truth.vm_devices.items()}
+    assert all(f"{b} (held by {vm})" in finding.message for b, vm in truth.vm_devices.items())
+    identity = sum(1 for t in truth.group_types.values() if t == "identity")
+    assert f"{identity} of {len(truth.groups)} groups use identity" in finding.message
+
+
+def test_no_iommu_remediation_names_the_dpdk_process_to_stop_and_the_device_it_holds(snapshots, capture):
+    truth = parse(capture("no-iommu"))
+    (finding,) = [f for f in evaluate(snapshots["no-iommu"]) if f.rule == "iommu-disabled"]
+    assert truth.vm_devices and all(f"({name}), which holds {bdf}" in finding.remediation for bdf, name in truth.vm_devices.items())
+
+
+def test_the_shared_group_p2p_message_names_both_endpoints(snapshots, capture):
+    truth = parse(capture("shared-group-all-vfio"))
+    (p2p,) = [f for f in evaluate(snapshots["shared-group-all-vfio"]) if f.rule == "group-shared-p2p"]
+    a, b = sorted(m for m in truth.groups[int(p2p.subject_id)] if not truth.is_bridge(m))
+    assert f"({a} and {b})" in p2p.message and "each can reach the other by" in p2p.message
 
 
 def test_sriov_vfs_have_their_own_groups_so_vf_shares_pf_group_does_not_fire(snapshots, capture):

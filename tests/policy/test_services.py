@@ -86,7 +86,9 @@ def test_a_waived_violation_is_hidden_until_its_waiver_expires_and_then_shows_ag
     assert "uio-driver" in listed(T0 + timedelta(hours=2))
     assert Waiver.objects.get(violation=uio).expired_at == T0 + timedelta(hours=2)
     waived = ViolationEvent.objects.get(violation=uio, kind="waived")
-    assert (waived.by, waived.detail["justification"]) == ("carol", "DPDK lab box until the IOMMU BIOS fix")
+    assert (waived.by, waived.at, waived.detail["justification"]) == ("carol", T0, "DPDK lab box until the IOMMU BIOS fix")
+    waiver = Waiver.objects.get(violation=uio)
+    assert (waiver.created_by, waiver.created_at) == ("carol", T0)  # who and when, kept after it expired
     assert _events(uio)[-1] == "waiver_expired"
 
 

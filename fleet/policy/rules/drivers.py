@@ -77,9 +77,12 @@ def driver_drift(facts: HostFacts) -> list[Finding]:
             continue
         first = problems[0]
         if "expected_owner" in first:
-            what = f"is owned by {first['owner']} but intent expects {first['expected_owner']}"
+            owner = first["owner"] if isinstance(first["owner"], str) else ", ".join(first["owner"])
+            what = f"is owned by {owner} but intent ({first['expectation']}) expects {first['expected_owner']}"
         elif "expected_driver" in first:
-            what = f"is on {first['driver'] or 'no driver'} but intent expects {first['expected_driver']}"
+            now = f"is on {first['driver']}" if first["driver"] else "has no driver"
+            expected = "no driver" if first["expected_driver"] == "none" else first["expected_driver"]
+            what = f"{now} but intent ({first['expectation']}) expects {expected}"
         else:
             what = f"is assigned through {first['driver']}, which intent does not allow here"
         target = first.get("expected_driver") or (first.get("expected_drivers") or first.get("allowed_userspace_drivers") or [None])[0]

@@ -49,9 +49,10 @@ def group_shared_p2p(facts: HostFacts) -> list[Finding]:
         who = f"held by {', '.join(owners)}" if owners else "assigned to userspace"
         out.append(Finding(
             "group-shared-p2p", "group", str(gid),
-            f"group {gid} has {len(endpoints)} endpoints {who}: each can reach the others by peer-to-peer DMA.",
+            f"group {gid} has {len(endpoints)} endpoints ({and_list(endpoints)}) {who}: "
+            f"{'each can reach the other' if len(endpoints) == 2 else 'each can reach the others'} by peer-to-peer DMA.",
             evidence=_group_evidence(facts, gid, members) | {"endpoints": endpoints, "assigned": assigned, "holders": owners},
-            remediation=f"accept it only if one owner should have all of {', '.join(endpoints)}; otherwise move the devices to "
+            remediation=f"accept it (waive) only if one owner should have all of {and_list(endpoints)}; otherwise move the devices to "
                         f"slots behind ports with ACS so they get their own groups; {because(facts, gid, members)}.",
         ))
     return out

@@ -1,6 +1,7 @@
 """Host-wide IOMMU state: disabled, VFIO no-IOMMU mode, nested (emulated) IOMMU, identity domains."""
 from __future__ import annotations
 
+from ..explain import and_list
 from ..facts import HostFacts
 from ..findings import Finding
 
@@ -31,9 +32,20 @@ def iommu_disabled(facts: HostFacts) -> list[Finding]:
                   "cmdline_off_flags": off, "cmdline": host.get("cmdline"), "assigned": sorted(facts.assigned),
                   "roles_expecting_assignment": expecting},
         remediation="enable the IOMMU (VT-d/AMD-Vi in firmware; intel_iommu=on or amd_iommu=on, no iommu=off on the kernel "
-                    "command line) and reboot before assigning devices; until then stop the userspace users of "
-                    + (", ".join(sorted(facts.assigned)) or "assigned devices") + ".",
+                    "command line) and reboot before assigning devices" + _until_then(facts) + ".",
     )]
+
+
+def _until_then(facts: HostFacts) -> str:
+    """'; until then stop pid 249 (tenant-f), which holds 0000:02:00.0' — who to stop, by name when known."""
+    if not facts.assigned:
+        return ""
+    users = []
+    for bdf in sorted(facts.assigned):
+        owners = facts.owners_of(bdf)
+        names = sorted({f"pid {o.pid}" + (f" ({o.vm or o.workload})" if o.vm or o.workload else "") for o in owners})
+        users.append(f"{', '.join(names)}, which holds {bdf}" if names else f"whatever uses {bdf}")
+    return "; until then stop " + "; ".join(users)
 
 
 def noiommu_mode(facts: HostFacts) -> list[Finding]:
@@ -80,10 +92,16 @@ def identity_domain_multitenant(facts: HostFacts) -> list[Finding]:
         return []
     assigned = {b: [o.as_dict() for o in facts.owners_of(b)] for b in sorted(facts.assigned)}
     host_driven = sorted(b for g in identity for b in facts.members(g) if facts.is_host_dma(b))
+    given = []
+    for bdf in sorted(facts.assigned):
+        holders = sorted({o.vm or o.workload or f"pid {o.pid}" for o in facts.owners_of(bdf)})
+        given.append(f"{bdf} (held by {', '.join(holders)})" if holders else bdf)
+    driven = f" ({and_list(host_driven[:4])}{' …' if len(host_driven) > 4 else ''})" if host_driven else ""
     return [Finding(
         "identity-domain-multitenant", "host", facts.hostname,
-        f"{len(identity)} group(s) use identity (pass-through) default domains while devices are assigned to tenants: "
-        "host-driven devices can DMA anywhere, guest RAM included.",
+        f"{len(identity)} of {len(facts.groups)} groups use identity (pass-through) default domains while "
+        f"{and_list(given)} {'is' if len(given) == 1 else 'are'} assigned: host-driven devices{driven} can DMA anywhere, "
+        "guest RAM included.",
         evidence={"identity_groups": identity, "host_dma_devices_in_identity_groups": host_driven, "assigned": assigned,
                   "cmdline_flags": {k: v for k, v in ((facts.state.get("host") or {}).get("cmdline_flags") or {}).items()
                                     if k in ("iommu", "iommu_passthrough", "intel_iommu", "amd_iommu") and v is not None}},
