@@ -1,5 +1,6 @@
 """Hypothesis fuzz of POST /api/v1/snapshots from a real capture's snapshot: never a 5xx, nothing half-written."""
 import copy
+import json
 import itertools
 
 import pytest
@@ -79,3 +80,14 @@ def test_mutated_snapshots_and_random_bytes_never_cause_a_5xx_or_a_partial_write
     elif response.status_code == 202:
         assert queued == [response.json()["id"]]
         assert apply_snapshot(queued[0]) in ("applied", "superseded")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode())),
+       tokenless=st.booleans(), gzipped=st.booleans())
+def test_random_heartbeats_are_never_a_5xx_and_never_mark_the_host_seen(target, push, payload, tokenless, gzipped):
+    host, token, _ = target
+    before = Host.objects.filter(pk=host.pk).values_list("last_seen", flat=True).get()
+    response = push(None if tokenless else token, payload, gzipped=gzipped, path="/api/v1/heartbeat")
+    assert response.status_code in (400, 401, 409, 413, 415)
+    assert Host.objects.filter(pk=host.pk).values_list("last_seen", flat=True).get() == before
