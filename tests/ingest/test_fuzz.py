@@ -1,7 +1,7 @@
 """Hypothesis fuzz of POST /api/v1/snapshots from a real capture's snapshot: never a 5xx, nothing half-written."""
 import copy
-import json
 import itertools
+import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
