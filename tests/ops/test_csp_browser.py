@@ -5,7 +5,7 @@ import pytest
 from fleet.inventory.models import Device
 from tests.accounts.fleet_data import a_violation, import_capture
 from tests.accounts.people import PASSWORD
-from tests.browser.conftest import ARGS, CHROMIUM, browser  # noqa: F401  (the session's Chromium)
+from tests.browser.conftest import browser  # noqa: F401  (the session's Chromium)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,7 +45,7 @@ def test_the_other_pages_load_without_any_csp_violation(csp_page, capture):
     host = import_capture(capture("shared-bridge-group"))
     a_violation(host, rule="pasid-quota", severity="medium", subject_kind="host", subject_id=host.hostname)
     _login(csp_page, "user-admin")
-    for url in ("/", "/violations/", f"/search/?q=driver:vfio-pci", f"/hosts/{host.hostname}/history/",
+    for url in ("/", "/violations/", "/search/?q=driver:vfio-pci", f"/hosts/{host.hostname}/history/",
                 "/api/docs/", "/api/v1/devices/", "/audit/", "/admin/", "/admin/policy/violation/"):
         csp_page.goto(url)
         csp_page.wait_for_load_state("networkidle")
