@@ -13,6 +13,10 @@ EXIT_FAILED = 1
 EXIT_BAD_ROOT = 2
 
 
+# What sysfs or procfs of any Linux since 2.6 holds; a partial capture keeps at least one.
+LINUX_MARKERS = ("sys/bus", "sys/devices", "sys/kernel", "sys/class", "proc/version", "proc/cmdline")
+
+
 class BadRoot(Exception):
     pass
 
@@ -22,10 +26,16 @@ def check_root(path: str) -> "Root":
     from .paths import Root
 
     p = Path(path)
+    if not os.path.lexists(p):
+        raise BadRoot(f"{path} does not exist")
     if not p.is_dir():
         raise BadRoot(f"{path} is not a directory")
     if not (p / "sys").is_dir() and not (p / "proc").is_dir():
         raise BadRoot(f"{path} is not a Linux root: it has neither sys/ nor proc/")
+    if not any(os.path.lexists(p / marker) for marker in LINUX_MARKERS):
+        # FreeBSD's /sys is a link to the kernel sources and its /proc is often empty.
+        raise BadRoot(f"{path} is not a Linux root: its sys/ and proc/ hold none of "
+                      f"{', '.join(LINUX_MARKERS)}")
     return Root.of(p)
 
 

@@ -243,13 +243,23 @@ def node_flags(group_id, nodes: list[dict], holders: list[dict]) -> list[tuple[s
     return flags
 
 
+def _why_off(host: dict) -> str:
+    flags = host.get("cmdline_flags") or {}
+    asked_off = [f"{key}={clean(flags[key])}" for key in ("intel_iommu", "amd_iommu", "iommu")
+                 if (flags.get(key) or "").split(",")[0] == "off"]
+    if asked_off:
+        return f"turned off on the kernel command line: {' '.join(asked_off)}"
+    # Many distribution kernels leave Intel's IOMMU off unless asked (CONFIG_INTEL_IOMMU_DEFAULT_ON=n).
+    return "no IOMMU unit registered: VT-d/AMD-Vi off in firmware, or intel_iommu=on missing from the command line"
+
+
 def _header(doc: dict, state: str, state_color: str, paint: _Painter) -> list[str]:
     host = doc.get("host") or {}
     vfio = doc.get("vfio") or {}
     devices = doc.get("devices") or []
     out = [paint(f"{clean(host.get('hostname')) or '(unknown host)'}", "bold")
            + f"  kernel {clean(host.get('kernel')) or '?'}",
-           f"IOMMU: {paint(state, state_color)}"]
+           f"IOMMU: {paint(state, state_color)}" + (f"  ({_why_off(host)})" if state == "off" else "")]
     for unit in (doc.get("iommu") or {}).get("units") or []:
         out.append(_unit_line(unit, paint))
     out.append(f"VFIO no-IOMMU mode: {paint('ON (unsafe)', 'red') if vfio.get('noiommu') else 'off'}"

@@ -337,6 +337,7 @@ def collect(rd: Reader, devices: list[dict], groups: list[dict], vfio: dict,
             holders.append(_holder(rd, pid, held, group_members, node_device, users, by_pid.get(int(pid))))
     if unreadable:
         # One line, not one per pid: as non-root most of /proc is someone else's.
-        rd.warn("/proc/*/fd", f"{unreadable} processes' fd directories unreadable (permission denied): "
-                              "their VFIO/iommufd fds are not visible (needs the same uid or CAP_SYS_PTRACE)")
+        whose = "1 process's fd directory" if unreadable == 1 else f"{unreadable} processes' fd directories"
+        rd.warn("/proc/*/fd", f"{whose} unreadable (permission denied): "
+                              "VFIO/iommufd fds held there are not visible (needs the same uid or CAP_SYS_PTRACE)")
     return holders

@@ -101,6 +101,9 @@ def test_a_terminal_gets_colour_unless_no_color_is_set(capture):
     lambda tmp: tmp / "does-not-exist",
     lambda tmp: (tmp / "file").write_text("x") and tmp / "file",
     lambda tmp: tmp,  # an empty directory: neither sys/ nor proc/
+    # A FreeBSD root: /sys links to the kernel sources, /proc is empty.
+    lambda tmp: (tmp / "usr/src/sys/kern").mkdir(parents=True) or (tmp / "proc").mkdir()
+    or (tmp / "sys").symlink_to("usr/src/sys") or tmp,
 ])
 def test_a_root_that_is_not_a_linux_tree_exits_2_with_one_line(tmp_path, make_root):
     root = make_root(tmp_path)

@@ -226,3 +226,11 @@ def test_members_given_to_two_libvirt_vms_with_different_labels_are_flagged():
     assert "! split owners: vm-a, vm-b" in group
     assert "different security labels" in group and "s0:c1,c2" in group and "s0:c3,c4" in group
     assert "owner: VM vm-a (libvirt, running)" in group
+
+
+def test_iommu_off_says_whether_the_command_line_turned_it_off(capture, views):
+    cmdline = (capture("no-iommu") / "proc/cmdline").read_text()
+    assert "iommu" not in cmdline  # the capture's kernel was simply not asked for one
+    assert "IOMMU: off  (no IOMMU unit registered" in views["no-iommu"]
+    doc = {"host": {"cmdline_flags": {"intel_iommu": "off"}}, "iommu": {"enabled": False}}
+    assert "IOMMU: off  (turned off on the kernel command line: intel_iommu=off)" in render(doc, color=False)
