@@ -21,7 +21,7 @@ DEFINED_DIR = "/etc/libvirt/qemu"
 LIVE_DIR = "/run/libvirt/qemu"
 # A large domain definition is tens of kilobytes; this bounds a garbled or hostile file.
 MAX_XML = 1024 * 1024
-_REFUSED = (b"<!DOCTYPE", b"<!ENTITY")
+_REFUSED = ("<!DOCTYPE", "<!ENTITY")
 
 
 class DomainXMLError(ValueError):
@@ -68,12 +68,20 @@ def _seclabel(elem: ET.Element) -> dict:
 def parse_domain_xml(raw: bytes) -> dict:
     """A defined (`<domain>`) or live (`<domstatus>`) document -> {name, uuid, state, pid, hostdevs,
     mdevs, seclabels}; `state` and `pid` are None for a definition. Raises DomainXMLError."""
-    if any(marker in raw for marker in _REFUSED):
+    # libvirt writes UTF-8. Parsing the decoded text makes expat ignore any encoding declaration, so a
+    # DTD cannot hide from the check below in UTF-16 or another encoding.
+    try:
+        text = raw.decode("utf-8").lstrip("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise DomainXMLError("not UTF-8 (libvirt writes UTF-8); refused") from exc
+    if any(marker in text for marker in _REFUSED):
         raise DomainXMLError("has a DTD or entity declarations (libvirt writes none); refused")
     try:
-        top = ET.fromstring(raw)
+        top = ET.fromstring(text)
     except ET.ParseError as exc:
         raise DomainXMLError(f"not well-formed XML ({exc})") from exc
+    except (LookupError, ValueError) as exc:  # an encoding declaration Python does not know, or cannot use
+        raise DomainXMLError(f"unreadable XML ({exc.__class__.__name__}: {str(exc)[:80]})") from exc
     state = pid = None
     if top.tag == "domstatus":
         state, pid = (top.get("state") or "").strip() or None, decimal(top.get("pid"))

@@ -8,8 +8,11 @@ follows what libvirt writes: the definition under /etc, and the live status (`<d
 the running `<domain>`) under /run.
 """
 import json
+import re
 
 import jsonschema
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.collectors import holders, libvirt
 from agent.paths import Root
@@ -191,6 +194,12 @@ def test_entity_declarations_are_refused_before_parsing(tmp_path):
     assert libvirt.collect(rd) == {"domains": []}
     assert rd.warnings.as_list() == [
         "/etc/libvirt/qemu/evil.xml: has a DTD or entity declarations (libvirt writes none); refused; skipped"]
+    # The same in UTF-16, where the bytes `<!DOCTYPE` never appear.
+    (tmp_path / "etc/libvirt/qemu/evil.xml").write_bytes(laughs.replace('"1.0"?>', '"1.0" encoding="utf-16"?>')
+                                                          .encode("utf-16"))
+    rd = Reader(Root.of(tmp_path))
+    assert libvirt.collect(rd) == {"domains": []}
+    assert rd.warnings.as_list() == ["/etc/libvirt/qemu/evil.xml: not UTF-8 (libvirt writes UTF-8); refused; skipped"]
 
 
 def test_garbled_and_oversized_files_are_skipped_with_warnings_naming_them(tmp_path):
@@ -220,3 +229,21 @@ def test_pci_addresses_in_every_spelling_and_nothing_else_become_bdfs():
     assert bdf("uuid='c2177883-f1bb-47f0-914d-32a22e3a8804'") is None
     assert libvirt.address_bdf(None) is None
 
+
+
+@settings(max_examples=300, deadline=None)
+@given(cut=st.integers(0, len(RUNNING_STATUS)), flips=st.lists(st.tuples(st.integers(0, len(RUNNING_STATUS) - 1),
+                                                                         st.integers(0, 255)), max_size=6),
+       prefix=st.sampled_from([b"", b'<?xml version="1.0" encoding="x-no-such"?>', b'<?xml version="1.0" encoding="utf-16"?>',
+                               b"\xef\xbb\xbf", b"\xff\xfe"]))
+def test_damaged_domain_xml_is_parsed_or_refused_never_raised(cut, flips, prefix):
+    raw = bytearray(RUNNING_STATUS.encode()[:cut])
+    for at, byte in flips:
+        if at < len(raw):
+            raw[at] = byte
+    try:
+        dom = libvirt.parse_domain_xml(prefix + bytes(raw))
+    except libvirt.DomainXMLError:
+        return
+    assert all(re.match(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$", b) for b in dom["hostdevs"])
+    assert dom["pid"] is None or dom["pid"] >= 0
