@@ -119,6 +119,9 @@ def _holder_label(h: dict) -> str:
 
 def _owner(device: dict, holders: list[dict], paint: _Painter, domains: list[dict] = ()) -> str:
     driver = device.get("driver")
+    if holders and device.get("is_bridge"):
+        # VFIO never hands a bridge to its user; it is listed because the holder holds its group.
+        return paint("in the group of " + "; ".join(_holder_label(h) for h in holders) + ", not passed through", "dim")
     if holders:
         return "; ".join(paint(_holder_label(h), "cyan" if (h.get("vm") or h.get("workload")) else "red") for h in holders)
     if domains:

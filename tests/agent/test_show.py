@@ -234,3 +234,13 @@ def test_iommu_off_says_whether_the_command_line_turned_it_off(capture, views):
     assert "IOMMU: off  (no IOMMU unit registered" in views["no-iommu"]
     doc = {"host": {"cmdline_flags": {"intel_iommu": "off"}}, "iommu": {"enabled": False}}
     assert "IOMMU: off  (turned off on the kernel command line: intel_iommu=off)" in render(doc, color=False)
+
+
+def test_a_bridge_in_a_held_group_is_not_shown_as_passed_through(capture, views):
+    root = capture("shared-group-all-vfio")
+    parents = {p for p in groundtruth.lspci_tree_parents(root).values() if p}
+    held = [ln for ln in views["shared-group-all-vfio"].splitlines() if "tenant-b-vm2" in ln and "owner:" in ln]
+    for line in held:
+        bdf = line.split()[0]
+        assert ("not passed through" in line) == (bdf in parents), line
+    assert any("not passed through" in ln for ln in held)
