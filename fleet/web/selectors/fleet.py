@@ -4,12 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from fleet.inventory.models import Device, Host, Label
 from fleet.web.selectors.filters import QueryFilters
 from fleet.web.selectors.tenants import tenant_vm_q
-from fleet.web.selectors.violations import SEVERITIES, open_violations, violation_counts_by_host, worst_severity_by_host
+from fleet.web.selectors.violations import (
+    SEVERITIES, open_violations, severity_rank, violation_counts_by_host, worst_severity_by_host)
 
 PAGE_SIZE = 50
 SORTS = {
@@ -19,7 +21,15 @@ SORTS = {
     "devices": "device_count", "-devices": "-device_count",
     "groups": "group_count", "-groups": "-group_count",
     "assigned": "assigned_count", "-assigned": "-assigned_count",
+    # Worst open severity first (critical, high, …, none), or the reverse; hostname breaks ties.
+    "worst": "worst_rank", "-worst": "-worst_rank",
 }
+
+
+def worst_rank():
+    """Rank of a host's worst open violation (0 = critical, len(SEVERITIES) = none), one indexed subquery per host."""
+    worst = open_violations().filter(host_id=OuterRef("pk")).annotate(rank=severity_rank()).order_by("rank").values("rank")[:1]
+    return Coalesce(Subquery(worst, output_field=IntegerField()), Value(len(SEVERITIES)))
 
 
 @dataclass
@@ -63,6 +73,8 @@ def hosts_filtered(filters: FleetFilters) -> QuerySet:
         if filters.rule:
             v = v.filter(rule=filters.rule)
         qs = qs.filter(Exists(v))
+    if filters.sort.lstrip("-") == "worst":
+        return qs.annotate(worst_rank=worst_rank()).order_by(SORTS[filters.sort], "hostname", "pk")
     return qs.order_by(SORTS[filters.sort], "pk")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from fleet.inventory.models import Device
@@ -13,6 +13,12 @@ from fleet.web.selectors.tenants import tenant_vm_q
 
 SEVERITIES = ["critical", "high", "medium", "low", "info"]
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def severity_rank():
+    """SQL for SEVERITY_RANK: sorts violations by severity in the database (0 = critical)."""
+    return Case(*[When(severity=s, then=Value(i)) for i, s in enumerate(SEVERITIES)],
+                default=Value(len(SEVERITIES) - 1), output_field=IntegerField())
 
 
 def open_violations() -> QuerySet:
@@ -101,7 +107,9 @@ def violations_filtered(filters: ViolationFilters) -> QuerySet:
     if filters.tenant:
         owned = Device.objects.filter(tenant_vm_q(filters.tenant, field="owner_vm")).values("host_id")
         qs = qs.filter(Q(subject_kind="tenant", subject_id=filters.tenant) | Q(host_id__in=owned))
-    return qs.select_related("host").order_by("host__hostname", "rule", "subject_id")
+    # Worst first: the operator paged at 3 a.m. reads the critical ones before the rest.
+    return qs.select_related("host").annotate(severity_rank=severity_rank()).order_by(
+        "severity_rank", "host__hostname", "rule", "subject_id")
 
 
 def violation_rules() -> list[str]:
