@@ -110,6 +110,8 @@ def bench_fleet(n: int) -> float:
     _fill_fleet(n)
     Host.objects.update(last_seen=datetime.now(timezone.utc))  # a reused fleet must not be all stale-host
     demo = parse_toml((ROOT / "fleet" / "demo" / "intent.toml").read_text())
+    # Fleet-wide tenant PASID quotas on: every re-evaluation first recounts each tenant's PASIDs over the fleet.
+    demo = replace(demo, tenants=tuple(replace(t, pasid_quota=t.pasid_quota or 256) for t in demo.tenants))
     services.intent_replace(intent=demo, user="bench", source="bench")  # triggers a fleet sync: the starting point
     start = time.perf_counter()
     totals = services.violations_sync_fleet()

@@ -7,9 +7,11 @@ a multi-function device without ACS. Unknown (config space unreadable) is said a
 """
 from __future__ import annotations
 
+from agent.explain import acs_gap as _agent_acs_gap
+from agent.explain import and_list
+
 from .facts import HostFacts
 
-ACS_REQUIRED = ("sv", "rr", "cr", "uf")
 PORT_NAMES = {"root_port": "root port", "downstream_port": "switch downstream port", "upstream_port": "switch upstream port"}
 
 
@@ -19,18 +21,14 @@ def _port_type(device: dict) -> str | None:
 
 
 def acs_gap(device: dict) -> str | None:
-    """'has no ACS' / 'has ACS without …' / 'ACS unknown …' for a port, None when ACS isolates."""
-    caps = device.get("capabilities") or {}
-    acs = caps.get("acs")
-    if acs is None:
-        return "ACS unknown (extended config space not readable)"
-    if not acs.get("present"):
-        return "has no ACS"
-    ctl = acs.get("ctl") or {}
-    missing = [bit.upper() for bit in ACS_REQUIRED if not ctl.get(bit)]
-    if missing:
-        return f"has ACS without {'/'.join(missing)} enabled"
-    return None
+    """'has no ACS' / 'has ACS without …' / 'ACS unknown …' for a port, None when ACS isolates.
+
+    The agent's reading of the ACS bits (the same DOMAIN.md §3 rule), worded to follow a port's name.
+    """
+    gap = _agent_acs_gap(device)
+    if gap is None or gap.startswith("ACS unknown"):
+        return gap and "ACS unknown (extended config space not readable)"
+    return f"has {gap}"
 
 
 def group_reasons(facts: HostFacts, members: list[str]) -> list[str]:
@@ -66,11 +64,6 @@ def group_reasons(facts: HostFacts, members: list[str]) -> list[str]:
         if without:
             add(f"multi-function device {slot} without ACS ({', '.join(without)})")
     return reasons
-
-
-def and_list(items: list[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
 
 
 def because(facts: HostFacts, group_id, members: list[str]) -> str:

@@ -123,6 +123,8 @@ def violations_sync_for_host(*, host: Host, now: datetime | None = None, state: 
 
         state = host_state(host)
     intent = intent if intent is not None else selectors.intent_current()
+    if not _quotas(intent):  # no tenant quota: nothing fleet-wide to count (a fleet sync recounts when one is added)
+        return _sync_hosts([host], states={host.pk: state}, intent=intent, now=now)
     usage = tenant_pasid_usage(state, intent)
     elsewhere = tenant_pasids_elsewhere(host=host, intent=intent)
     counts = _sync_hosts([host], states={host.pk: state}, intent=intent, now=now, pasid_elsewhere={host.pk: elsewhere})
@@ -164,7 +166,7 @@ def _fleet_pasid_usage_refresh(*, hosts, intent: Intent, now: datetime) -> dict[
     from fleet.inventory.models import PasidUser
 
     usage: dict[int, dict[str, int]] = {}
-    if intent.tenants:
+    if _quotas(intent):
         with_users = sorted(set(PasidUser.objects.filter(host__in=hosts).values_list("host_id", flat=True)))
         for i in range(0, len(with_users), FLEET_CHUNK):
             chunk = list(hosts.filter(pk__in=with_users[i:i + FLEET_CHUNK]))
@@ -189,7 +191,7 @@ def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, n
     existing: dict[str, Violation] = {
         v.fingerprint: v for v in Violation.objects.select_for_update().filter(host__in=[h.pk for h in hosts])}
     counts = {"opened": 0, "reopened": 0, "updated": 0, "resolved": 0, "open": 0}
-    create, rewrite, still, events = [], [], [], []
+    create, rewrite, still, reopen_same, events = [], [], [], [], []
     seen: set[str] = set()
     for host in hosts:
         elsewhere = (pasid_elsewhere or {}).get(host.pk, {})
@@ -214,6 +216,10 @@ def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, n
                 v.status, v.opened_at, v.resolved_at = Violation.Status.OPEN, now, None
                 events.append(ViolationEvent(violation=v, kind=ViolationEvent.Kind.REOPENED, at=now, by=ENGINE))
                 counts["reopened"] += 1
+                if not changed:
+                    # The same finding coming back (e.g. an intent change undone): one UPDATE for all of them, below.
+                    reopen_same.append(v.pk)
+                    continue
             elif changed:
                 events.append(ViolationEvent(violation=v, kind=ViolationEvent.Kind.UPDATED, at=now, by=ENGINE,
                                              detail={"before": {"message": v.message, "evidence": v.evidence}}))
@@ -236,6 +242,9 @@ def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, n
     if resolved:
         Violation.objects.filter(pk__in=[v.pk for v in resolved]).update(
             status=Violation.Status.RESOLVED, resolved_at=now, updated_at=now)
+    if reopen_same:
+        Violation.objects.filter(pk__in=reopen_same).update(status=Violation.Status.OPEN, opened_at=now, resolved_at=None,
+                                                             updated_at=now, last_seen_at=now)
     for v in rewrite:
         v.save(update_fields=["status", "opened_at", "updated_at", "last_seen_at", "resolved_at",
                               "message", "evidence", "remediation", "severity"])
