@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from fleet.policy.intent import MAX_MATCHED_LENGTH, IntentError, parse_toml, pattern_matches, to_toml
 from fleet.policy.models import IntentChange, Tenant
@@ -103,3 +104,12 @@ def test_a_nested_quantifier_stored_before_validation_is_never_run_against_host_
     started = time.perf_counter()
     assert not pattern_matches(("re:(a+)+$",), "a" * 25 + "!")  # unguarded: seconds of backtracking
     assert time.perf_counter() - started < 0.05
+
+
+@pytest.mark.django_db
+def test_an_import_without_by_is_audited_with_the_login_running_it_and_when(monkeypatch):
+    monkeypatch.setenv("LOGNAME", "dave")  # what getpass reads first, as a login shell sets it
+    before = timezone.now()
+    call_command("policy", "import", str(EXAMPLE))
+    change = IntentChange.objects.get()
+    assert change.by == "cli:dave" and before <= change.at <= timezone.now()

@@ -1,4 +1,5 @@
 """`manage.py policy import FILE | export [FILE] | baseline accept HOST | sync [--host H] | expire-waivers`."""
+import getpass
 import sys
 from pathlib import Path
 
@@ -16,20 +17,22 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         imp = sub.add_parser("import", help="replace the stored intent with FILE (audited, re-evaluates the fleet)")
         imp.add_argument("file")
-        imp.add_argument("--by", default="cli", help="who makes the change (audit); default 'cli'")
+        imp.add_argument("--by", help="who makes the change (audit); default cli:<login name>")
         exp = sub.add_parser("export", help="write the stored intent as TOML to FILE or stdout")
         exp.add_argument("file", nargs="?")
         base = sub.add_parser("baseline", help="group baselines")
         base_sub = base.add_subparsers(dest="baseline_action", required=True)
         acc = base_sub.add_parser("accept", help="record HOST's current IOMMU groups as accepted")
         acc.add_argument("host")
-        acc.add_argument("--by", default="cli")
+        acc.add_argument("--by", help="who accepts it (audit); default cli:<login name>")
         sync = sub.add_parser("sync", help="re-evaluate violations now")
         sync.add_argument("--host")
         sub.add_parser("expire-waivers", help="expire waivers past their date")
 
     def handle(self, *args, **opts):
         action = opts["action"]
+        # The audit names a person: the login running the command unless --by says who asked for it.
+        opts["by"] = opts.get("by") or _login()
         if action == "import":
             try:
                 intent = parse_toml(Path(opts["file"]).read_text(encoding="utf-8"))
@@ -60,3 +63,10 @@ class Command(BaseCommand):
             self.stdout.write(" ".join(f"{k}={v}" for k, v in counts.items()))
         elif action == "expire-waivers":
             self.stdout.write(f"{services.waivers_expire()} waiver(s) expired")
+
+
+def _login() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        return "cli"
