@@ -5,13 +5,18 @@ empty section and a warning; the rest of the snapshot still goes out.
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
+
+try:  # a server dependency; the agent installs without it and hashes with json alone
+    import orjson
+except ImportError:  # pragma: no cover - depends on the install
+    orjson = None
 
 from . import __version__
 from .paths import Root
@@ -77,24 +82,54 @@ def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
 
 
 def stable_view(doc: dict) -> dict:
-    """The document without its volatile fields (what the content hash covers)."""
-    out = copy.deepcopy(doc)
+    """The document without its volatile fields (what the content hash covers).
+
+    Copies only the containers it drops keys from (the top level, `agent`, `host`, each holder);
+    everything else is shared with `doc`, so treat the result as read-only. A deep copy of a
+    480-device document took 40-200 ms, most of a large push's receive time.
+    """
+    out = dict(doc)
     for path, keys in VOLATILE.items():
-        node = out
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
+        container = out
+        for part in path:  # copy each dict on the way down before popping from it
+            node = container.get(part)
+            if not isinstance(node, dict):
+                break
+            container[part] = node = dict(node)
+            container = node
+        else:
             for key in keys:
-                node.pop(key, None)
-    for holder in out.get("holders") or []:
-        if isinstance(holder, dict):
-            for key in VOLATILE_HOLDER_FIELDS:
-                holder.pop(key, None)
+                container.pop(key, None)
+    holders = out.get("holders")
+    if isinstance(holders, list):
+        out["holders"] = [
+            {k: v for k, v in holder.items() if k not in VOLATILE_HOLDER_FIELDS} if isinstance(holder, dict) else holder
+            for holder in holders
+        ]
     return out
 
 
+# A float value (`"k":1.5`, `,1e-05`) in orjson's output: its spelling may differ from json's, so such a
+# document takes the json path. The agent writes no floats; a rare false hit inside a string
+# (`"a,1.5"`) only costs time. (`:` alone would hit every BDF: "0000:2b:00.0".)
+_FLOAT_TOKEN = re.compile(rb'(?:":|[,\[])-?[0-9]+[.eE]')
+
+
 def canonical_json(doc: dict) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Sorted keys, no spaces, UTF-8: byte for byte `json.dumps(doc, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False).encode()`, which defines the content hash.
+
+    orjson writes the same bytes ~10x faster for what documents hold (str keys, ints, strings, lists);
+    anything it spells differently or refuses (floats, ints past 64 bits, non-str keys, lone surrogates)
+    goes through json. NaN/Infinity are not JSON and never reach the server; orjson writes them as null.
+    """
+    try:
+        out = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) if orjson is not None else None
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        out = None
+    if out is None or _FLOAT_TOKEN.search(out):
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return out
 
 
 def content_hash(doc: dict) -> str:
