@@ -1,4 +1,5 @@
 """Fixtures shared by the whole suite: real captures and real services."""
+import os
 import tarfile
 from pathlib import Path
 
@@ -69,3 +70,28 @@ def redis_service():
 def postgres_service():
     _require(POSTGRES, "PostgreSQL")
     return "postgres://postgres@127.0.0.1:5432"
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The session's one Chromium (Debian's), driven by Playwright's sync API.
+
+    Defined once here: Playwright's sync API refuses to start a second instance while one runs,
+    so every browser test in every folder shares this one."""
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail(f"CI=true and {CHROMIUM} is missing")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    # Playwright's sync API runs an event loop in this thread; the tests' own ORM calls stay synchronous.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

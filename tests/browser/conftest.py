@@ -1,32 +1,9 @@
-"""One Chromium per session, driven by Playwright against pytest-django's live server."""
-import os
+"""Logged-in pages of the session's Chromium (tests/conftest.py) against pytest-django's live server."""
 from pathlib import Path
 
 import pytest
 
-from tests.services import IN_CI
-
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-
-# Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if IN_CI:
-            pytest.fail(f"CI=true and {CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -44,10 +21,14 @@ def page(browser, live_server, django_user_model):
     client.force_login(user)
     context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)
     context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    # Every page a browser test opens must also run under the Content-Security-Policy without a violation.
+    context.add_init_script(CSP_LISTENER)
     pg = context.new_page()
     pg.errors = []
     pg.dialogs = []
+    pg.csp = []
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.on("console", lambda m: pg.csp.append(m.text) if "Content Security Policy" in m.text else None)
 
     def on_dialog(dialog):
         pg.dialogs.append(dialog.message)
@@ -57,6 +38,20 @@ def page(browser, live_server, django_user_model):
     yield pg
     context.close()
     assert not pg.errors, pg.errors
+    assert not pg.csp, pg.csp
+
+
+# Runs before any page script; Playwright injects it outside the page's CSP.
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation',
+  (e) => window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`));
+"""
+
+
+def csp_violations(page) -> list[str]:
+    """The securitypolicyviolation events the current document has fired so far."""
+    return page.evaluate("window.__cspViolations || null")
 
 
 def screenshot(page, name: str) -> Path:

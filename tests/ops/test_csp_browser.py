@@ -5,13 +5,12 @@ import pytest
 from fleet.inventory.models import Device
 from tests.accounts.fleet_data import a_violation, import_capture
 from tests.accounts.people import PASSWORD
-from tests.browser.conftest import browser  # noqa: F401  (the session's Chromium)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def csp_page(browser, live_server, users):  # noqa: F811
+def csp_page(browser, live_server, users):
     context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)
     page = context.new_page()
     page.violations = []
