@@ -4,6 +4,8 @@
 export const FULL_DRAW_LIMIT = 80;
 // Past this many drawn devices, even assigned subtrees fold per root complex unless they hold a violation.
 export const DRAW_BUDGET = 120;
+// When everything folded, root complexes with assigned devices open until about this many devices are drawn.
+export const FIRST_VIEW_BUDGET = 48;
 
 export function interestingSets(data, focusBdfs = []) {
   const groupHot = new Set();
@@ -39,7 +41,7 @@ function deviceHot(n) {
 // `expanded` holds parent ids whose children are all shown.
 export function foldRows(data, { focusBdfs = [], expanded = new Set(), limit = FULL_DRAW_LIMIT } = {}) {
   const devices = data.nodes.filter((n) => n.kind === 'device');
-  if (devices.length <= limit) return { rows: data.nodes.map((n) => ({ ...n })), folded: 0 };
+  if (devices.length <= limit) return { rows: data.nodes.map((n) => ({ ...n })), folded: 0, opened: new Set() };
   const { hot, critical } = interestingSets(data, focusBdfs);
   const children = new Map();
   for (const n of data.nodes) {
@@ -59,15 +61,18 @@ export function foldRows(data, { focusBdfs = [], expanded = new Set(), limit = F
   };
   const subtreeHot = below(hot);
   const subtreeCritical = below(critical);
+  // A root complex holding anything the user expanded is open, or the expansion would show nothing.
+  const subtreeExpanded = below(expanded);
   const rows = [];
   let folded = 0;
   let tight = false;
+  const opened = new Set();
   const walk = (n) => {
     rows.push({ ...n });
     const kids = children.get(n.id) || [];
     const keep = [];
     const fold = [];
-    const strict = tight && n.kind === 'rc' && !expanded.has(n.id);
+    const strict = tight && n.kind === 'rc' && !subtreeExpanded(n) && !opened.has(n.id);
     for (const k of kids) {
       if (strict) (subtreeCritical(k) ? keep : fold).push(k);
       else if (expanded.has(n.id) || k.kind !== 'device' || subtreeHot(k)) keep.push(k);
@@ -90,16 +95,34 @@ export function foldRows(data, { focusBdfs = [], expanded = new Set(), limit = F
       });
     }
   };
+  const firstViewRcs = () => {
+    const drawn = () => rows.filter((r) => r.kind === 'device').length;
+    for (const rc of data.nodes.filter((n) => n.kind === 'rc' && subtreeHot(n))) {
+      opened.add(rc.id);
+      rows.length = 0;
+      folded = 0;
+      walk(root);
+      if (drawn() > FIRST_VIEW_BUDGET) { opened.delete(rc.id); break; }
+    }
+    return new Set(opened);
+  };
   const root = data.nodes.find((n) => n.parentId == null);
-  if (!root) return { rows, folded };
+  if (!root) return { rows, folded, opened };
   walk(root);
   if (rows.filter((r) => r.kind === 'device').length > DRAW_BUDGET) {
     rows.length = 0;
     folded = 0;
     tight = true;
+    // All folded is a useless first view on a big host with no violation (a DGX: 24 aggregates, no device).
+    // Open root complexes holding assigned devices, in order, while the drawing stays readable. The choice
+    // is the first view's, whatever the user expanded since, so expanding never hides what was shown.
+    const first = expanded.size ? foldRows(data, { focusBdfs, limit }).opened : firstViewRcs();
+    first.forEach((id) => opened.add(id));
+    rows.length = 0;
+    folded = 0;
     walk(root);
   }
-  return { rows, folded };
+  return { rows, folded, opened };
 }
 
 // Every ancestor id of the given device ids, so expanding them reveals the devices.

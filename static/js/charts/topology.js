@@ -6,12 +6,13 @@ const ROW = 50;
 const COL = 200;
 const STRUCT_COL = 120; // host, unit and root-complex columns need less room than device columns
 const PAD = 12;
+const GROUP_GAP = 14; // extra room between rows of different groups, so neighbouring boxes never touch
 
 export function topologyChart(data, options) {
   const d3 = window.d3;
   const { rows, width = 900, height = 600 } = options;
   const root = d3.stratify().id((d) => d.id).parentId((d) => d.parentId)(rows.map((r) => ({ ...r })));
-  d3.tree().nodeSize([ROW, COL]).separation((a, b) => (a.parent === b.parent ? 1 : 1.2))(root);
+  layoutRows(root);
   root.each((n) => { n.y = n.depth <= 3 ? n.depth * STRUCT_COL : 3 * STRUCT_COL + (n.depth - 3) * COL; });
 
   const svg = d3.create('svg')
@@ -116,6 +117,43 @@ export function topologyChart(data, options) {
     x1: (holders.length ? holderX + 200 : maxX + COL), y1: (d3.max([...nodes.map((n) => n.x), ...holders.map((h) => h.y)]) || 0) + ROW,
   };
   return Object.assign(svg.node(), { zoomLayer: zoomLayer.node(), bounds, positions: pos });
+}
+
+// Every leaf gets a row of its own and a parent sits between its first and last child, so a subtree owns a
+// contiguous band of rows. Siblings are ordered by IOMMU group, so a group's members (a bridge and what is
+// behind it, or the functions of one slot) are one band: group boxes never reach over a neighbour's, which
+// d3.tree's compaction of subtrees at different depths did. A change of group between rows adds a gap.
+function layoutRows(root) {
+  const groupOf = (n) => (n.data.kind === 'device' && n.data.group != null ? n.data.group : null);
+  const siblingOrder = (a, b) => {
+    const ga = groupOf(a);
+    const gb = groupOf(b);
+    if (ga !== gb) {
+      // A child in its parent's group first, then by group id; nodes without a group keep their place last.
+      const pg = groupOf(a.parent);
+      if (ga === pg) return -1;
+      if (gb === pg) return 1;
+      if (ga == null) return 1;
+      if (gb == null) return -1;
+      return ga - gb;
+    }
+    return 0; // stable: keeps the server's BDF order within a group
+  };
+  let next = 0;
+  let lastGroup;
+  const visit = (n) => {
+    if (n.children) {
+      n.children.sort(siblingOrder);
+      n.children.forEach(visit);
+      n.x = (n.children[0].x + n.children[n.children.length - 1].x) / 2;
+      return;
+    }
+    const g = groupOf(n) ?? `leaf:${n.data.id}`;
+    if (lastGroup !== undefined) next += ROW + (g !== lastGroup ? GROUP_GAP : 0);
+    lastGroup = g;
+    n.x = next;
+  };
+  visit(root);
 }
 
 export function pickRule(rules, preferred) {

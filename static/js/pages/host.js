@@ -10,6 +10,8 @@ const pageData = JSON.parse(document.getElementById('host-page-data').textConten
 const container = document.getElementById('topology');
 const panel = document.getElementById('side-panel');
 const status = document.getElementById('topo-search-status');
+// The panel's first content (host summary and its open violations) comes back when a selection is closed.
+const panelIntro = [...panel.childNodes].map((n) => n.cloneNode(true));
 
 const state = {
   data: null,
@@ -75,7 +77,9 @@ function fit() {
   const fitWidth = width / (b.x1 - b.x0 + 40);
   let k = Math.min(1.25, fitWidth, height / (b.y1 - b.y0 + 40));
   // Shrinking a tall drawing until it fits makes text unreadable: keep it legible and let the user pan down.
-  if (k < 0.65 || state.view === 'groups') k = Math.min(state.view === 'groups' ? 1.1 : 0.65, fitWidth);
+  // Fit the width instead (never below 0.55, where 10px labels stop being legible).
+  if (state.view === 'groups') k = Math.min(1.1, fitWidth);
+  else if (k < 0.65) k = Math.min(1, Math.max(fitWidth, 0.55));
   const t = d3.zoomIdentity.translate(20 - b.x0 * k, 20 - b.y0 * k).scale(k);
   d3.select(state.svg).call(state.zoom.transform, t);
 }
@@ -157,6 +161,36 @@ function pick(bdf) {
   return true;
 }
 
+// Escape closes the selection: the panel shows the host summary again, focus returns to the drawing element.
+function closeSelection() {
+  if (!state.selected) return false;
+  const target = state.selected;
+  state.selected = null;
+  state.focus = null;
+  d3.select(state.svg).selectAll('.selected').classed('selected', false);
+  panel.replaceChildren(...panelIntro.map((n) => n.cloneNode(true)));
+  const url = new URL(location.href);
+  url.searchParams.delete('focus');
+  url.hash = '';
+  history.replaceState(null, '', url);
+  const selector = target.kind === 'device' ? `[data-bdf="${CSS.escape(target.bdf)}"]`
+    : target.kind === 'group' ? `[data-group="${CSS.escape(String(target.id))}"]` : `[data-holder="${CSS.escape(String(target.pid))}"]`;
+  const el = state.svg.querySelector(selector);
+  if (el) el.focus({ preventScroll: true });
+  return true;
+}
+
+// Tabbing through a drawing larger than its box: bring the focused element into view.
+function revealFocused(ev) {
+  const el = ev.target.closest && ev.target.closest('[tabindex]');
+  if (!el || !state.svg.contains(el)) return;
+  const box = el.getBoundingClientRect();
+  const area = container.getBoundingClientRect();
+  if (box.left >= area.left && box.right <= area.right && box.top >= area.top && box.bottom <= area.bottom) return;
+  const [x, y] = elementCentre(el.querySelector('.shape, .group-shape, rect') || el);
+  centreAt(x, y, false);
+}
+
 function activate(target) {
   const el = target.closest('[data-bdf], [data-group], [data-aggregate], [data-holder]');
   if (!el || !state.svg.contains(el)) return;
@@ -175,6 +209,7 @@ function wireInteractions(svg) {
   svg.addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); activate(ev.target); }
   });
+  svg.addEventListener('focusin', revealFocused);
 }
 
 function search(text) {
@@ -244,6 +279,9 @@ function wireToolbar() {
     for (const n of state.data.nodes) state.expanded.add(n.id);
     state.expandedGroups = true;
     render();
+  });
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && closeSelection()) ev.preventDefault();
   });
   let pending = null;
   window.addEventListener('resize', () => { clearTimeout(pending); pending = setTimeout(() => state.data && render(), 200); });
