@@ -98,7 +98,8 @@ def pasid_quota(facts: HostFacts) -> list[Finding]:
         if tenant.pasid_quota is None or not used or total <= tenant.pasid_quota:
             continue
         where = "on this host" if not other else f"across the fleet ({len(used)} on this host, {other} on other hosts)"
-        consumers = sorted({f"pid {u.get('pid')} on {u.get('device')}" for u in used})
+        consumers = sorted({(f"pid {u['pid']}" if u.get("pid") is not None else "PASID enabled") + f" on {u.get('device')}"
+                            for u in used})
         out.append(Finding(
             "pasid-quota", "tenant", tenant.name,
             f"tenant {tenant.name} uses {total} PASIDs {where}, over its fleet-wide quota of {tenant.pasid_quota}.",
