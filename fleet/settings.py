@@ -98,6 +98,11 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("FLEET_STATIC_ROOT", BASE_DIR / "staticfiles"))
+# WhiteNoise warns "No directory at" on every start (and test run) until collectstatic has made it: an empty one is fine.
+try:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+except OSError:  # a read-only root without the directory: WhiteNoise's warning is then the right message
+    pass
 # Serve static/ straight from the finders when collectstatic has not run (the embedded default, runserver with DEBUG off).
 WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/accounts/login/"
