@@ -133,20 +133,24 @@ class IntentSettings(models.Model):
     class Meta:
         verbose_name_plural = "intent settings"
 
+    def clean(self) -> None:
+        _check_pattern_fields(self, lists=("allowed_userspace_drivers",))
 
-def _check_pattern_fields(instance, *fields: str) -> None:
-    """The admin's form validation for pattern fields: the same refusal (and message) as a TOML import."""
+
+def _check_pattern_fields(instance, *fields: str, lists: tuple[str, ...] = ()) -> None:
+    """The admin's form validation: pattern fields get the same refusal (and message) as a TOML import;
+    `lists` (and list-valued pattern fields) must hold strings, or every later evaluation would fail."""
     from .intent import IntentError, check_patterns
 
     errors = {}
-    for name in fields:
+    for name in (*fields, *lists):
         value = getattr(instance, name)
-        values = [value] if isinstance(value, str) else value
+        values = [value] if isinstance(value, str) and name in fields else value
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             errors[name] = "must be a list of strings"
             continue
         try:
-            check_patterns([v for v in values if v], name)
+            check_patterns([v for v in values if v] if name in fields else [], name)
         except IntentError as exc:
             errors[name] = str(exc)
     if errors:
@@ -175,7 +179,7 @@ class Tenant(models.Model):
         return self.name
 
     def clean(self) -> None:
-        _check_pattern_fields(self, "vm_patterns", "cgroup_patterns", "workload_patterns")
+        _check_pattern_fields(self, "vm_patterns", "cgroup_patterns", "workload_patterns", lists=("labels",))
 
 
 class HostRole(models.Model):
@@ -199,7 +203,7 @@ class HostRole(models.Model):
         return self.name
 
     def clean(self) -> None:
-        _check_pattern_fields(self, "host_patterns")
+        _check_pattern_fields(self, "host_patterns", lists=("host_labels", "expected_drivers"))
 
 
 class DeviceExpectation(models.Model):
@@ -247,6 +251,11 @@ class GroupBaseline(models.Model):
 
     def __str__(self) -> str:
         return self.hostname
+
+    def clean(self) -> None:
+        groups = self.groups
+        if not isinstance(groups, list) or not all(isinstance(g, list) and all(isinstance(b, str) for b in g) for g in groups):
+            raise ValidationError({"groups": "must be a list of lists of BDF strings, e.g. [[\"0000:03:00.0\", \"0000:03:00.1\"]]"})
 
 
 class IntentChange(models.Model):

@@ -2,7 +2,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from fleet.policy.models import IntentChange, Tenant
+from fleet.policy.models import GroupBaseline, IntentChange, Tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -41,3 +41,16 @@ def test_the_admin_refuses_a_tenant_pattern_that_can_backtrack_for_ever_naming_t
     assert response.status_code == 200  # the form again, with its error
     assert "vm_patterns: regular expression" in response.content.decode() and "nests a repeat" in response.content.decode()
     assert not Tenant.objects.exists() and not IntentChange.objects.exists()
+
+
+def test_the_admin_refuses_a_baseline_whose_groups_are_not_lists_of_bdfs(client):
+    # A hand-edited baseline like [1, 2] would make every later evaluation fail to read the intent.
+    client.force_login(User.objects.create_superuser("judy", "j@example.com", "pw"))
+    response = client.post("/admin/policy/groupbaseline/add/", {
+        "hostname": "hv-1", "groups": "[1, 2]", "accepted_at_0": "", "accepted_at_1": "", "accepted_by": "judy"})
+    assert response.status_code == 200 and "must be a list of lists of BDF strings" in response.content.decode()
+    assert not GroupBaseline.objects.exists() and not IntentChange.objects.exists()
+    response = client.post("/admin/policy/groupbaseline/add/", {
+        "hostname": "hv-1", "groups": '[["0000:03:00.0", "0000:03:00.1"]]', "accepted_at_0": "", "accepted_at_1": "",
+        "accepted_by": "judy"})
+    assert response.status_code == 302 and GroupBaseline.objects.get().groups == [["0000:03:00.0", "0000:03:00.1"]]
