@@ -4,7 +4,6 @@ Rules never write here: `fleet.policy.services` turns the engine's findings into
 rows. The intent tables are the editable form of the reviewable TOML file
 (`fleet.policy.intent`); `policy export` renders them back to that file.
 """
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
