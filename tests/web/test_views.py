@@ -127,6 +127,12 @@ def test_search_page_links_results_to_the_device_on_its_drawing(viewer_client, f
         assert f'/hosts/{host.hostname}/?focus={bdf.replace(":", "%3A")}' in html
 
 
+def test_a_search_that_matches_nothing_says_so(viewer_client, fleet):
+    assert not Host.objects.filter(hostname="no-such-host").exists()
+    html = viewer_client.get(reverse("web:search") + "?q=host:no-such-host").content.decode()
+    assert "0 devices" in html and "No device matches." in html
+
+
 def test_search_reports_bad_terms(viewer_client, fleet):
     html = viewer_client.get(reverse("web:search") + "?q=vendor:nothex").content.decode()
     assert "needs 4 hex digits" in html
