@@ -32,6 +32,8 @@ from datetime import datetime, timedelta
 import orjson
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models import F
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from agent.snapshot import canonical_json, content_hash
@@ -283,10 +285,24 @@ def snapshot_apply(*, snapshot_id: int) -> str:
     """
     from fleet.policy.services import violations_sync_for_host
 
-    outcome, host = _snapshot_apply_locked(snapshot_id=snapshot_id)
+    try:
+        outcome, host = _snapshot_apply_locked(snapshot_id=snapshot_id)
+    except _ApplyFailed as failed:  # raised out of the apply's transaction, which rolled back
+        return _snapshot_mark_failed(snapshot_id=failed.snapshot_id, error=failed.error)
     if host is not None:
         violations_sync_for_host(host=host)
     return outcome
+
+
+class _ApplyFailed(Exception):
+    def __init__(self, snapshot_id: int, error: str):
+        super().__init__(error)
+        self.snapshot_id, self.error = snapshot_id, error
+
+
+# The document passed validation but cannot be applied: a bug to look at, not a reason to retry.
+# (orjson.JSONDecodeError is a ValueError.)
+_APPLY_ERRORS = (ValueError, TypeError, KeyError, AttributeError, DataError, IntegrityError)
 
 
 def _pending_batch(host: Host, snapshot_id: int, seq: int) -> list[Snapshot]:
@@ -302,20 +318,35 @@ def _mark(item: Snapshot, status: str, error: str = "") -> None:
     item.status = status
 
 
+def _host_locked_for(snapshot_id: int) -> Host | None:
+    """The snapshot's host, row-locked, with the snapshot's seq as `_snapshot_seq`: one statement.
+
+    One host's snapshots apply one at a time, whatever worker holds them. On PostgreSQL the same
+    statement turns synchronous_commit off for this transaction: the snapshot itself was committed
+    durably when received, and if this commit is lost its status is lost with it, so it is still
+    `received` and the sweeper re-applies it.
+    """
+    hosts = Host.objects.select_for_update(of=("self",)).filter(snapshots__id=snapshot_id).annotate(_snapshot_seq=F("snapshots__seq"))
+    if connection.vendor == "postgresql":
+        hosts = hosts.annotate(_commit=RawSQL("set_config('synchronous_commit', 'off', true)", ()))
+    return hosts.first()
+
+
+def _apply_one(host: Host, item: Snapshot) -> None:
+    document = orjson.loads(item.document_bytes())
+    host_apply_snapshot(host=host, document=document, snapshot_id=item.pk, seq=item.seq, at=item.received_at, content_hash=item.content_hash)
+
+
+def _failure_text(exc: Exception) -> str:
+    return f"{exc.__class__.__name__}: {exc}"[:2000]
+
+
 @transaction.atomic
 def _snapshot_apply_locked(*, snapshot_id: int) -> tuple[str, Host | None]:
-    found = Snapshot.objects.filter(pk=snapshot_id).values_list("host_id", "seq").first()
-    if found is None:
+    host = _host_locked_for(snapshot_id)
+    if host is None:
         return "missing", None
-    host_id, seq = found
-    if connection.vendor == "postgresql":
-        # Safe to skip the WAL flush here: the snapshot itself was committed durably when received, and
-        # if this commit is lost its status is lost with it, so it is still `received` and the sweeper re-applies it.
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-    # One host's snapshots apply one at a time, whatever worker holds them.
-    host = Host.objects.select_for_update().get(pk=host_id)
-    batch = _pending_batch(host, snapshot_id, seq)
+    batch = _pending_batch(host, snapshot_id, host._snapshot_seq)
     if snapshot_id not in {item.pk for item in batch}:
         return Snapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).get(), None
     applied_any = False
@@ -323,20 +354,38 @@ def _snapshot_apply_locked(*, snapshot_id: int) -> tuple[str, Host | None]:
         if item.seq > 0 and host.applied_seq is not None and item.seq <= host.applied_seq:
             _mark(item, Snapshot.Status.SUPERSEDED)
             continue
-        try:
-            with transaction.atomic():
-                document = orjson.loads(item.document_bytes())
-                host_apply_snapshot(host=host, document=document, snapshot_id=item.pk, seq=item.seq, at=item.received_at, content_hash=item.content_hash)
-        except (ValueError, TypeError, KeyError, AttributeError, DataError, IntegrityError) as exc:  # orjson.JSONDecodeError is a ValueError
-            # The document passed validation but cannot be applied: a bug to look at, not a reason to retry.
-            log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
-            host.refresh_from_db()  # the failed apply may have set attributes it did not save
-            _mark(item, Snapshot.Status.FAILED, f"{exc.__class__.__name__}: {exc}"[:2000])
-            continue
+        if len(batch) == 1:
+            # The usual case: no savepoint (two round trips). A failure leaves the whole transaction,
+            # and snapshot_apply marks the snapshot failed in a fresh one.
+            try:
+                _apply_one(host, item)
+            except _APPLY_ERRORS as exc:
+                log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
+                raise _ApplyFailed(item.pk, _failure_text(exc)) from exc
+        else:
+            try:
+                with transaction.atomic():
+                    _apply_one(host, item)
+            except _APPLY_ERRORS as exc:
+                log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
+                host.refresh_from_db()  # the failed apply may have set attributes it did not save
+                _mark(item, Snapshot.Status.FAILED, _failure_text(exc))
+                continue
         _mark(item, Snapshot.Status.APPLIED)
         applied_any = True
     status = next(item.status for item in batch if item.pk == snapshot_id)
     return status, (host if applied_any else None)
+
+
+@transaction.atomic
+def _snapshot_mark_failed(*, snapshot_id: int, error: str) -> str:
+    """Record a failed apply (after its transaction rolled back), unless another worker settled it meanwhile."""
+    host = _host_locked_for(snapshot_id)
+    if host is None:
+        return "missing"
+    marked = Snapshot.objects.filter(pk=snapshot_id, status=Snapshot.Status.RECEIVED).update(
+        status=Snapshot.Status.FAILED, processed_at=timezone.now(), error=error)
+    return Snapshot.Status.FAILED if marked else Snapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).get()
 
 
 # --- sweeping -----------------------------------------------------------------------------------

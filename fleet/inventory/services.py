@@ -39,8 +39,19 @@ def row_fingerprint(row: dict) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def _pasid_row_sql() -> str:
+    """The host's PASID users as one JSON array text per row (they have no key or fingerprint of their own)."""
+    qn = connection.ops.quote_name
+    build = "json_build_array({})::text" if connection.vendor == "postgresql" else "json_array({})"
+    columns = build.format(", ".join(qn(PasidUser._meta.get_field(f).column) for f in PASID_FIELDS))
+    return f"SELECT %s, id, {columns}, '' FROM {qn(PasidUser._meta.db_table)} WHERE host_id = %s"
+
+
 def stored_fingerprints(host: Host) -> dict[str, dict]:
-    """table -> {key: (id, fingerprint)} of the host's rows, in one round trip (UNION ALL of the tables)."""
+    """table -> {key: (id, fingerprint)} of the host's rows, in one round trip (UNION ALL of the tables).
+
+    `pasid_users` comes along as the list of its rows (PASID_FIELDS), oldest first.
+    """
     parts, params = [], []
     for table in WRITE_ORDER:
         model, _ = TABLE_MODELS[table]
@@ -48,11 +59,18 @@ def stored_fingerprints(host: Host) -> dict[str, dict]:
         parts.append(f"SELECT %s, id, CAST({connection.ops.quote_name(key_column)} AS TEXT), fingerprint "
                      f"FROM {connection.ops.quote_name(model._meta.db_table)} WHERE host_id = %s")
         params += [table, host.pk]
-    out: dict[str, dict] = {table: {} for table in WRITE_ORDER}
+    parts.append(_pasid_row_sql())
+    params += ["pasid_users", host.pk]
+    out: dict = {table: {} for table in WRITE_ORDER}
+    pasid: list[tuple[int, dict]] = []
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
         for table, pk, key, fingerprint in cursor.fetchall():
-            out[table][int(key) if table in INT_KEYED else key] = (pk, fingerprint)
+            if table == "pasid_users":
+                pasid.append((pk, dict(zip(PASID_FIELDS, orjson.loads(key)))))
+            else:
+                out[table][int(key) if table in INT_KEYED else key] = (pk, fingerprint)
+    out["pasid_users"] = [row for _, row in sorted(pasid, key=lambda item: item[0])]
     return out
 
 
@@ -143,8 +161,7 @@ class _TableWrite:
             self.ids.update(zip(keys, ids))
 
 
-def _write_pasid_users(host: Host, new: list[dict]) -> list[dict]:
-    old = list(PasidUser.objects.filter(host=host).order_by("id").values(*PASID_FIELDS))
+def _write_pasid_users(host: Host, new: list[dict], old: list[dict]) -> list[dict]:
     ordered = lambda rows: sorted((r["device_bdf"] or "", r["pid"] or 0, r["source"]) for r in rows)  # noqa: E731
     if ordered(old) != ordered(new):
         PasidUser.objects.filter(host=host).delete()
@@ -200,7 +217,7 @@ def host_apply_snapshot(
         writes[table].write()
     old_rows = {table: write.touched_rows()[0] for table, write in writes.items()}
     new_touched = {table: write.touched_rows()[1] for table, write in writes.items()}
-    old_rows["pasid_users"] = _write_pasid_users(host, new_rows["pasid_users"])
+    old_rows["pasid_users"] = _write_pasid_users(host, new_rows["pasid_users"], stored["pasid_users"])
     new_touched["pasid_users"] = new_rows["pasid_users"]
 
     columns = _host_columns(host, document, new_rows, at=at, snapshot_id=snapshot_id, seq=seq, digest=content_hash or document_hash(document))
