@@ -59,6 +59,8 @@ FLEET_PAGES = [
     "/?page=100",
     "/?severity=critical",
     "/?sort=-devices&page=20",
+    "/?sort=worst",
+    "/?sort=-worst&page=50",
     "/?rule=group-shared-p2p",
     "/?role=gpu-passthrough&stale=no",
     "/?q=bench-host-09",
