@@ -29,11 +29,36 @@ def host_timeline(host: Host, *, limit: int = TIMELINE_LIMIT) -> list[dict]:
         "at": e.at, "source": "policy", "kind": f"violation_{e.kind}",
         "kind_label": f"violation {e.get_kind_display()}",
         "subject": f"{e.violation.rule} · {e.violation.subject_kind} {e.violation.subject_id}",
-        "severity": e.violation.severity, "by": e.by, "before": None, "after": shown(e.detail or None),
+        "severity": e.violation.severity, "by": e.by, "before": None, "after": None, "note": event_note(e.detail),
         "rule": e.violation.rule, "violation_id": e.violation_id,
     } for e in ViolationEvent.objects.filter(violation__host=host).select_related("violation").order_by("-at", "-id")[:limit]]
     merged = sorted(changes + events, key=lambda r: r["at"], reverse=True)
     return list(islice(merged, limit))
+
+
+def event_note(detail) -> str | None:
+    """A violation event's detail as a sentence: what was last said when it resolved, a waiver's reason and expiry."""
+    if not detail:
+        return None
+    if not isinstance(detail, dict):
+        return shown(detail)
+    parts = []
+    if detail.get("last_message"):
+        parts.append(f"was: {detail['last_message']}")
+    before = detail.get("before")
+    if isinstance(before, dict) and before.get("message"):
+        parts.append(f"was: {before['message']}")
+    if detail.get("justification"):
+        parts.append(f"“{detail['justification']}”")
+    if detail.get("expires_at"):
+        parts.append(f"until {detail['expires_at']}")
+    if detail.get("note"):
+        parts.append(str(detail["note"]))
+    known = {"last_message", "before", "justification", "expires_at", "note", "waiver"}
+    rest = {k: v for k, v in detail.items() if k not in known}
+    if rest:
+        parts.append(shown(rest))
+    return " · ".join(parts) or None
 
 
 def host_snapshots(host: Host, *, limit: int = 100) -> list[Snapshot]:
