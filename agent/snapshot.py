@@ -52,7 +52,7 @@ def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
     units = _guard("iommu_units", warnings, [], lambda: iommu_units.collect(rd, host_facts.get("kernel")))
     devices = _guard("pci", warnings, [], lambda: pci.collect(rd))
     _guard("config_space", warnings, None, lambda: config_space.decorate(rd, devices))
-    group_list = _guard("groups", warnings, [], lambda: groups.collect(rd, devices, units))
+    group_list = _guard("groups", warnings, [], lambda: groups.collect(rd, devices, units, host_facts.get("kernel")))
     vfio_facts = _guard("vfio", warnings, vfio.empty(), lambda: vfio.collect(rd, devices, group_list))
     libvirt_facts = _guard("libvirt", warnings, libvirt.empty(), lambda: libvirt.collect(rd))
     holder_list = _guard("holders", warnings, [],

@@ -10,7 +10,7 @@ import re
 
 from ..sysfs import Reader
 from . import pci
-from .iommu_units import CLASS_IOMMU
+from .iommu_units import CLASS_IOMMU, kernel_tuple
 
 GROUPS = "/sys/kernel/iommu_groups"
 _REGION_RE = re.compile(r"^(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+(\S+)$")
@@ -35,14 +35,18 @@ def _empty_group(gid: int) -> dict:
     return {"id": gid, "type": None, "name": None, "devices": [], "reserved_regions": [], "unit": None}
 
 
-def _read_group(rd: Reader, gid: int) -> dict:
+# Kernel release from which every group has the file; before it, absence is "unknown", not an error.
+TYPE_SINCE = (5, 2)
+RESERVED_REGIONS_SINCE = (4, 11)
+
+
+def _read_group(rd: Reader, gid: int, kernel: tuple[int, int] | None) -> dict:
     base = f"{GROUPS}/{gid}"
     group = _empty_group(gid)
-    # `type` (5.2+), `reserved_regions` (4.11+) and `name` (VFIO's synthetic groups only) may
-    # legitimately be absent on older kernels; absence is "unknown", not an error.
-    group["type"] = rd.text(f"{base}/type", missing_ok=True)
+    # `name` exists only for VFIO's synthetic groups.
+    group["type"] = rd.text(f"{base}/type", missing_ok=kernel is None or kernel < TYPE_SINCE)
     group["name"] = rd.text(f"{base}/name", missing_ok=True)
-    text = rd.text(f"{base}/reserved_regions", missing_ok=True)
+    text = rd.text(f"{base}/reserved_regions", missing_ok=kernel is None or kernel < RESERVED_REGIONS_SINCE)
     if text is not None:
         group["reserved_regions"], bad = parse_reserved_regions(text)
         if bad:
@@ -121,8 +125,27 @@ def _fill_unit(rd: Reader, group: dict, by_bdf: dict[str, dict], unit_names: set
                                                         "devices name it; its features are unknown")
 
 
-def collect(rd: Reader, devices: list[dict], units: list[dict]) -> list[dict]:
-    """Groups sorted by id; also fills each device's `iommu_group` from membership when its link is missing."""
+def _check_unit_links(rd: Reader, units: list[dict], by_bdf: dict[str, dict]) -> None:
+    """A unit's `devices/` entries and each device's `iommu` link witness each other."""
+    listed = {}
+    for unit in units:
+        for bdf in unit.get("devices") or []:
+            listed[bdf] = unit["name"]
+            dev = by_bdf.get(bdf)
+            if dev is not None and dev.get("iommu_unit") is None:
+                rd.warn(f"{pci.PCI_DEVICES}/{bdf}/iommu", f"missing, though {CLASS_IOMMU}/{unit['name']}/devices lists "
+                                                          "the device; unit taken from there")
+                dev["iommu_unit"] = unit["name"]
+    names = {u.get("name") for u in units}
+    for bdf, dev in by_bdf.items():
+        unit = dev.get("iommu_unit")
+        if unit in names and listed.get(bdf) != unit:
+            rd.warn(f"{CLASS_IOMMU}/{unit}/devices/{bdf}", "missing, though the device's iommu link names this unit")
+
+
+def collect(rd: Reader, devices: list[dict], units: list[dict], kernel: str | None = None) -> list[dict]:
+    """Groups sorted by id; also fills each device's `iommu_group` from membership when its link is missing.
+    `kernel` (the release) says which group files every group must have."""
     by_bdf = {d["bdf"]: d for d in devices}
     groups: dict[int, dict] = {}
     groups_dir_present = rd.exists(GROUPS)
@@ -134,10 +157,11 @@ def collect(rd: Reader, devices: list[dict], units: list[dict]) -> list[dict]:
         if not name.isdigit():
             rd.warn(f"{GROUPS}/{name}", "not a group number; skipped")
             continue
-        groups[int(name)] = _read_group(rd, int(name))
+        groups[int(name)] = _read_group(rd, int(name), kernel_tuple(kernel))
 
     listed = _check_listed_members(rd, groups, by_bdf)
     _add_link_only_members(rd, groups, devices, listed, groups_dir_present)
+    _check_unit_links(rd, units, by_bdf)
     unit_names = {u.get("name") for u in units}
     for group in groups.values():
         group["devices"] = sorted(set(group["devices"]))

@@ -140,7 +140,8 @@ def collect_one(rd: Reader, name: str, kernel: str | None) -> dict:
     registers: dict = {}
     features = empty_features()
     if vendor == "intel":
-        registers = _registers(rd, base, "intel-iommu", _INTEL_FILES, ("cap", "ecap"))
+        # cap, ecap, version and address have been there since the intel-iommu sysfs group (3.17).
+        registers = _registers(rd, base, "intel-iommu", _INTEL_FILES, ("cap", "ecap", "version", "address"))
         sub = f"{base}/intel-iommu"
         features = decode_intel(_checked_register(rd, f"{sub}/cap", registers.get("cap")),
                                 _checked_register(rd, f"{sub}/ecap", registers.get("ecap")))

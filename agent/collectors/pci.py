@@ -155,7 +155,10 @@ def collect_one(rd: Reader, bdf: str) -> dict:
         if text is not None and dev[key] is None:
             rd.warn(f"{base}/{fname}", f"not a {digits}-digit hex value ({text[:40]!r})")
     dev["driver"] = _driver(rd, base, names)
+    # driver_override exists for every PCI function since Linux 3.16.
     override = rd.text(f"{base}/driver_override") if "driver_override" in names else None
+    if names and "driver_override" not in names:
+        rd.warn(f"{base}/driver_override", "missing")
     dev["driver_override"] = None if override in (None, "(null)") else override
     dev["iommu_group"] = _group_id(rd, base, names)
     dev["iommu_unit"] = rd.link_name(f"{base}/iommu", missing_ok=False) if "iommu" in names else None
@@ -179,4 +182,5 @@ def collect(rd: Reader) -> list[dict]:
             rd.warn(f"{PCI_DEVICES}/{name}", "not a PCI address; skipped")
             continue
         devices.append(collect_one(rd, name))
+    sriov.cross_check(rd, devices)
     return devices

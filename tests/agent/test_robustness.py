@@ -21,10 +21,13 @@ from tests.conftest import CAPTURE_NAMES, CAPTURES_DIR
 DAMAGES = ("delete", "empty", "garble", "dangling", "directory", "rename")
 
 # (path pattern, damages that must leave a warning). Left out on purpose, because the kernel itself
-# produces that state legitimately: a missing group `type` (before 5.2) or `reserved_regions` (before
-# 4.11), a missing machine-id, an fd that closed or now points elsewhere (delete/dangling of fd links).
+# produces that state legitimately: a missing machine-id, an fd that closed or now points elsewhere
+# (delete/dangling of fd links). A group's `type` (5.2+) and `reserved_regions` (4.11+) are always
+# there on the captures' 6.1 kernel.
 MUST_WARN = [
-    (r"sys/kernel/iommu_groups/\d+/(type|reserved_regions)$", ("empty", "garble", "directory")),
+    (r"sys/kernel/iommu_groups/\d+/(type|reserved_regions)$", ("delete", "empty", "garble", "directory")),
+    (r"sys/devices/pci[^/]+/(.*/)?[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]/"
+     r"(driver_override|sriov_numvfs|sriov_totalvfs|sriov_drivers_autoprobe)$", ("delete", "garble", "directory")),
     (r"sys/kernel/iommu_groups/\d+/devices/[^/]+$", ("delete", "empty", "garble", "dangling", "directory")),
     (r"sys/devices/pci[^/]+/(.*/)?[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]/"
      r"(vendor|device|class|revision|subsystem_vendor|subsystem_device)$", DAMAGES),
