@@ -367,9 +367,11 @@ def render(doc: dict, color: bool) -> str:
     if mdevs:
         out.append("")
         out.append(paint(f"Mediated devices: {len(mdevs)}", "bold"))
+        mdev_vms = {u: dom for dom in (doc.get("libvirt") or {}).get("domains") or [] for u in dom.get("mdevs") or []}
         for m in mdevs:
+            vm = mdev_vms.get(str(m.get("uuid") or "").lower())
             out.append(f"  {clean(m.get('uuid'))}  parent {clean(m.get('parent'))}  type {clean(m.get('type'))}"
-                       f"  group {m.get('iommu_group')}")
+                       f"  group {m.get('iommu_group')}" + (f"  owner: {_domain_label(vm)}" if vm else ""))
     users = (doc.get("pasid") or {}).get("users") or []
     if users:
         out.append("")

@@ -244,3 +244,13 @@ def test_a_bridge_in_a_held_group_is_not_shown_as_passed_through(capture, views)
         bdf = line.split()[0]
         assert ("not passed through" in line) == (bdf in parents), line
     assert any("not passed through" in ln for ln in held)
+
+
+def test_an_mdev_a_libvirt_domain_lists_shows_its_vm():
+    # Stands for a GVT-g host where libvirt gave one vGPU to a defined VM.
+    uuid = "c2177883-f1bb-47f0-914d-32a22e3a8804"
+    doc = {"iommu": {"enabled": True}, "mdevs": [{"uuid": uuid, "parent": "0000:00:02.0", "type": "i915-GVTg_V5_4",
+                                                   "iommu_group": 9}],
+           "libvirt": {"domains": [{"name": "desk-1", "state": "defined", "mdevs": [uuid], "hostdevs": []}]}}
+    (line,) = [ln for ln in render(doc, color=False).splitlines() if uuid in ln]
+    assert line.endswith("owner: VM desk-1 (libvirt, defined, not running)")
