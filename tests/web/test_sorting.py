@@ -60,3 +60,20 @@ def test_violations_page_lists_the_most_severe_first(viewer_client, fleet):
     severities = [s.split('"', 1)[0] for s in shown if s.split('"', 1)[0] in ORDER]
     assert len(set(severities)) >= 2
     assert severities == sorted(severities, key=ORDER.index)
+
+
+def test_the_open_violations_header_sorts_worst_first_then_reverses_and_marks_the_sorted_column(viewer_client, fleet):
+    import re
+
+    def header(html, label):
+        return next(th for th in re.findall(r"<th scope=\"col\".*?</th>", html, re.S) if f">{label}" in th)
+
+    page = viewer_client.get(reverse("web:fleet")).content.decode()
+    assert 'aria-sort="ascending"' in header(page, "Host")
+    assert "sort=worst\"" in header(page, "Open violations") and "aria-sort" not in header(page, "Open violations")
+    page = viewer_client.get(reverse("web:fleet") + "?sort=worst").content.decode()
+    cell = header(page, "Open violations")
+    assert "sort=-worst\"" in cell and 'aria-sort="descending"' in cell and "worst first" in cell
+    assert "aria-sort" not in header(page, "Host")
+    page = viewer_client.get(reverse("web:fleet") + "?sort=-devices").content.decode()
+    assert 'aria-sort="descending"' in header(page, "Devices") and "sort=devices\"" in header(page, "Devices")

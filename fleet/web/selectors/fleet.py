@@ -32,6 +32,31 @@ def worst_rank():
     return Coalesce(Subquery(worst, output_field=IntegerField()), Value(len(SEVERITIES)))
 
 
+# The host table's header: (label, sort key or None, sort of the first click, numeric column).
+COLUMNS = [
+    ("Host", "hostname", "hostname", False), ("Status", None, None, False), ("Kernel", "kernel", "kernel", False),
+    ("IOMMU", None, None, False), ("Groups", "groups", "-groups", True), ("Devices", "devices", "-devices", True),
+    ("Assigned", "assigned", "-assigned", True), ("Open violations", "worst", "worst", False),
+    ("Last report", "last_seen", "-last_seen", False),
+]
+
+
+def fleet_columns(sort: str) -> list[dict]:
+    """Header cells: where each link sorts next (a second click reverses), and which one is sorted, which way."""
+    out = []
+    for label, key, first, numeric in COLUMNS:
+        cell = {"label": label, "numeric": numeric, "sort": None, "arrow": "", "aria_sort": None}
+        if key:
+            reverse = first[1:] if first.startswith("-") else f"-{first}"
+            cell["sort"] = reverse if sort == first else first
+            if sort.lstrip("-") == key:
+                descending = sort.startswith("-") != (key == "worst")  # worst = most severe first
+                cell["aria_sort"] = "descending" if descending else "ascending"
+                cell["arrow"] = "▼ worst first" if sort == "worst" else ("▼" if descending else "▲")
+        out.append(cell)
+    return out
+
+
 @dataclass
 class FleetFilters(QueryFilters):
     q: str = ""

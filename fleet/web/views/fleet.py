@@ -3,7 +3,7 @@ from django.views.decorators.gzip import gzip_page
 
 from fleet.web.access import viewer_required
 from fleet.web.json_response import SafeJsonResponse
-from fleet.web.selectors.fleet import SORTS, FleetFilters, fleet_facets, fleet_page, fleet_tiles
+from fleet.web.selectors.fleet import FleetFilters, fleet_columns, fleet_facets, fleet_page, fleet_tiles
 from fleet.web.selectors.violations import violation_rules
 
 
@@ -19,7 +19,7 @@ def fleet_overview(request):
     return render(request, "web/fleet.html", {
         **data, "filters": filters, "facets": fleet_facets(), "rules": violation_rules(),
         "query_string": params.urlencode(), "sort_query": sort_params.urlencode(),
-        "sorts": [s for s in SORTS if not s.startswith("-")],
+        "columns": fleet_columns(filters.sort),
     })
 
 
