@@ -28,6 +28,7 @@ import hmac
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import orjson
 from django.conf import settings
@@ -200,10 +201,7 @@ def heartbeat_receive(*, token: str | None, body: bytes, content_encoding: str |
         _host, auth_refusal = host_authenticate(token)
         return auth_refusal or refusal
     now = timezone.now()
-    fast = Host.objects.filter(
-        tokens__token_hash=token_hash(token), tokens__revoked_at__isnull=True, content_hash=digest,
-    ).exclude(enrollment=Host.Enrollment.RETIRED)
-    if fast.update(last_seen=now, stale=False):
+    if _heartbeat_touch(token_digest=token_hash(token), content_digest=digest, now=now):
         return ReceiveResult(200, {"status": "unchanged"})
     host, refusal = host_authenticate(token)
     if refusal:
@@ -215,6 +213,32 @@ def heartbeat_receive(*, token: str | None, body: bytes, content_encoding: str |
         Host.objects.filter(pk=host.pk).update(last_seen=now, stale=False)
         return ReceiveResult(200, {"status": "unchanged", "id": latest.pk})
     return ReceiveResult(409, {"status": "unknown", "errors": [{"path": "$.content_hash", "message": "the server does not hold this state; send the full snapshot"}]})
+
+
+@lru_cache(maxsize=None)
+def _heartbeat_touch_sql(vendor: str) -> str:
+    qn = connection.ops.quote_name
+    host, token = Host._meta, HostToken._meta
+    column = lambda meta, name: qn(meta.get_field(name).column)  # noqa: E731
+    return (
+        f"UPDATE {qn(host.db_table)} SET {column(host, 'last_seen')} = %s, {column(host, 'stale')} = %s "
+        f"WHERE {column(host, 'content_hash')} = %s AND {column(host, 'enrollment')} <> %s AND {qn(host.pk.column)} IN "
+        f"(SELECT {column(token, 'host')} FROM {qn(token.db_table)} WHERE {column(token, 'token_hash')} = %s "
+        f"AND {column(token, 'revoked_at')} IS NULL)"
+    )
+
+
+def _heartbeat_touch(*, token_digest: str, content_digest: str, now: datetime) -> bool:
+    """The unchanged heartbeat's one statement: last_seen of the unrevoked token's host, if it holds that state.
+
+    Written as SQL once: building the same UPDATE through the ORM (a join, an exclude) took
+    ~0.7 ms of the ~1.5 ms a heartbeat costs in process.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_heartbeat_touch_sql(connection.vendor), [
+            connection.ops.adapt_datetimefield_value(now), False, content_digest, Host.Enrollment.RETIRED.value, token_digest,
+        ])
+        return cursor.rowcount > 0
 
 
 def _store(*, host: Host, doc: dict, raw: bytes, remote_addr: str | None) -> ReceiveResult:
