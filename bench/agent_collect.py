@@ -98,6 +98,11 @@ def baseline(root: Path) -> int:
     for cls in ("vfio-dev", "uio"):
         for name in _listdir(f"{r}/sys/class/{cls}"):
             _readlink(f"{r}/sys/class/{cls}/{name}/device")
+    for libvirt_dir in ("etc/libvirt/qemu", "run/libvirt/qemu"):  # domain XML, where libvirt is installed
+        for name in _listdir(f"{r}/{libvirt_dir}"):
+            if name.endswith(".xml"):
+                _read(f"{r}/{libvirt_dir}/{name}", 1024 * 1024)
+                count += 1
     for pid in _listdir(f"{r}/proc"):
         if pid.isdigit():
             for fd in _listdir(f"{r}/proc/{pid}/fd"):
