@@ -12,6 +12,7 @@ document with a DTD is refused before parsing (libvirt never writes one), so no 
 """
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 
 from ..sysfs import Reader
@@ -153,14 +154,28 @@ def _bounded_strings(rd: Reader, path: str, dom: dict) -> dict:
     return dom
 
 
+def _read_xml(rd: Reader, kernel_path: str) -> bytes | None:
+    """The file's first MAX_XML + 1 bytes; None (and no warning) when permission is denied, which the
+    caller counts into one line: every domain file is root-only, so an unprivileged agent meets them all."""
+    try:
+        with open(rd.root.fspath(kernel_path), "rb") as f:
+            return f.read(MAX_XML + 1)
+    except PermissionError:
+        return None
+    except OSError:
+        return rd.binary(kernel_path, MAX_XML + 1)  # gone meanwhile, a directory…: warned with its reason
+
+
 def _read_dir(rd: Reader, directory: str) -> dict[str, dict]:
     domains: dict[str, dict] = {}
+    denied = 0
     for entry in rd.listdir(directory, missing_ok=True):
         if not entry.endswith(".xml"):
             continue  # autostart/, networks/, <name>.pid, channel/ …
         path = f"{directory}/{rd.printable(directory, entry)}"
-        raw = rd.binary(f"{directory}/{entry}", MAX_XML + 1)
+        raw = _read_xml(rd, f"{directory}/{entry}")
         if raw is None:
+            denied += os.path.isfile(rd.root.fspath(f"{directory}/{entry}"))
             continue
         if len(raw) > MAX_XML:
             rd.warn(path, f"longer than {MAX_XML} bytes; skipped")
@@ -178,6 +193,9 @@ def _read_dir(rd: Reader, directory: str) -> dict[str, dict]:
             continue
         dom["name"] = rd.printable(path, name)
         domains[dom["name"]] = dom
+    if denied:
+        rd.warn(f"{directory}/*.xml", f"{denied} domain file{'s' if denied > 1 else ''} unreadable (permission denied): "
+                                      "their VM assignments and labels are not visible (needs root)")
     return domains
 
 

@@ -8,9 +8,16 @@ follows what libvirt writes: the definition under /etc, and the live status (`<d
 the running `<domain>`) under /run.
 """
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import jsonschema
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +27,8 @@ from agent.snapshot import SCHEMA_PATH, build
 from agent.show import render
 from agent.sysfs import Reader
 from tests.agent.handmade import link, write
+
+REPO = Path(__file__).resolve().parents[2]
 
 HEADER = """<!--
 WARNING: THIS IS AN AUTO-GENERATED FILE. CHANGES TO IT ARE LIKELY TO BE
@@ -247,3 +256,36 @@ def test_damaged_domain_xml_is_parsed_or_refused_never_raised(cut, flips, prefix
         return
     assert all(re.match(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$", b) for b in dom["hostdevs"])
     assert dom["pid"] is None or dom["pid"] >= 0
+
+
+UNPRIVILEGED = (
+    "import json, sys; sys.path.insert(0, sys.argv[1]);"
+    "from agent.collectors import libvirt; from agent.paths import Root; from agent.sysfs import Reader;"
+    "rd = Reader(Root.of(sys.argv[2])); doc = libvirt.collect(rd);"
+    "print(json.dumps({'doc': doc, 'warnings': rd.warnings.as_list()}))"
+)
+
+
+def test_as_an_unprivileged_agent_root_only_domain_files_make_one_warning():
+    # Stands for the systemd unit's unprivileged agent on a libvirt host: the XML files are 0600 root.
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to drop to uid 65534")
+    base = Path(tempfile.mkdtemp(prefix="libvirt-host-"))
+    try:
+        os.chmod(base, 0o755)
+        libvirt_host(base)
+        for p in (base / "etc/libvirt/qemu").glob("*.xml"):
+            os.chmod(p, 0o600)
+        for d in (base / "etc/libvirt/qemu", base / "run/libvirt/qemu"):
+            os.chmod(d, 0o755)
+        proc = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                               "-c", UNPRIVILEGED, str(REPO), str(base)], capture_output=True, text=True, timeout=60)
+    finally:
+        shutil.rmtree(base)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    # The live file was left world-readable (0644 by write_text): the running domain is still seen.
+    assert [d["name"] for d in out["doc"]["domains"]] == ["tenant-z"]
+    assert out["warnings"] == ["/etc/libvirt/qemu/*.xml: 2 domain files unreadable (permission denied): "
+                               "their VM assignments and labels are not visible (needs root)"]
