@@ -80,9 +80,12 @@ def test_keyboard_only_tab_to_a_device_enter_shows_it_and_escape_closes(page, ca
         if bdf:
             break
     assert bdf in set(Device.objects.filter(host=host).values_list("bdf", flat=True))
-    # The focus ring: the focused device's symbol gets a thick dark outline.
+    # The focus ring: the focused device's symbol gets a thick dark outline and a highlighted box behind its label.
     width = page.evaluate("parseFloat(getComputedStyle(document.activeElement.querySelector('.shape')).strokeWidth)")
     assert width >= 3
+    ring = page.evaluate("getComputedStyle(document.activeElement.querySelector('.focus-ring')).display")
+    assert ring != "none"
+    assert page.locator(".focus-ring:visible").count() == 1
     page.keyboard.press("Enter")
     assert panel.locator("h2").inner_text() == f"Device {bdf}"
     page.keyboard.press("Escape")

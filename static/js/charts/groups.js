@@ -70,6 +70,7 @@ export function groupsChart(data, options) {
       row.attr('data-bdf', d.bdf).attr('tabindex', 0).attr('role', 'button')
         .attr('aria-label', `${d.bdf} ${d.label}, driver ${d.driver || 'none'}`).datum({ data: d });
       if (drule) row.attr('data-violation', drule).classed('has-violation', true);
+      row.append('rect').attr('class', 'focus-ring').attr('x', -10).attr('y', -10).attr('width', BOX_W - 26).attr('height', LINE).attr('rx', 4);
       const owner = OWNER[d.owner_kind] || OWNER.unbound;
       row.append('path').attr('class', 'shape').attr('d', ownerSymbol(d3, d.owner_kind, 90))
         .attr('fill', owner.color).attr('stroke', owner.stroke || '#222');

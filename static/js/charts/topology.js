@@ -167,6 +167,8 @@ function drawDevice(d3, g, d, options) {
   g.attr('data-bdf', d.bdf).attr('tabindex', 0).attr('role', 'button')
     .attr('aria-label', `${d.bdf} ${d.vendor} ${d.vendor_device} ${d.label}, driver ${d.driver || 'none'}, ${owner.label}${d.group != null ? `, group ${d.group}` : ''}${rule ? `, violation ${rule}` : ''}`);
   if (rule) g.attr('data-violation', rule).classed('has-violation', true);
+  // Shown only when focused or selected (CSS): a 10px symbol's thicker stroke alone is easy to miss.
+  g.append('rect').attr('class', 'focus-ring').attr('x', -13).attr('y', -13).attr('width', 176).attr('height', 30).attr('rx', 6);
   if (rule) g.append('circle').attr('class', 'violation-ring').attr('r', 13).attr('stroke', VIOLATION_COLOR);
   g.append('path').attr('class', 'shape').attr('d', ownerSymbol(d3, d.owner_kind))
     .attr('fill', owner.color).attr('stroke', owner.stroke || '#222');

@@ -187,7 +187,7 @@ function revealFocused(ev) {
   const box = el.getBoundingClientRect();
   const area = container.getBoundingClientRect();
   if (box.left >= area.left && box.right <= area.right && box.top >= area.top && box.bottom <= area.bottom) return;
-  const [x, y] = elementCentre(el.querySelector('.shape, .group-shape, rect') || el);
+  const [x, y] = elementCentre(el.querySelector('.shape') || el.querySelector('.group-shape') || el.querySelector('rect') || el);
   centreAt(x, y, false);
 }
 
