@@ -46,8 +46,8 @@ def parse_args():
     parser.add_argument("--seconds", type=float, default=8.0, help="duration of each HTTP load phase")
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--client-threads", type=int, default=8)
-    parser.add_argument("--web-workers", type=int, default=3)
-    parser.add_argument("--web-threads", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, help="gunicorn workers (default: deploy/gunicorn.conf.py's)")
+    parser.add_argument("--web-threads", type=int, help="threads per gunicorn worker (default: deploy/gunicorn.conf.py's)")
     parser.add_argument("--large-hosts", type=int, default=4)
     parser.add_argument("--changed", type=int, default=60, help="changed 480-device snapshots for the worker phase")
     parser.add_argument("--pool", default="prefork", help="celery worker pool for the worker phase (prefork -c 1, or solo)")
@@ -169,13 +169,21 @@ def http_load(args, path: str, jobs: list) -> dict:
     return {"rate": ok / args.seconds, "ok": ok, "other": other, "p50_ms": p50, "p99_ms": p99}
 
 
+def web_shape(args) -> str:
+    sys.path.insert(0, str(ROOT / "deploy"))
+    conf: dict = {}
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-prometheus-"))
+    exec((ROOT / "deploy" / "gunicorn.conf.py").read_text(), conf)
+    return f"{args.web_workers or conf['workers']} workers x {args.web_threads or conf['threads']} threads, deploy/gunicorn.conf.py"
+
+
 def report_http(args, jobs_hb: list, jobs_full: list) -> None:
     hb = http_load(args, "/api/v1/heartbeat", jobs_hb)
     full = http_load(args, "/api/v1/snapshots", jobs_full)
     clients = args.client_procs * args.client_threads
     print(f"unchanged reports via HTTP, heartbeat (the agent's unchanged report): {hb['rate']:8.0f}/s  "
           f"(p50 {hb['p50_ms']:.1f} ms, p99 {hb['p99_ms']:.1f} ms, non-200 {hb['other']}; {clients} clients, "
-          f"gunicorn {args.web_workers} workers x {args.web_threads} threads)  target >= 500/s")
+          f"gunicorn {web_shape(args)})  target >= 500/s")
     print(f"unchanged reports via HTTP, full gzip document (10-device hosts):    {full['rate']:8.0f}/s  "
           f"(p50 {full['p50_ms']:.1f} ms, p99 {full['p99_ms']:.1f} ms, non-200 {full['other']})")
 
@@ -299,10 +307,13 @@ def main() -> int:
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=worker_log,
         )
         procs.append(worker)
+        # The deployed configuration (deploy/gunicorn.conf.py), access log included; sizes from the options.
         web = subprocess.Popen(
-            [python, "-m", "gunicorn", "fleet.wsgi", "-b", f"127.0.0.1:{args.port}", "-k", "gthread", "-w", str(args.web_workers),
-             "--threads", str(args.web_threads), "--backlog", "2048", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [python, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "fleet.wsgi:application", "--log-level", "warning"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**env, "FLEET_BIND": f"127.0.0.1:{args.port}",
+                 **({"FLEET_WEB_WORKERS": str(args.web_workers)} if args.web_workers else {}),
+                 **({"FLEET_WEB_THREADS": str(args.web_threads)} if args.web_threads else {})},
         )
         procs.append(web)
 
