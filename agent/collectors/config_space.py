@@ -191,6 +191,16 @@ def _bridge_from_class(dev: dict) -> bool | None:
     return None if cls is None else cls[:4] in _BRIDGE_CLASSES
 
 
+def _check_link_files(rd: Reader, dev: dict) -> None:
+    """The kernel gives every PCIe function its link files (pcie_dev_attrs); a PCIe function without
+    them is a damaged tree. Only consulted when a value is missing, so an intact tree costs nothing."""
+    link = dev.get("link") or {}
+    for fname, key in pci.LINK_FILES:
+        path = f"{pci.PCI_DEVICES}/{dev['bdf']}/{fname}"
+        if link.get(key) is None and not rd.exists(path):
+            rd.warn(path, "missing, though config space shows a PCIe capability")
+
+
 def decorate(rd: Reader, devices: list[dict]) -> None:
     """Sets `capabilities`, `header_type`, `multifunction` and `is_bridge` on each device in place."""
     for dev in devices:
@@ -211,3 +221,5 @@ def decorate(rd: Reader, devices: list[dict]) -> None:
             rd.warn(path, f"extended config space unreadable ({len(config)} bytes): extended capabilities unknown")
         ht = decoded["header_type"]
         dev["is_bridge"] = ht in ("bridge", "cardbus") if ht is not None else _bridge_from_class(dev)
+        if (caps["pcie"] or {}).get("present"):
+            _check_link_files(rd, dev)

@@ -29,7 +29,7 @@ _ID_FILES = (
 # The kernel creates every one of these for every PCI function (pci_dev_attrs in
 # drivers/pci/pci-sysfs.c), so a missing one means a damaged or partial tree, worth a warning.
 _REQUIRED = {fname for fname, _key, _digits in _ID_FILES}
-_LINK_FILES = (
+LINK_FILES = (
     ("current_link_speed", "current_speed"),
     ("current_link_width", "current_width"),
     ("max_link_speed", "max_speed"),
@@ -78,7 +78,7 @@ def parent_from_path(rel_path: str) -> str | None:
 
 def _link(rd: Reader, base: str, names: set[str]) -> dict:
     out = {}
-    for fname, key in _LINK_FILES:
+    for fname, key in LINK_FILES:
         # Conventional PCI functions have no link files: absent means "not a PCIe link", not an error.
         out[key] = rd.text(f"{base}/{fname}") if fname in names else None
     return out

@@ -59,3 +59,18 @@ def test_group_files_a_kernel_before_4_11_lacks_are_not_warned_about(writable_ca
     doc = build(Root.of(root))
     assert not [w for w in doc["warnings"] if "/sys/kernel/iommu_groups/" in w], doc["warnings"]
     assert all(g["type"] is None for g in doc["groups"])
+
+
+@pytest.mark.parametrize("attribute", ["current_link_speed", "max_link_width"])
+def test_a_pcie_function_without_its_link_files_is_warned_about(writable_capture, attribute):
+    root = writable_capture("isolated-nics")
+    (root / f"sys/bus/pci/devices/0000:01:00.0/{attribute}").unlink()
+    doc = build(Root.of(root))
+    assert f"{DEV}/0000:01:00.0/{attribute}: missing, though config space shows a PCIe capability" in doc["warnings"]
+
+
+def test_conventional_pci_functions_have_no_link_files_and_no_warning(capture):
+    # shared-bridge-group's e1000 NICs sit on conventional PCI: no link files, by design.
+    root = capture("shared-bridge-group")
+    assert not (root / "sys/bus/pci/devices/0000:02:01.0/current_link_speed").exists()
+    assert build(Root.of(root))["warnings"] == []
