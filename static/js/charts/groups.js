@@ -59,7 +59,8 @@ export function groupsChart(data, options) {
       .text(`group ${g.id}${g.type ? ` · ${g.type}` : ''}${rule ? ' ⚠' : ''}`);
     if (rule) {
       shape.append('text').attr('class', 'group-rule').attr('x', 10).attr('y', box.h - (vmsOf(g).length ? LINE + 10 : 10))
-        .text(truncate(`⚠ ${g.violations.join(', ')}`, 38));
+        .text(truncate(`⚠ ${g.violations.join(', ')}`, 33)); // bold 11.5px: 33 characters fill the box
+      shape.append('title').text(`group ${g.id}: ${g.violations.join(', ')}`);
     }
     g.members.forEach((bdf, i) => {
       const d = devices.get(bdf);
