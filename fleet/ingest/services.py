@@ -32,7 +32,7 @@ from functools import lru_cache
 
 import orjson
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -40,7 +40,7 @@ from django.utils import timezone
 from agent.snapshot import canonical_json, content_hash
 from fleet.inventory.models import Host, Label
 from fleet.inventory.rows import document_collected_at
-from fleet.inventory.services import host_apply_snapshot
+from fleet.inventory.services import AppliedDocument, host_apply_document
 
 from .bodies import BodyTooLarge, BodyUnreadable, body_decode
 from .models import HostToken, Snapshot
@@ -308,17 +308,31 @@ def _store_once(*, host: Host, doc: dict, raw: bytes, remote_addr: str | None) -
 def snapshot_apply(*, snapshot_id: int) -> str:
     """Apply a stored snapshot (and any older pending ones of its host, in seq order); idempotent.
 
-    Returns the snapshot's status afterwards. Policy evaluation runs after the commit.
+    Returns the snapshot's status afterwards. Policy is evaluated in the same transaction (`_policy_sync`).
+    """
+    try:
+        return _snapshot_apply_locked(snapshot_id=snapshot_id)
+    except _ApplyFailed as failed:  # raised out of the apply's transaction, which rolled back
+        return _snapshot_mark_failed(snapshot_id=failed.snapshot_id, error=failed.error)
+
+
+def _policy_sync(host: Host, applied: AppliedDocument) -> None:
+    """Evaluate policy on the state just written, inside the apply's transaction.
+
+    Inside, not after: the violations commit with the state they describe (a lost commit loses both
+    and the sweeper re-applies), the commit skips the WAL flush like the apply's (a separate
+    transaction waited for one: several ms per task), and the policy reads nothing back.
+    A policy bug must not undo or block the apply: its own savepoint rolls back and it is logged;
+    the host's next snapshot or a fleet sync evaluates it again.
     """
     from fleet.policy.services import violations_sync_for_host
 
     try:
-        outcome, host = _snapshot_apply_locked(snapshot_id=snapshot_id)
-    except _ApplyFailed as failed:  # raised out of the apply's transaction, which rolled back
-        return _snapshot_mark_failed(snapshot_id=failed.snapshot_id, error=failed.error)
-    if host is not None:
-        violations_sync_for_host(host=host)
-    return outcome
+        violations_sync_for_host(host=host, state=applied.state(host))
+    except (OperationalError, InterfaceError):
+        raise  # database trouble: the task retries the whole (idempotent) apply
+    except Exception:  # noqa: BLE001 - see above
+        log.exception("policy evaluation of host %s failed after its snapshot applied", host.hostname)
 
 
 class _ApplyFailed(Exception):
@@ -359,9 +373,9 @@ def _host_locked_for(snapshot_id: int) -> Host | None:
     return hosts.first()
 
 
-def _apply_one(host: Host, item: Snapshot) -> None:
+def _apply_one(host: Host, item: Snapshot) -> AppliedDocument:
     document = orjson.loads(item.document_bytes())
-    host_apply_snapshot(host=host, document=document, snapshot_id=item.pk, seq=item.seq, at=item.received_at, content_hash=item.content_hash)
+    return host_apply_document(host=host, document=document, snapshot_id=item.pk, seq=item.seq, at=item.received_at, content_hash=item.content_hash)
 
 
 def _failure_text(exc: Exception) -> str:
@@ -369,14 +383,14 @@ def _failure_text(exc: Exception) -> str:
 
 
 @transaction.atomic
-def _snapshot_apply_locked(*, snapshot_id: int) -> tuple[str, Host | None]:
+def _snapshot_apply_locked(*, snapshot_id: int) -> str:
     host = _host_locked_for(snapshot_id)
     if host is None:
-        return "missing", None
+        return "missing"
     batch = _pending_batch(host, snapshot_id, host._snapshot_seq)
     if snapshot_id not in {item.pk for item in batch}:
-        return Snapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).get(), None
-    applied_any = False
+        return Snapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).get()
+    applied = None
     for item in batch:
         if item.seq > 0 and host.applied_seq is not None and item.seq <= host.applied_seq:
             _mark(item, Snapshot.Status.SUPERSEDED)
@@ -385,23 +399,23 @@ def _snapshot_apply_locked(*, snapshot_id: int) -> tuple[str, Host | None]:
             # The usual case: no savepoint (two round trips). A failure leaves the whole transaction,
             # and snapshot_apply marks the snapshot failed in a fresh one.
             try:
-                _apply_one(host, item)
+                applied = _apply_one(host, item)
             except _APPLY_ERRORS as exc:
                 log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
                 raise _ApplyFailed(item.pk, _failure_text(exc)) from exc
         else:
             try:
                 with transaction.atomic():
-                    _apply_one(host, item)
+                    applied = _apply_one(host, item)
             except _APPLY_ERRORS as exc:
                 log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
                 host.refresh_from_db()  # the failed apply may have set attributes it did not save
                 _mark(item, Snapshot.Status.FAILED, _failure_text(exc))
                 continue
         _mark(item, Snapshot.Status.APPLIED)
-        applied_any = True
-    status = next(item.status for item in batch if item.pk == snapshot_id)
-    return status, (host if applied_any else None)
+    if applied is not None:
+        _policy_sync(host, applied)
+    return next(item.status for item in batch if item.pk == snapshot_id)
 
 
 @transaction.atomic

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
 
@@ -195,11 +196,30 @@ def _host_columns(host: Host, document: dict, new_rows: dict, *, at: datetime, s
     return columns
 
 
-@transaction.atomic(savepoint=False)
+@dataclass(frozen=True)
+class AppliedDocument:
+    """What an apply wrote: its Change rows, and the host's new current-state rows (`rows_from_document`)."""
+
+    changes: list[Change]
+    rows: dict
+
+    def state(self, host: Host) -> dict:
+        """The host's state as `selectors.host_state` would read it back, without reading it (read-only)."""
+        return host_state_from_rows(host, self.rows)
+
+
 def host_apply_snapshot(
     *, host: Host, document: dict, snapshot_id: int | None, seq: int | None, at: datetime, content_hash: str | None = None
 ) -> list[Change]:
-    """Make `document` the host's current state and record what changed; returns the Change rows written.
+    """Make `document` the host's current state and record what changed; returns the Change rows written."""
+    return host_apply_document(host=host, document=document, snapshot_id=snapshot_id, seq=seq, at=at, content_hash=content_hash).changes
+
+
+@transaction.atomic(savepoint=False)
+def host_apply_document(
+    *, host: Host, document: dict, snapshot_id: int | None, seq: int | None, at: datetime, content_hash: str | None = None
+) -> AppliedDocument:
+    """Make `document` the host's current state and record what changed.
 
     The host's first snapshot records one `host_enrolled` change instead of a change per device.
     `content_hash` is the document's `agent.snapshot.content_hash` when the caller has it already.
@@ -234,4 +254,5 @@ def host_apply_snapshot(
     host.save(update_fields=list(columns))
     committed = SimpleNamespace(pk=host.pk, applied_snapshot_id=host.applied_snapshot_id, content_hash=host.content_hash)
     transaction.on_commit(lambda: host_rows_remember(committed, new_rows))
-    return Change.objects.bulk_create([Change(host=host, snapshot_id=snapshot_id, at=at, **fact) for fact in facts])
+    changes = Change.objects.bulk_create([Change(host=host, snapshot_id=snapshot_id, at=at, **fact) for fact in facts]) if facts else []
+    return AppliedDocument(changes=changes, rows=new_rows)

@@ -111,3 +111,36 @@ def test_policy_is_evaluated_after_the_apply(capture, queued):
     uio = {bdf for bdf, v in lspci_drivers(capture("no-iommu")).items() if v["driver"] == "uio_pci_generic"}
     assert uio
     assert Violation.objects.filter(host=host, rule="uio-driver").exists()
+
+
+def test_a_policy_failure_is_logged_and_does_not_undo_the_apply(capture, queued, monkeypatch, caplog):
+    def broken(**kwargs):
+        raise RuntimeError("rule bug")
+
+    monkeypatch.setattr("fleet.policy.services.violations_sync_for_host", broken)
+    host = Host.objects.create(hostname="h")
+    assert apply_snapshot(stored(host, capture(BEFORE), seq=1)) == "applied"
+    assert drivers_of(host) == expected_drivers(capture(BEFORE))
+    assert "policy evaluation of host h failed" in caplog.text
+
+
+def test_violations_are_written_in_the_apply_transaction_and_roll_back_with_it(capture, queued, monkeypatch):
+    from fleet.ingest import services
+
+    real_policy_sync = services._policy_sync
+
+    def commit_lost_after_policy(host, applied):
+        real_policy_sync(host, applied)
+        assert Violation.objects.filter(host=host, rule="uio-driver").exists(), "policy ran inside the transaction"
+        raise services.OperationalError("connection lost before the commit")
+
+    host = Host.objects.create(hostname="h")
+    snapshot_id = stored(host, capture("no-iommu"), seq=1)
+    monkeypatch.setattr(services, "_policy_sync", commit_lost_after_policy)
+    with pytest.raises(services.OperationalError):
+        services.snapshot_apply(snapshot_id=snapshot_id)
+    assert not Violation.objects.filter(host=host).exists() and not Device.objects.filter(host=host).exists()
+    assert Snapshot.objects.get(pk=snapshot_id).status == Snapshot.Status.RECEIVED, "the retry applies it again"
+    monkeypatch.setattr(services, "_policy_sync", real_policy_sync)
+    assert apply_snapshot(snapshot_id) == "applied"
+    assert Violation.objects.filter(host=host, rule="uio-driver").exists()

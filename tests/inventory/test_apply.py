@@ -167,3 +167,16 @@ def test_rows_inserted_with_copy_read_back_as_the_document(capture, name, monkey
     pairs = {(d.group.number, d.bdf) for d in Device.objects.filter(host=host).select_related("group") if d.group is not None}
     assert pairs == find_groups(root)
     assert Device.objects.create(host=Host.objects.create(hostname="next"), bdf="0000:00:00.0").pk > max(Device.objects.filter(host=host).values_list("id", flat=True))
+
+
+@pytest.mark.parametrize("name", CAPTURE_NAMES)
+def test_the_state_an_apply_hands_to_policy_equals_the_state_read_back_from_the_tables(capture, name):
+    from fleet.inventory import selectors
+    from fleet.inventory.services import host_apply_document
+
+    host = Host.objects.create(hostname="h1")
+    for seq, source in ((1, "shared-bridge-group"), (2, name)):
+        applied = host_apply_document(host=host, document=document_of(capture(source), seq=seq, hostname="h1"),
+                                      snapshot_id=seq, seq=seq, at=timezone.now())
+    fresh = Host.objects.get(pk=host.pk)
+    assert applied.state(host) == selectors.host_state_from_rows(fresh, selectors.host_rows(fresh))
