@@ -68,7 +68,7 @@ def test_the_open_violations_header_sorts_worst_first_then_reverses_and_marks_th
     def header(html, label):
         return next(th for th in re.findall(r"<th scope=\"col\".*?</th>", html, re.S) if f">{label}" in th)
 
-    page = viewer_client.get(reverse("web:fleet")).content.decode()
+    page = viewer_client.get(reverse("web:fleet") + "?sort=hostname").content.decode()
     assert 'aria-sort="ascending"' in header(page, "Host")
     assert "sort=worst\"" in header(page, "Open violations") and "aria-sort" not in header(page, "Open violations")
     page = viewer_client.get(reverse("web:fleet") + "?sort=worst").content.decode()
@@ -77,3 +77,21 @@ def test_the_open_violations_header_sorts_worst_first_then_reverses_and_marks_th
     assert "aria-sort" not in header(page, "Host")
     page = viewer_client.get(reverse("web:fleet") + "?sort=-devices").content.decode()
     assert 'aria-sort="descending"' in header(page, "Devices") and "sort=devices\"" in header(page, "Devices")
+
+
+def test_the_fleet_table_shows_the_worst_hosts_first_when_no_sort_is_asked_for(viewer_client, fleet):
+    low = Host.objects.create(hostname="zz-default-low")
+    a_violation(low, rule="pasid-quota", severity="low", subject_kind="host", subject_id=low.hostname)
+    names = [h.hostname for h in fleet.values()] + [low.hostname]
+    worst = _worst(names)
+    for url in (reverse("web:fleet"), reverse("web:fleet") + "?sort=no-such-column"):
+        html = viewer_client.get(url).content.decode()
+        assert _rows(html, names) == sorted(names, key=lambda h: (worst[h], h)), url
+        assert 'value="worst"' in html, "the filter form keeps the sort it showed"
+
+
+def test_the_fleet_table_still_sorts_by_hostname_when_asked(viewer_client, fleet):
+    names = [h.hostname for h in fleet.values()]
+    for sort, expected in (("hostname", sorted(names)), ("-hostname", sorted(names, reverse=True))):
+        html = viewer_client.get(reverse("web:fleet") + f"?sort={sort}").content.decode()
+        assert _rows(html, names) == expected, sort

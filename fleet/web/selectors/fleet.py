@@ -66,11 +66,12 @@ class FleetFilters(QueryFilters):
     severity: str = ""
     rule: str = ""
     stale: str = ""  # "", "yes", "no"
-    sort: str = "hostname"
+    # Worst-first by default: whoever opens the overview at 3 a.m. wants the hosts in trouble on top.
+    sort: str = "worst"
 
     def clean(self) -> None:
         if self.sort not in SORTS:
-            self.sort = "hostname"
+            self.sort = "worst"
         if self.severity not in SEVERITIES:
             self.severity = ""
 
