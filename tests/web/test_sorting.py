@@ -92,6 +92,7 @@ def test_the_fleet_table_shows_the_worst_hosts_first_when_no_sort_is_asked_for(v
 
 def test_the_fleet_table_still_sorts_by_hostname_when_asked(viewer_client, fleet):
     names = [h.hostname for h in fleet.values()]
-    for sort, expected in (("hostname", sorted(names)), ("-hostname", sorted(names, reverse=True))):
+    for sort, expected in (("hostname", sorted(names)), ("-hostname", sorted(names, reverse=True)),
+                           ("host", sorted(names)), ("-host", sorted(names, reverse=True))):
         html = viewer_client.get(reverse("web:fleet") + f"?sort={sort}").content.decode()
         assert _rows(html, names) == expected, sort

@@ -24,6 +24,8 @@ SORTS = {
     # Worst open severity first (critical, high, …, none), or the reverse; hostname breaks ties.
     "worst": "worst_rank", "-worst": "-worst_rank",
 }
+# Short names people type into the address bar; the column header is the canonical spelling.
+SORT_ALIASES = {"host": "hostname", "-host": "-hostname"}
 
 
 def worst_rank():
@@ -70,6 +72,7 @@ class FleetFilters(QueryFilters):
     sort: str = "worst"
 
     def clean(self) -> None:
+        self.sort = SORT_ALIASES.get(self.sort, self.sort)
         if self.sort not in SORTS:
             self.sort = "worst"
         if self.severity not in SEVERITIES:
