@@ -228,6 +228,10 @@ def _assign_gpus(spec, rng, devices, by_bdf, members, *, cdevs: bool) -> tuple[l
     return holders, notes
 
 
+# A PF with at least this many VFs enabled is shared between a data plane, VNF VMs and the host.
+WIDE_PF_VFS = 8
+
+
 def _assign_vfs(spec, rng, devices, by_bdf, members, *, cdevs: bool) -> tuple[list[dict], list[str]]:
     start = spec.collected_at or DEFAULT_NOW
     holders: list[dict] = []
@@ -244,22 +248,26 @@ def _assign_vfs(spec, rng, devices, by_bdf, members, *, cdevs: bool) -> tuple[li
             by_bdf[bdf]["driver"] = "igb_uio"
             holders.append(_dpdk(rng, used, f"{tenants[0]}-uio", [bdf], ["/dev/uio0"], [], start))
             notes.append(f"{bdf} is on igb_uio.")
-        mode = n % 3
-        if mode == 0 and vfs:  # a DPDK data plane on half the VFs
-            take = vfs[: max(1, len(vfs) // 2)]
-            for bdf in take:
+        take_dpdk, take_vms = [], []
+        if len(vfs) >= WIDE_PF_VFS:  # a ConnectX-6 with 8 VFs: a data plane, two VNFs and VFs left to the host
+            take_dpdk, take_vms = vfs[: len(vfs) // 4], vfs[len(vfs) // 4: len(vfs) // 4 + 2]
+        elif n % 3 == 0 and vfs:  # a DPDK data plane on half the VFs
+            take_dpdk = vfs[: max(1, len(vfs) // 2)]
+        elif n % 3 == 1 and vfs:  # VFs passed to VNF VMs, one each
+            take_vms = vfs[:2]
+        if take_dpdk:
+            for bdf in take_dpdk:
                 _bind_vfio(by_bdf[bdf])
-            groups = sorted({by_bdf[b]["iommu_group"] for b in take})
-            holders.append(_dpdk(rng, used, f"{tenants[n % len(tenants)]}-fw{n}", take,
+            groups = sorted({by_bdf[b]["iommu_group"] for b in take_dpdk})
+            holders.append(_dpdk(rng, used, f"{tenants[n % len(tenants)]}-fw{n}", take_dpdk,
                                  [f"/dev/vfio/{g}" for g in groups] + ["/dev/vfio/vfio"], groups, start))
-        elif mode == 1 and vfs:  # VFs passed to VNF VMs, one each
-            for bdf in vfs[:2]:
-                _bind_vfio(by_bdf[bdf])
-                vm_number += 1
-                g = by_bdf[bdf]["iommu_group"]
-                holders.append(_qemu(rng, used, f"{tenants[vm_number % len(tenants)]}-vnf{vm_number}", [bdf], [g],
-                                     holds_groups=True, number=vm_number, start=start,
-                                     iommufd=cdevs and rng.random() < 0.5))
+        for bdf in take_vms:
+            _bind_vfio(by_bdf[bdf])
+            vm_number += 1
+            g = by_bdf[bdf]["iommu_group"]
+            holders.append(_qemu(rng, used, f"{tenants[vm_number % len(tenants)]}-vnf{vm_number}", [bdf], [g],
+                                 holds_groups=True, number=vm_number, start=start,
+                                 iommufd=cdevs and rng.random() < 0.5))
     return holders, notes
 
 

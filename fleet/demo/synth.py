@@ -50,9 +50,13 @@ SRIOV = "intel64-sriov-manyVFs"
 ROLE_PREFIX = {"gpu-passthrough": "gpu", "hpc": "hpc", "nfv": "nfv", "storage": "stor", "vdi": "vdi"}
 # Machine -> roles it plays in a random fleet, with weights.
 MACHINE_WEIGHTS = ((DGX2, 3), (G4DN, 4), (CORONA, 2), (TIOGA, 3), (SRIOV, 4))
-MACHINE_ROLES = {DGX2: ("gpu-passthrough",), G4DN: ("gpu-passthrough", "vdi"), CORONA: ("gpu-passthrough", "hpc"),
+MACHINE_ROLES = {DGX2: ("gpu-passthrough",), G4DN: ("gpu-passthrough", "vdi"), CORONA: ("gpu-passthrough", "hpc", "nfv"),
                  TIOGA: ("hpc", "storage"), SRIOV: ("nfv",)}
 SITES = ("fra1", "iad2", "sjc3")
+# VFs enabled per SR-IOV PF on an nfv host: Corona's ConnectX-6 (TotalVFs 16) gets 8, which owners.py
+# shares between a DPDK data plane, VNF VMs and mlx5_core; the I350s keep 4.
+NFV_VFS = {CORONA: 8}
+NFV_VFS_DEFAULT = 4
 
 # name -> (release, /proc/version line); the old kernel (ubuntu20) predates DMA ownership (5.19).
 KERNELS = {
@@ -98,6 +102,7 @@ SHOWCASE = (
     (SRIOV, "nfv", "unknown-holder", "debian12"),
     (DGX2, "gpu-passthrough", "vfio-node-world-writable", "ubuntu22"),
     (G4DN, "gpu-passthrough", "unsafe-interrupts", "debian12"),
+    (CORONA, "nfv", None, "ubuntu24"),  # ConnectX-6 VFs: DPDK, VNF VMs and mlx5_core side by side
 )
 # A random host has a problem with probability PROBLEM_RATE, picked from its role's list.
 PROBLEM_RATE = 0.25
@@ -188,7 +193,7 @@ def build(spec: HostSpec) -> dict:
     cmdline = _cmdline(spec, release, vendor)
     flags = parse_cmdline(cmdline)
     acs_off = _acs_off_ports(machine, spec.scenario)
-    vfs = 4 if spec.role == "nfv" else 0
+    vfs = NFV_VFS.get(spec.machine, NFV_VFS_DEFAULT) if spec.role == "nfv" else 0
 
     devices: list[dict] = []
     for d in range(spec.domains):

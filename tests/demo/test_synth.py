@@ -218,3 +218,38 @@ def test_vms_on_6_6_kernels_may_open_cdevs_and_every_cdev_belongs_to_a_vfio_pci_
                 held = {cdev_of[n.rsplit("/", 1)[1]] for n in h["nodes"] if n.startswith("/dev/vfio/devices/")}
                 assert held == set(h["devices"]) and h["groups"] == []
     assert cdev_users
+
+
+def _xml_functions(name: str) -> dict[str, str]:
+    """BDF -> "vendor:device" of every PCI function the hwloc XML lists, read straight from it."""
+    root = ET.parse(HWLOC / name).getroot()
+    return {el.get("pci_busid"): el.get("pci_type").split()[1].strip("[]") for el in root.iter("object") if el.get("pci_busid")}
+
+
+def test_the_demo_fleet_has_connectx_vfs_owned_by_dpdk_vnf_vms_and_mlx5_core():
+    # The issue's "where are all the ConnectX VFs and who owns them": llnl-corona's ConnectX-6 (15b3:101b)
+    # is the only Mellanox function in the hwloc fixtures; the demo's nfv hosts built on it enable its VFs.
+    from fleet.demo.management.commands.demo import DEFAULT_SYNTHETIC
+
+    owners = defaultdict(set)  # VF driver or holder kind -> VFs
+    for doc in synth.fleet(DEFAULT_SYNTHETIC):
+        xml = _xml_functions(Path(doc["synthetic"]["derived_from"]).name)
+        held = {b: h for h in doc["holders"] for b in h["devices"]}
+        by_bdf = {d["bdf"]: d for d in doc["devices"]}
+        for d in doc["devices"]:
+            pf = (d["sriov"] or {}).get("physfn")
+            if d["vendor_id"] != "15b3" or not pf:
+                continue
+            assert doc["synthetic"]["role"] == "nfv"
+            assert xml[pf] == "15b3:101b" and d["bdf"] not in xml, "a VF enabled on the XML's ConnectX-6 PF"
+            assert d["bdf"] in by_bdf[pf]["sriov"]["vfs"]
+            if d["driver"] == "vfio-pci":
+                assert d["bdf"] in held, f"{d['bdf']} on vfio-pci with no holder"
+                owners[held[d["bdf"]]["kind"]].add(d["bdf"])
+            else:
+                assert d["driver"] == "mlx5_core" and d["bdf"] not in held
+                owners["mlx5_core"].add(d["bdf"])
+    assert set(owners) == {"dpdk", "qemu", "mlx5_core"}, dict(owners)
+    vms = [h["vm"] for doc in synth.fleet(DEFAULT_SYNTHETIC) for h in doc["holders"]
+           if h["kind"] == "qemu" and any(b in owners["qemu"] for b in h["devices"])]
+    assert vms and all(vms)
