@@ -113,3 +113,56 @@ def test_the_host_page_draws_and_is_used_with_zero_csp_violations(page, capture)
     page.wait_for_timeout(300)
     assert csp_violations(page) == []
     assert page.csp == []
+
+
+def test_a_skip_link_before_the_drawing_shows_on_focus_and_jumps_past_it(page, capture):
+    host = import_capture(capture("shared-bridge-group"))
+    open_host(page, host.hostname)
+    skip = page.locator("a.skip-drawing")
+    assert skip.inner_text() == "Skip the drawing"
+    hidden = skip.bounding_box()
+    assert hidden["x"] + hidden["width"] <= 0, "off screen until focused"
+    page.locator("#topo-reset").focus()  # the toolbar's last control
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.classList.contains('skip-drawing')")
+    shown = skip.bounding_box()
+    drawing = page.locator(".drawing-wrap").bounding_box()
+    assert drawing["x"] <= shown["x"] and shown["x"] + shown["width"] <= drawing["x"] + drawing["width"]
+    assert drawing["y"] <= shown["y"] < drawing["y"] + drawing["height"]
+    screenshot(page, "host-skip-link-focused")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "side-panel"
+    page.keyboard.press("Tab")
+    assert not page.evaluate("document.getElementById('topology').contains(document.activeElement)")
+    # The link's target is the panel, not a group: the drawing keeps its view and nothing is selected.
+    assert page.locator("#side-panel h2").first.inner_text() == "Details"
+
+
+TAB_STOP = """() => { const el = document.activeElement;
+  if (!document.getElementById('topology').contains(el)) return null;
+  return el.getAttribute('data-bdf') ? 'dev:' + el.getAttribute('data-bdf')
+       : el.getAttribute('data-group') ? 'grp:' + el.getAttribute('data-group') : 'other'; }"""
+
+
+@pytest.mark.parametrize("name", ["shared-bridge-group", "sriov-nvme"])
+def test_tab_visits_each_group_and_then_its_devices_not_every_group_first(page, capture, name):
+    host = import_capture(capture(name))
+    truth = find_groups(capture(name))  # (group, BDF) from `find /sys/kernel/iommu_groups` in the same boot
+    group_of = {bdf: str(gid) for gid, bdf in truth}
+    open_host(page, host.hostname)
+    page.locator("a.skip-drawing").focus()
+    stops = []
+    for _ in range(4 * len(truth) + 20):
+        page.keyboard.press("Tab")
+        stop = page.evaluate(TAB_STOP)
+        if stop is None:
+            break
+        stops.append(stop)
+    devices = [s[4:] for s in stops if s.startswith("dev:")]
+    groups = [s[4:] for s in stops if s.startswith("grp:")]
+    assert sorted(devices) == sorted(group_of) and sorted(groups) == sorted({str(g) for g, _ in truth})
+    for i, stop in enumerate(stops):
+        if stop.startswith("grp:"):
+            # A group's shape is followed by one of its own devices, and comes before all of them.
+            assert stops[i + 1].startswith("dev:") and group_of[stops[i + 1][4:]] == stop[4:], stops
+            assert all(stops.index(f"dev:{b}") > i for b, g in group_of.items() if g == stop[4:]), stops

@@ -33,39 +33,18 @@ export function topologyChart(data, options) {
   const devicePos = new Map();
   for (const n of nodes) if (n.data.kind === 'device') devicePos.set(n.data.bdf, pos.get(n.data.id));
 
-  // Groups first: shapes sit behind the members they enclose.
-  const groupLayer = zoomLayer.append('g').attr('class', 'groups');
-  const boxes = [];
+  // Group boxes; layoutRows keeps them from overlapping one another.
+  const boxOf = new Map();
   for (const g of data.groups) {
     const pts = g.members.map((b) => devicePos.get(b)).filter(Boolean);
     if (!pts.length) continue;
-    boxes.push({
+    boxOf.set(g.id, {
       g, x0: d3.min(pts, (p) => p.x) - PAD, x1: d3.max(pts, (p) => p.x) + COL - 30,
       y0: d3.min(pts, (p) => p.y) - 24, y1: d3.max(pts, (p) => p.y) + 17,
     });
   }
-  // A multi-level group's box can reach over a neighbour's: draw the big ones first so every label stays visible.
-  boxes.sort((a, b) => (b.x1 - b.x0) * (b.y1 - b.y0) - (a.x1 - a.x0) * (a.y1 - a.y0));
-  for (const { g, x0, x1, y0, y1 } of boxes) {
-    const rule = pickRule(g.violations, options.violation);
-    const el = groupLayer.append('g')
-      .attr('class', `group${g.members.length > 1 ? ' multi' : ''}${rule ? ' has-violation' : ''}`)
-      .attr('id', `group-${g.id}`)
-      .attr('data-group', g.id)
-      .attr('tabindex', 0).attr('role', 'button')
-      .attr('aria-label', `IOMMU group ${g.id}, ${g.members.length} device${g.members.length === 1 ? '' : 's'}${rule ? `, violation ${rule}` : ''}`);
-    if (rule) el.attr('data-violation', rule);
-    el.append('rect').attr('class', 'group-shape')
-      .attr('x', x0).attr('y', y0).attr('width', x1 - x0).attr('height', y1 - y0).attr('rx', 10)
-      .attr('fill', rule ? 'url(#hatch-violation)' : GROUP_COLOR)
-      .attr('fill-opacity', rule ? 1 : (g.members.length > 1 ? 0.12 : 0.05))
-      .attr('stroke', rule ? VIOLATION_COLOR : GROUP_COLOR);
-    el.append('text').attr('class', 'group-label').attr('x', x0 + 8).attr('y', y0 + 11)
-      .text(`group ${g.id}${g.type ? ` · ${g.type}` : ''}${rule ? ' ⚠' : ''}`);
-    el.datum({ kind: 'group', group: g });
-  }
 
-  // Bridge-tree links.
+  // Bridge-tree links, behind everything else.
   zoomLayer.append('g').attr('class', 'links')
     .selectAll('path').data(root.links()).join('path')
     .attr('d', d3.linkHorizontal().x((d) => d.y).y((d) => d.x));
@@ -87,6 +66,32 @@ export function topologyChart(data, options) {
       return d3.linkHorizontal()({ source: [s.x + 120, s.y], target: [t.x - 8, t.y] });
     })
     .attr('stroke', HOLDER_COLOR);
+
+  // Nodes in tree order (depth first, siblings as layoutRows ordered them, so top to bottom), each group's
+  // shape just before its first member: Tab then reads the drawing as the eye does, a group and its devices,
+  // instead of every group shape first and then every device. The shape still sits behind its members.
+  const nodeLayer = zoomLayer.append('g').attr('class', 'nodes');
+  const placed = new Set();
+  const nodeEls = [];
+  root.eachBefore((n) => {
+    const box = n.data.kind === 'device' ? boxOf.get(n.data.group) : null;
+    if (box && !placed.has(box.g.id)) {
+      placed.add(box.g.id);
+      drawGroup(nodeLayer, box, options);
+    }
+    nodeEls.push(nodeLayer.append('g').datum(n).node());
+  });
+  const ng = d3.selectAll(nodeEls)
+    .attr('transform', (n) => `translate(${n.y},${n.x})`)
+    .attr('class', (n) => `node kind-${n.data.kind}${n.data.kind === 'device' ? ` owner-${n.data.owner_kind}` : ''}`);
+  ng.filter((n) => n.data.kind === 'device').each(function (n) { drawDevice(d3, d3.select(this), n.data, options); });
+  ng.filter((n) => n.data.kind === 'aggregate').each(function (n) { drawAggregate(d3.select(this), n.data); });
+  const hostRules = [...new Set(data.violations.filter((v) => v.subject_kind === 'host').map((v) => v.rule))];
+  ng.filter((n) => ['host', 'unit', 'rc'].includes(n.data.kind)).each(function (n) {
+    drawStructural(d3.select(this), n.data, n.data.kind === 'host' ? pickRule(hostRules, options.violation) : null);
+  });
+
+  // Holders after the devices, in the order they stand (top to bottom).
   const hg = zoomLayer.append('g').attr('class', 'holders')
     .selectAll('g').data(holders).join('g')
     .attr('class', 'holder').attr('data-holder', (h) => h.pid)
@@ -100,23 +105,30 @@ export function topologyChart(data, options) {
   hg.append('text').attr('x', 6).attr('y', 10).attr('class', 'sub').text((h) => `${h.kind} · pid ${h.pid}${h.user ? ` · ${h.user}` : ''}`);
   hg.each(function (h) { d3.select(this).datum({ kind: 'holder', holder: h }); });
 
-  // Nodes.
-  const ng = zoomLayer.append('g').attr('class', 'nodes')
-    .selectAll('g').data(nodes).join('g')
-    .attr('transform', (n) => `translate(${n.y},${n.x})`)
-    .attr('class', (n) => `node kind-${n.data.kind}${n.data.kind === 'device' ? ` owner-${n.data.owner_kind}` : ''}`);
-  ng.filter((n) => n.data.kind === 'device').each(function (n) { drawDevice(d3, d3.select(this), n.data, options); });
-  ng.filter((n) => n.data.kind === 'aggregate').each(function (n) { drawAggregate(d3.select(this), n.data); });
-  const hostRules = [...new Set(data.violations.filter((v) => v.subject_kind === 'host').map((v) => v.rule))];
-  ng.filter((n) => ['host', 'unit', 'rc'].includes(n.data.kind)).each(function (n) {
-    drawStructural(d3.select(this), n.data, n.data.kind === 'host' ? pickRule(hostRules, options.violation) : null);
-  });
-
   const bounds = {
     x0: -40, y0: (d3.min(nodes, (n) => n.x) || 0) - ROW,
     x1: (holders.length ? holderX + 200 : maxX + COL), y1: (d3.max([...nodes.map((n) => n.x), ...holders.map((h) => h.y)]) || 0) + ROW,
   };
   return Object.assign(svg.node(), { zoomLayer: zoomLayer.node(), bounds, positions: pos });
+}
+
+function drawGroup(layer, { g, x0, x1, y0, y1 }, options) {
+  const rule = pickRule(g.violations, options.violation);
+  const el = layer.append('g')
+    .attr('class', `group${g.members.length > 1 ? ' multi' : ''}${rule ? ' has-violation' : ''}`)
+    .attr('id', `group-${g.id}`)
+    .attr('data-group', g.id)
+    .attr('tabindex', 0).attr('role', 'button')
+    .attr('aria-label', `IOMMU group ${g.id}, ${g.members.length} device${g.members.length === 1 ? '' : 's'}${rule ? `, violation ${rule}` : ''}`);
+  if (rule) el.attr('data-violation', rule);
+  el.append('rect').attr('class', 'group-shape')
+    .attr('x', x0).attr('y', y0).attr('width', x1 - x0).attr('height', y1 - y0).attr('rx', 10)
+    .attr('fill', rule ? 'url(#hatch-violation)' : GROUP_COLOR)
+    .attr('fill-opacity', rule ? 1 : (g.members.length > 1 ? 0.12 : 0.05))
+    .attr('stroke', rule ? VIOLATION_COLOR : GROUP_COLOR);
+  el.append('text').attr('class', 'group-label').attr('x', x0 + 8).attr('y', y0 + 11)
+    .text(`group ${g.id}${g.type ? ` · ${g.type}` : ''}${rule ? ' ⚠' : ''}`);
+  el.datum({ kind: 'group', group: g });
 }
 
 // Every leaf gets a row of its own and a parent sits between its first and last child, so a subtree owns a
