@@ -9,7 +9,8 @@ Public, stable entry points (other work calls them; keep names and signatures):
   different states of one host (other VMs hold other GPUs): a changed snapshot.
 - ``fleet(n_hosts, seed=0, *, start=0) -> Iterator[dict]``: ``n_hosts`` varied
   documents (hostnames like ``gpu-a12-r03``; roles gpu-passthrough, vdi (vGPU
-  mdevs), nfv (SR-IOV VFs to DPDK and VNFs), hpc, storage; several kernels; a
+  mdevs), nfv (SR-IOV VFs to DPDK and VNFs: Intel VFs, and ConnectX-6 VFs on
+  hosts built on llnl-corona's tree), hpc, storage; several kernels; a
   sprinkle of real problems, see SCENARIOS), generated lazily and deterministically: host ``i`` depends only on
   ``(seed, i)``, so 10,000 hosts cost only the time to build them one by one and
   ``start`` resumes anywhere. The first hosts of every fleet are a showcase that
