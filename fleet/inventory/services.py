@@ -106,20 +106,51 @@ def _json_text(value):
         return json.dumps(value)
 
 
-def _copy_rows(model, host: Host, rows: list[dict], fields, fingerprints: list[str]) -> list[int]:
-    """Insert many rows with COPY (PostgreSQL), ids drawn from the table's sequence first so devices can point at groups."""
+def _copy_insert(model, fields: list[str], rows: list[list]) -> list[int]:
+    """Insert `rows` (values of `fields`, JSON columns as Python values) with COPY (PostgreSQL); returns their ids.
+
+    Ids are drawn from the table's sequence first, so devices can point at groups and callers know them.
+    """
     meta, qn = model._meta, connection.ops.quote_name
-    columns = [meta.get_field(f) for f in fields]
-    is_json = [isinstance(c, models.JSONField) for c in columns]
-    names = ", ".join(qn(n) for n in ["id", "host_id", "fingerprint", *[c.column for c in columns]])
+    is_json = [isinstance(meta.get_field(f), models.JSONField) for f in fields]
+    names = ", ".join(qn(n) for n in ["id", *[meta.get_field(f).column for f in fields]])
     with connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [meta.db_table, len(rows)])
         ids = [pk for (pk,) in cursor.fetchall()]
         with cursor.cursor.copy(f"COPY {qn(meta.db_table)} ({names}) FROM STDIN") as copy:
-            for pk, row, fingerprint in zip(ids, rows, fingerprints):
-                values = [_json_text(row[f]) if j else row[f] for f, j in zip(fields, is_json)]
-                copy.write_row([pk, host.pk, fingerprint, *values])
+            for pk, values in zip(ids, rows):
+                copy.write_row([pk, *[_json_text(v) if j else v for v, j in zip(values, is_json)]])
     return ids
+
+
+def _copy_rows(model, host: Host, rows: list[dict], fields, fingerprints: list[str]) -> list[int]:
+    """Insert many topology rows of `host` with COPY (PostgreSQL)."""
+    return _copy_insert(model, ["host", "fingerprint", *fields],
+                        [[host.pk, fingerprint, *[row[f] for f in fields]] for row, fingerprint in zip(rows, fingerprints)])
+
+
+def _delete_rows(model, ids: list[int]) -> None:
+    """DELETE by id in one statement. `QuerySet.delete()` would first load every row as a model instance
+    (a post_delete receiver exists, fleet.accounts' audit log, though topology rows are not audited):
+    34 ms for 480 devices. Device.group is SET_NULL in Django only; the apply rewrites the group_id of
+    every device whose group left before it commits (FK constraints are deferred)."""
+    qn = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+            chunk = ids[start:start + 500]
+            cursor.execute(f"DELETE FROM {qn(model._meta.db_table)} WHERE id IN ({', '.join(['%s'] * len(chunk))})", chunk)
+
+
+def _insert_changes(changes: list[Change]) -> list[Change]:
+    """Write the Change rows (COPY when many: an every-device change writes ~500 rows; bulk_create took ~33 ms)."""
+    if connection.vendor != "postgresql" or len(changes) < COPY_MIN_ROWS:
+        return Change.objects.bulk_create(changes)
+    fields = ["host", "snapshot_id", "at", "kind", "subject", "before", "after"]
+    ids = _copy_insert(Change, fields, [[c.host_id, c.snapshot_id, c.at, c.kind, c.subject, c.before, c.after] for c in changes])
+    for change, pk in zip(changes, ids):
+        change.pk = pk
+        change._state.adding, change._state.db = False, connection.alias
+    return changes
 
 
 class _TableWrite:
@@ -148,7 +179,7 @@ class _TableWrite:
         replace = self.changed if len(self.changed) > UPDATE_IN_PLACE_MAX else []
         gone = [self.stored[k][0] for k in self.removed + replace]
         if gone:
-            self.model.objects.filter(id__in=gone).delete()
+            _delete_rows(self.model, gone)
         if self.changed and not replace:
             differing = sorted({f for k in self.changed for f in self.fields if self.before[k].get(f) != self.new[k][f]} - {self.key})
             rows = [(self.stored[k][0], {**self.new[k], "fingerprint": self.fingerprints[k]}) for k in self.changed]
@@ -254,5 +285,5 @@ def host_apply_document(
     host.save(update_fields=list(columns))
     committed = SimpleNamespace(pk=host.pk, applied_snapshot_id=host.applied_snapshot_id, content_hash=host.content_hash)
     transaction.on_commit(lambda: host_rows_remember(committed, new_rows))
-    changes = Change.objects.bulk_create([Change(host=host, snapshot_id=snapshot_id, at=at, **fact) for fact in facts]) if facts else []
+    changes = _insert_changes([Change(host=host, snapshot_id=snapshot_id, at=at, **fact) for fact in facts]) if facts else []
     return AppliedDocument(changes=changes, rows=new_rows)
