@@ -23,28 +23,41 @@ TABLE_MODELS = {
 }
 
 
-def _fetch_rows(model, fields, host: Host) -> list[dict]:
-    """`model.objects.filter(host=host).values("id", *fields)`, about twice as fast for 480-device hosts:
-    JSON columns are decoded with orjson and Django's per-value converter chain is skipped."""
+def _fetch_rows(model, fields, host: Host | None, ids: list[int] | None = None) -> list[dict]:
+    """`model.objects.filter(host=host).values("id", *fields)` (or `.filter(id__in=ids)`), about twice as fast
+    for 480-device hosts: JSON columns are decoded with orjson and Django's per-value converter chain is skipped."""
     meta, qn = model._meta, connection.ops.quote_name
     names = ("id", *fields)
     columns = [meta.get_field(name) for name in names]
     json_at = [i for i, c in enumerate(columns) if isinstance(c, models.JSONField)]
     bool_at = [i for i, c in enumerate(columns) if isinstance(c, models.BooleanField)]  # SQLite gives 0/1
-    sql = f"SELECT {', '.join(qn(c.column) for c in columns)} FROM {qn(meta.db_table)} WHERE host_id = %s ORDER BY id"
-    out = []
+    select = f"SELECT {', '.join(qn(c.column) for c in columns)} FROM {qn(meta.db_table)} WHERE "
+    if ids is None:
+        queries = [(select + "host_id = %s ORDER BY id", [host.pk])]
+    else:  # chunks: SQLite's bound-parameter limit
+        queries = [(select + f"id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY id", chunk)
+                   for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500))]
+    rows = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [host.pk])
-        for row in cursor.fetchall():
-            row = list(row)
-            for i in json_at:
-                if isinstance(row[i], (str, bytes)):
-                    row[i] = orjson.loads(row[i])
-            for i in bool_at:
-                if row[i] is not None:
-                    row[i] = bool(row[i])
-            out.append(dict(zip(names, row)))
+        for sql, params in queries:
+            cursor.execute(sql, params)
+            rows.extend(cursor.fetchall())
+    out = []
+    for row in rows:
+        row = list(row)
+        for i in json_at:
+            if isinstance(row[i], (str, bytes)):
+                row[i] = orjson.loads(row[i])
+        for i in bool_at:
+            if row[i] is not None:
+                row[i] = bool(row[i])
+        out.append(dict(zip(names, row)))
     return out
+
+
+def rows_by_id(model, fields, ids: list[int]) -> list[dict]:
+    """The rows `ids` of a topology table as dicts of `id` and `fields` (JSON decoded), read the fast way."""
+    return _fetch_rows(model, fields, None, ids=ids)
 
 
 def host_rows(host: Host) -> dict[str, dict]:

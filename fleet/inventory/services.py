@@ -20,7 +20,7 @@ from agent.snapshot import content_hash as document_hash
 from .diff import snapshot_changes
 from .models import Change, Device, Host, PasidUser
 from .rows import PASID_FIELDS, TABLES, document_collected_at, host_columns_from_document, iommu_mode, rows_from_document
-from .selectors import TABLE_MODELS, host_rows_remember, host_state_from_rows
+from .selectors import TABLE_MODELS, host_rows_remember, host_state_from_rows, rows_by_id
 
 # Up to this many changed rows are updated in place (one UPDATE … FROM VALUES, ids kept); past it,
 # deleting and re-inserting them is cheaper. (bulk_update's CASE statements cost more than either.)
@@ -166,7 +166,7 @@ class _TableWrite:
         self.added = [k for k in new if k not in stored]
         self.ids = {k: pk for k, (pk, _) in stored.items() if k in new}
         touched = [stored[k][0] for k in self.removed + self.changed]
-        self.before = {row[self.key]: row for row in self.model.objects.filter(id__in=touched).values(*self.fields)} if touched else {}
+        self.before = {row[self.key]: row for row in rows_by_id(self.model, self.fields, touched)} if touched else {}
 
     def touched_rows(self) -> tuple[dict, dict]:
         """(before, after) of the rows that differ; untouched rows are equal on both sides and change nothing."""
