@@ -119,6 +119,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+# Celery's Django fixup otherwise closes every database connection before and after each task (a new
+# PostgreSQL session per task); fleet.ingest.tasks closes them Django's way instead (CONN_MAX_AGE, broken ones).
+CELERY_DB_REUSE_MAX = env_int("FLEET_CELERY_DB_REUSE_MAX", 1_000_000)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("FLEET_BROKER_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BEAT_SCHEDULE = {

@@ -3,9 +3,9 @@ import gc
 import logging
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from . import services
 
@@ -32,6 +32,21 @@ def sweep() -> dict:
     requeued = services.snapshots_requeue_stuck(older_than_seconds=getattr(settings, "FLEET_REQUEUE_AFTER", 120))
     stale = services.hosts_mark_stale()
     return {"requeued": len(requeued), "stale": stale}
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_connections(**kwargs) -> None:
+    """What Django does around a request: drop connections past CONN_MAX_AGE or broken, keep the rest.
+
+    Celery's own fixup would close every connection around every task (settings.CELERY_DB_REUSE_MAX
+    turns that off): a new PostgreSQL session per task, ~5% of a changed 480-device apply's time.
+    Eager tasks run inside the caller's request or transaction; their connection is the caller's.
+    """
+    task = kwargs.get("task") or kwargs.get("sender")
+    if getattr(getattr(task, "request", None), "is_eager", False):
+        return
+    close_old_connections()
 
 
 @worker_process_init.connect
