@@ -5,8 +5,12 @@ Prints, in one run:
 1. unchanged reports per second through HTTP (gunicorn, concurrent keep-alive clients), for the
    heartbeat the agent sends when nothing changed (`POST /api/v1/heartbeat`) and for the full
    unchanged document (what an agent without heartbeat support, or after a 409, sends);
-2. changed 480-device snapshots applied per second by ONE worker process (the whole task:
-   load, diff, write, change rows, policy sync), plus the in-process split apply / policy;
+2. changed 480-device snapshots applied per second by ONE worker (`celery worker -c 1`, pool solo
+   = one process, and prefork = parent + one child; the whole task: load, diff, write, change
+   rows, policy sync), for two kinds of change: a realistic one (8 of the host's GPUs move between
+   nvidia and vfio-pci, each snapshot the reverse of the previous one) and the worst case (every
+   device's driver moves: every device row and ~480 change rows written, policy findings churn);
+   plus the in-process split apply / policy of the realistic one;
 3. the time to apply one changed large snapshot, and one whose every row is new, next to a
    baseline that bulk-inserts the same rows with plain SQL (psycopg COPY and executemany).
 
