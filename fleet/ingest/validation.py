@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import threading
-from functools import lru_cache
 from pathlib import Path
 
 import jsonschema_rs

@@ -1,9 +1,6 @@
 """Reads of the current state."""
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 import orjson
 from django.db import connection, models
 
@@ -89,36 +86,11 @@ def host_state_from_rows(host: Host, rows: dict[str, dict]) -> dict:
     }
 
 
-# Write-through: the apply hands the rows it just committed to the policy sync that runs right after it,
-# instead of that sync reading 480 devices back. Keyed by what identifies the applied state, so a host
-# whose state moved on (another worker, a rolled-back apply) misses and reads the tables.
-_RECENT_MAX = 8
-_recent: OrderedDict = OrderedDict()
-_recent_lock = threading.Lock()
-
-
-def _state_key(host: Host):
-    return (host.pk, host.applied_snapshot_id, host.content_hash) if host.content_hash else None
-
-
-def host_rows_remember(host: Host, rows: dict) -> None:
-    """Remember `rows` as the committed rows of `host`'s current state (call after commit only)."""
-    key = _state_key(host)
-    if key is None:
-        return
-    with _recent_lock:
-        _recent[key] = rows
-        _recent.move_to_end(key)
-        while len(_recent) > _RECENT_MAX:
-            _recent.popitem(last=False)
-
-
 def host_state(host: Host) -> dict:
     """The host's current state as a snapshot-shaped dict (docs/snapshot.md), rebuilt from the tables.
 
-    Treat it as read-only: right after an apply, nested values may be shared with the apply's rows.
+    The apply hands the state it just wrote to the policy sync itself (`services.AppliedDocument.state`);
+    a per-process cache of recent hosts' rows used to serve that and cost a worker ~2 ms per 480-device
+    task (bench/ingest.py), so every other caller reads the tables.
     """
-    key = _state_key(host)
-    with _recent_lock:
-        rows = _recent.get(key) if key is not None else None
-    return host_state_from_rows(host, rows if rows is not None else host_rows(host))
+    return host_state_from_rows(host, host_rows(host))

@@ -20,7 +20,7 @@ from agent.snapshot import content_hash as document_hash
 from .diff import snapshot_changes
 from .models import Change, Device, Host, PasidUser
 from .rows import PASID_FIELDS, TABLES, document_collected_at, host_columns_from_document, iommu_mode, rows_from_document
-from .selectors import TABLE_MODELS, host_rows_remember, host_state_from_rows, rows_by_id
+from .selectors import TABLE_MODELS, host_state_from_rows, rows_by_id
 
 # Up to this many changed rows are updated in place (one UPDATE … FROM VALUES, ids kept); past it,
 # deleting and re-inserting them is cheaper. (bulk_update's CASE statements cost more than either.)
@@ -283,7 +283,5 @@ def host_apply_document(
     for name, value in columns.items():
         setattr(host, name, value)
     host.save(update_fields=list(columns))
-    committed = SimpleNamespace(pk=host.pk, applied_snapshot_id=host.applied_snapshot_id, content_hash=host.content_hash)
-    transaction.on_commit(lambda: host_rows_remember(committed, new_rows))
     changes = _insert_changes([Change(host=host, snapshot_id=snapshot_id, at=at, **fact) for fact in facts]) if facts else []
     return AppliedDocument(changes=changes, rows=new_rows)

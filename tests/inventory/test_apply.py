@@ -141,20 +141,6 @@ def test_a_snapshot_changing_most_devices_still_leaves_exactly_its_state(capture
 
 
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
-def test_the_state_handed_over_after_an_apply_equals_the_state_read_from_the_tables(capture, name, django_capture_on_commit_callbacks):
-    from fleet.inventory import selectors
-
-    host = Host.objects.create(hostname="h1")
-    for seq, source in ((1, "shared-bridge-group"), (2, name)):
-        with django_capture_on_commit_callbacks(execute=True):
-            host_apply_snapshot(host=host, document=document_of(capture(source), seq=seq, hostname="h1"), snapshot_id=seq, seq=seq, at=timezone.now())
-    fresh = Host.objects.get(pk=host.pk)
-    handed_over = host_state(fresh)
-    assert selectors._state_key(fresh) in selectors._recent
-    assert handed_over == selectors.host_state_from_rows(fresh, selectors.host_rows(fresh))
-
-
-@pytest.mark.parametrize("name", CAPTURE_NAMES)
 def test_rows_inserted_with_copy_read_back_as_the_document(capture, name, monkeypatch):
     # Captures have ~10 devices; 480-device hosts take the COPY path, forced here for every table.
     monkeypatch.setattr("fleet.inventory.services.COPY_MIN_ROWS", 1)
