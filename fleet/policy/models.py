@@ -290,3 +290,19 @@ class TenantPasidUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} on {self.host_id}: {self.count}"
+
+
+class IntentVersion(models.Model):
+    """One row whose `token` changes whenever any intent table is written (database triggers, migration 0003).
+
+    Workers keep the parsed intent in memory and check this row (one primary-key read) per sync instead
+    of reading the five intent tables; triggers, not signals, so bulk writes, admin edits, raw SQL and
+    TRUNCATE all move it. A random token, not a counter: a rolled-back change must never leave another
+    transaction's later change with the number a worker already cached.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True)
+    token = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return self.token

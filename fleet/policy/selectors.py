@@ -8,12 +8,35 @@ from django.utils import timezone
 
 from .intent import Baseline, DeviceExpectation, Intent, Role, Tenant
 from .models import DeviceExpectation as DeviceExpectationRow
-from .models import GroupBaseline, HostRole, IntentSettings, Violation
+from .models import GroupBaseline, HostRole, IntentSettings, IntentVersion, Violation
 from .models import Tenant as TenantRow
 
 
+# (database name, version token, intent): this process's last read of the intent tables.
+_intent_cache: tuple[str, str, Intent] | None = None
+
+
 def intent_current() -> Intent:
-    """The intent stored in the database (what `policy export` writes)."""
+    """The intent stored in the database (what `policy export` writes).
+
+    Re-read from the five intent tables only when the intent version token moved since this
+    process last read them (one primary-key query otherwise): every task sees an intent change,
+    including one made earlier in its own transaction.
+    """
+    global _intent_cache
+    from django.db import connection
+
+    token = IntentVersion.objects.filter(pk=1).values_list("token", flat=True).first()
+    cached = _intent_cache
+    if token is not None and cached is not None and cached[0] == connection.settings_dict["NAME"] and cached[1] == token:
+        return cached[2]
+    intent = _intent_read()
+    # No row yet (nothing written since the tables were emptied by hand): nothing to key a cache on.
+    _intent_cache = (connection.settings_dict["NAME"], token, intent) if token is not None else None
+    return intent
+
+
+def _intent_read() -> Intent:
     settings_row = IntentSettings.objects.order_by("id").first()
     return Intent(
         tenants=tuple(
