@@ -117,17 +117,17 @@ def violations_sync_for_host(*, host: Host, now: datetime | None = None, state: 
     from the tables). Returns counts: {"opened", "reopened", "updated", "resolved", "open"}.
     """
     now = now or timezone.now()
-    waivers_expire(now=now, host=host)
     if state is None:
         from fleet.inventory.selectors import host_state
 
         state = host_state(host)
     intent = intent if intent is not None else selectors.intent_current()
     if not _quotas(intent):  # no tenant quota: nothing fleet-wide to count (a fleet sync recounts when one is added)
-        return _sync_hosts([host], states={host.pk: state}, intent=intent, now=now)
+        return _sync_hosts([host], states={host.pk: state}, intent=intent, now=now, expire_waivers=True)
     usage = tenant_pasid_usage(state, intent)
     elsewhere = tenant_pasids_elsewhere(host=host, intent=intent)
-    counts = _sync_hosts([host], states={host.pk: state}, intent=intent, now=now, pasid_elsewhere={host.pk: elsewhere})
+    counts = _sync_hosts([host], states={host.pk: state}, intent=intent, now=now, pasid_elsewhere={host.pk: elsewhere},
+                         expire_waivers=True)
     previous = _pasid_usage_store(host=host, usage=usage, now=now)
     recheck = _hosts_to_recheck(host=host, intent=intent, before=previous, after=usage, elsewhere=elsewhere)
     if recheck:
@@ -183,13 +183,19 @@ def _fleet_pasid_usage_refresh(*, hosts, intent: Intent, now: datetime) -> dict[
 
 
 def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, now: datetime,
-                pasid_elsewhere: dict | None = None) -> dict:
+                pasid_elsewhere: dict | None = None, expire_waivers: bool = False) -> dict:
     """Diff the engine's findings for `hosts` against their stored violations and write the difference.
 
     Call inside a transaction: the hosts' violation rows are locked while the diff is written.
+    `expire_waivers`: first expire the hosts' due waivers (`waivers_expire`) when a loaded violation's
+    `waived_until` has passed — found in the rows this loads anyway, so a sync with nothing due (almost
+    all of them) spends no query on waivers; the beat tick expires the rest fleet-wide.
     """
     existing: dict[str, Violation] = {
         v.fingerprint: v for v in Violation.objects.select_for_update().filter(host__in=[h.pk for h in hosts])}
+    if expire_waivers and any(v.waived_until is not None and v.waived_until <= now for v in existing.values()):
+        for host in hosts:
+            waivers_expire(now=now, host=host)
     counts = {"opened": 0, "reopened": 0, "updated": 0, "resolved": 0, "open": 0}
     create, rewrite, still, reopen_same, events = [], [], [], [], []
     seen: set[str] = set()
