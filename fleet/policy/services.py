@@ -46,11 +46,13 @@ def fingerprint(host: Host, rule: str, subject_kind: str, subject_id: str) -> st
     return hashlib.sha256(f"{host.pk}\x00{rule}\x00{subject_kind}\x00{subject_id}".encode()).hexdigest()
 
 
-def host_context(host: Host, now: datetime, *, tenant_pasids_elsewhere: dict | None = None) -> HostContext:
+def host_context(host: Host, now: datetime, *, tenant_pasids_elsewhere: dict | None = None, intent: Intent | None = None) -> HostContext:
+    """The host facts rules need besides its state; given `intent`, the labels (a query) only when a role matches on them."""
+    labels_needed = intent is None or any(role.host_labels for role in intent.roles)
     return HostContext(
         hostname=host.hostname,
         role=host.role,
-        labels=tuple(label.name for label in host.labels.all()),
+        labels=tuple(label.name for label in host.labels.all()) if labels_needed else (),
         now=now,
         last_seen=host.last_seen,
         default_stale_after_seconds=settings.FLEET_REPORT_INTERVAL * settings.FLEET_STALE_AFTER_INTERVALS,
@@ -201,7 +203,7 @@ def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, n
     seen: set[str] = set()
     for host in hosts:
         elsewhere = (pasid_elsewhere or {}).get(host.pk, {})
-        findings = evaluate(states[host.pk], intent, context=host_context(host, now, tenant_pasids_elsewhere=elsewhere))
+        findings = evaluate(states[host.pk], intent, context=host_context(host, now, tenant_pasids_elsewhere=elsewhere, intent=intent))
         for f in findings:
             fp = fingerprint(host, f.rule, f.subject_kind, f.subject_id)
             if fp in seen:
