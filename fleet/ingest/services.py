@@ -290,9 +290,14 @@ def _store_once(*, host: Host, doc: dict, raw: bytes, remote_addr: str | None) -
     # Only the latest stored snapshot counts as "the same": A → B → A must apply A again.
     latest = Snapshot.objects.filter(host=host).only("id", "content_hash", "status").order_by("-id").first()
     pending = latest is not None and latest.status == Snapshot.Status.RECEIVED
-    if host.content_hash == digest and not pending:
+    # The applied hash is read after `latest`, never from the Host the caller authenticated earlier: an
+    # apply committing in between would otherwise pair the old applied hash with a no-longer-pending
+    # latest, and a real change back to the old state (A, B pending, then A) would be dropped as
+    # "unchanged" while B gets applied (seen in the e2e outage test under load).
+    applied_hash, applied_id = Host.objects.filter(pk=host.pk).values_list("content_hash", "applied_snapshot_id").get()
+    if applied_hash == digest and not pending:
         _host_seen(host, seen)
-        return ReceiveResult(200, {"id": host.applied_snapshot_id, "status": "unchanged"})
+        return ReceiveResult(200, {"id": applied_id, "status": "unchanged"})
     if latest is not None and latest.content_hash == digest and latest.status in (Snapshot.Status.RECEIVED, Snapshot.Status.FAILED):
         _host_seen(host, seen)
         return ReceiveResult(200, {"id": latest.pk, "status": "duplicate"})

@@ -174,6 +174,24 @@ def test_an_unchanged_snapshot_only_touches_last_seen(enrolled, push):
     assert Snapshot.objects.count() == 1 and Change.objects.count() == 1
 
 
+def test_a_change_back_is_stored_even_when_the_host_row_was_read_before_a_concurrent_apply(enrolled, capture):
+    # The race behind a lost snapshot: the push authenticated its host (applied hash A) just before
+    # the worker committed pending snapshot B; the push of A again must be stored, not called unchanged.
+    from fleet.ingest.services import snapshot_apply, snapshot_receive_document
+    from tests.inventory.documents import document_of
+
+    host, _token, doc_a = enrolled(ISOLATED)
+    snapshot_apply(snapshot_id=snapshot_receive_document(host=host, document=doc_a).body["id"])
+    read_before_apply = Host.objects.get(pk=host.pk)
+    doc_b = document_of(capture("iommu-passthrough"), seq=2, hostname=host.hostname)
+    doc_b["host"]["machine_id"] = doc_a["host"]["machine_id"]
+    snapshot_apply(snapshot_id=snapshot_receive_document(host=host, document=doc_b).body["id"])
+    again = snapshot_receive_document(host=read_before_apply, document=dict(doc_a, seq=3))
+    assert again.http_status == 202 and again.body["status"] == "received"
+    snapshot_apply(snapshot_id=again.body["id"])
+    assert Host.objects.get(pk=host.pk).content_hash == Snapshot.objects.get(pk=again.body["id"]).content_hash
+
+
 def test_going_back_to_an_earlier_state_is_applied_again(enrolled, push, capture):
     from tests.inventory.documents import document_of
 
