@@ -33,8 +33,6 @@ from functools import lru_cache
 import orjson
 from django.conf import settings
 from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from agent.snapshot import canonical_json, content_hash
@@ -361,10 +359,10 @@ _APPLY_ERRORS = (ValueError, TypeError, KeyError, AttributeError, DataError, Int
 
 def _pending_batch(host: Host, snapshot_id: int, seq: int) -> list[Snapshot]:
     """The snapshots to apply now, oldest first: for seq > 0 every pending one up to this seq."""
-    pending = Snapshot.objects.filter(status=Snapshot.Status.RECEIVED)
+    sql = _apply_sql(connection.vendor)
     if seq == 0:
-        return list(pending.filter(pk=snapshot_id))
-    return list(pending.filter(host=host, seq__gt=0, seq__lte=seq).order_by("seq"))
+        return list(Snapshot.objects.raw(sql.batch_one, [Snapshot.Status.RECEIVED, snapshot_id]))
+    return list(Snapshot.objects.raw(sql.batch_upto, [Snapshot.Status.RECEIVED, host.pk, seq]))
 
 
 def _mark(item: Snapshot, status: str, error: str = "") -> None:
@@ -380,10 +378,38 @@ def _host_locked_for(snapshot_id: int) -> Host | None:
     durably when received, and if this commit is lost its status is lost with it, so it is still
     `received` and the sweeper re-applies it.
     """
-    hosts = Host.objects.select_for_update(of=("self",)).filter(snapshots__id=snapshot_id).annotate(_snapshot_seq=F("snapshots__seq"))
-    if connection.vendor == "postgresql":
-        hosts = hosts.annotate(_commit=RawSQL("set_config('synchronous_commit', 'off', true)", ()))
-    return hosts.first()
+    return next(iter(Host.objects.raw(_apply_sql(connection.vendor).host_lock, [snapshot_id])), None)
+
+
+@dataclass(frozen=True)
+class _ApplySQL:
+    host_lock: str
+    batch_one: str
+    batch_upto: str
+
+
+@lru_cache(maxsize=None)
+def _apply_sql(vendor: str) -> _ApplySQL:
+    """The apply's first two statements as raw SQL, built once per vendor.
+
+    The ORM built them anew on every task (join, annotations, select_for_update): ~1 ms of a changed
+    480-device apply's ~19 ms, for two statements whose text never changes.
+    """
+    q = connection.ops.quote_name
+    hosts, snapshots = q(Host._meta.db_table), q(Snapshot._meta.db_table)
+    host_columns = ", ".join(f"h.{q(f.column)}" for f in Host._meta.concrete_fields)
+    snapshot_columns = ", ".join(q(f.column) for f in Snapshot._meta.concrete_fields)
+    if vendor == "postgresql":
+        commit_off, lock = ", set_config('synchronous_commit', 'off', true) AS _commit", " FOR UPDATE OF h"
+    else:  # no row locks (SQLite serialises writers itself)
+        commit_off, lock = "", ""
+    return _ApplySQL(
+        host_lock=(f"SELECT {host_columns}, s.{q('seq')} AS _snapshot_seq{commit_off} FROM {hosts} h "
+                   f"INNER JOIN {snapshots} s ON s.{q('host_id')} = h.{q('id')} WHERE s.{q('id')} = %s{lock}"),
+        batch_one=f"SELECT {snapshot_columns} FROM {snapshots} WHERE {q('status')} = %s AND {q('id')} = %s",
+        batch_upto=(f"SELECT {snapshot_columns} FROM {snapshots} WHERE {q('status')} = %s AND {q('host_id')} = %s "
+                    f"AND {q('seq')} > 0 AND {q('seq')} <= %s ORDER BY {q('seq')}"),
+    )
 
 
 def _apply_one(host: Host, item: Snapshot) -> AppliedDocument:
