@@ -366,7 +366,9 @@ def _pending_batch(host: Host, snapshot_id: int, seq: int) -> list[Snapshot]:
 
 
 def _mark(item: Snapshot, status: str, error: str = "") -> None:
-    Snapshot.objects.filter(pk=item.pk).update(status=status, processed_at=timezone.now(), error=error)
+    processed_at = connection.ops.adapt_datetimefield_value(timezone.now())  # what the ORM's update() stores
+    with connection.cursor() as cursor:
+        cursor.execute(_apply_sql(connection.vendor).mark, [status, processed_at, error, item.pk])
     item.status = status
 
 
@@ -386,14 +388,15 @@ class _ApplySQL:
     host_lock: str
     batch_one: str
     batch_upto: str
+    mark: str
 
 
 @lru_cache(maxsize=None)
 def _apply_sql(vendor: str) -> _ApplySQL:
-    """The apply's first two statements as raw SQL, built once per vendor.
+    """The apply's own statements (lock, batch, status) as raw SQL, built once per vendor.
 
-    The ORM built them anew on every task (join, annotations, select_for_update): ~1 ms of a changed
-    480-device apply's ~19 ms, for two statements whose text never changes.
+    The ORM built them anew on every task (join, annotations, select_for_update): ~1.2 ms of a changed
+    480-device apply's ~19 ms, for statements whose text never changes.
     """
     q = connection.ops.quote_name
     hosts, snapshots = q(Host._meta.db_table), q(Snapshot._meta.db_table)
@@ -409,6 +412,7 @@ def _apply_sql(vendor: str) -> _ApplySQL:
         batch_one=f"SELECT {snapshot_columns} FROM {snapshots} WHERE {q('status')} = %s AND {q('id')} = %s",
         batch_upto=(f"SELECT {snapshot_columns} FROM {snapshots} WHERE {q('status')} = %s AND {q('host_id')} = %s "
                     f"AND {q('seq')} > 0 AND {q('seq')} <= %s ORDER BY {q('seq')}"),
+        mark=f"UPDATE {snapshots} SET {q('status')} = %s, {q('processed_at')} = %s, {q('error')} = %s WHERE {q('id')} = %s",
     )
 
 
