@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -184,6 +185,20 @@ def _fleet_pasid_usage_refresh(*, hosts, intent: Intent, now: datetime) -> dict[
     return {pk: {t: totals[t] - c.get(t, 0) for t in quotas if totals[t] - c.get(t, 0)} for pk, c in usage.items()}
 
 
+@lru_cache(maxsize=64)
+def _violations_locked_sql(vendor: str, host_count: int) -> str:
+    """The hosts' violations, locked, in Meta ordering: the statement the ORM's
+    `select_for_update().filter(host__in=...)` produces (joined hosts locked too), built once per
+    host count instead of on every sync (~0.4 ms of a changed 480-device apply)."""
+    q = connection.ops.quote_name
+    v, h = q(Violation._meta.db_table), q(Host._meta.db_table)
+    columns = ", ".join(f"{v}.{q(f.column)}" for f in Violation._meta.concrete_fields)
+    order = ", ".join([f"{h}.{q('hostname')} ASC"] + [f"{v}.{q(c)} ASC" for c in ("rule", "subject_kind", "subject_id")])
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    return (f"SELECT {columns} FROM {v} INNER JOIN {h} ON ({v}.{q('host_id')} = {h}.{q('id')}) "
+            f"WHERE {v}.{q('host_id')} IN ({', '.join(['%s'] * host_count)}) ORDER BY {order}{lock}")
+
+
 def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, now: datetime,
                 pasid_elsewhere: dict | None = None, expire_waivers: bool = False) -> dict:
     """Diff the engine's findings for `hosts` against their stored violations and write the difference.
@@ -194,7 +209,8 @@ def _sync_hosts(hosts: list[Host], *, states: dict[int, dict], intent: Intent, n
     all of them) spends no query on waivers; the beat tick expires the rest fleet-wide.
     """
     existing: dict[str, Violation] = {
-        v.fingerprint: v for v in Violation.objects.select_for_update().filter(host__in=[h.pk for h in hosts])}
+        v.fingerprint: v for v in Violation.objects.raw(_violations_locked_sql(connection.vendor, len(hosts)), [h.pk for h in hosts])
+    } if hosts else {}
     if expire_waivers and any(v.waived_until is not None and v.waived_until <= now for v in existing.values()):
         for host in hosts:
             waivers_expire(now=now, host=host)
