@@ -126,6 +126,21 @@ def _copy_insert(model, fields: list[str], rows: list[list]) -> list[int]:
     return ids
 
 
+def _values_insert(model, fields: list[str], rows: list[list]) -> list[int]:
+    """Insert a few `rows` with one INSERT ... VALUES ... RETURNING id (PostgreSQL); returns their ids in row order.
+
+    What bulk_create sends, without its per-call query building (~0.35 ms for a realistic change's 8 rows).
+    """
+    meta, qn = model._meta, connection.ops.quote_name
+    is_json = [isinstance(meta.get_field(f), models.JSONField) for f in fields]
+    names = ", ".join(qn(meta.get_field(f).column) for f in fields)
+    row = "(" + ", ".join("%s::jsonb" if j else "%s" for j in is_json) + ")"
+    params = [_json_text(v) if j else v for values in rows for v, j in zip(values, is_json)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {qn(meta.db_table)} ({names}) VALUES {', '.join([row] * len(rows))} RETURNING {qn('id')}", params)
+        return [pk for (pk,) in cursor.fetchall()]
+
+
 def _copy_rows(model, host: Host, rows: list[dict], fields, fingerprints: list[str]) -> list[int]:
     """Insert many topology rows of `host` with COPY (PostgreSQL)."""
     return _copy_insert(model, ["host", "fingerprint", *fields],
@@ -146,10 +161,11 @@ def _delete_rows(model, ids: list[int]) -> None:
 
 def _insert_changes(changes: list[Change]) -> list[Change]:
     """Write the Change rows (COPY when many: an every-device change writes ~500 rows; bulk_create took ~33 ms)."""
-    if connection.vendor != "postgresql" or len(changes) < COPY_MIN_ROWS:
+    if connection.vendor != "postgresql" or not changes:
         return Change.objects.bulk_create(changes)
     fields = ["host", "snapshot_id", "at", "kind", "subject", "before", "after"]
-    ids = _copy_insert(Change, fields, [[c.host_id, c.snapshot_id, c.at, c.kind, c.subject, c.before, c.after] for c in changes])
+    rows = [[c.host_id, c.snapshot_id, c.at, c.kind, c.subject, c.before, c.after] for c in changes]
+    ids = _copy_insert(Change, fields, rows) if len(changes) >= COPY_MIN_ROWS else _values_insert(Change, fields, rows)
     for change, pk in zip(changes, ids):
         change.pk = pk
         change._state.adding, change._state.db = False, connection.alias
