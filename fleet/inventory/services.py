@@ -10,6 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from types import SimpleNamespace
 
 import orjson
@@ -246,6 +247,35 @@ def _host_columns(host: Host, document: dict, new_rows: dict, *, at: datetime, s
     return columns
 
 
+# Host columns whose change the audit log records (fleet.accounts receivers listen to save()).
+AUDITED_HOST_COLUMNS = frozenset({"enrollment", "hostname", "role"})
+
+
+@lru_cache(maxsize=64)
+def _host_update_sql(vendor: str, names: tuple[str, ...]) -> str:
+    qn = connection.ops.quote_name
+    assignments = ", ".join(f"{qn(Host._meta.get_field(name).column)} = %s" for name in names)
+    return f"UPDATE {qn(Host._meta.db_table)} SET {assignments} WHERE {qn('id')} = %s"
+
+
+def _host_update(host: Host, columns: dict) -> None:
+    """Write `columns` to the host row and the instance: `save(update_fields=…)`'s statement and values.
+
+    Built once per set of columns instead of by the ORM on every apply (~0.5 ms of a changed
+    480-device one); save() itself still runs when an audited column moves (enrollment on the
+    first snapshot), so its signal reaches the audit log.
+    """
+    for name, value in columns.items():
+        setattr(host, name, value)
+    names = tuple(columns)
+    if AUDITED_HOST_COLUMNS & columns.keys():
+        host.save(update_fields=list(names))
+        return
+    params = [Host._meta.get_field(name).get_db_prep_save(columns[name], connection) for name in names]
+    with connection.cursor() as cursor:
+        cursor.execute(_host_update_sql(connection.vendor, names), [*params, host.pk])
+
+
 @dataclass(frozen=True)
 class AppliedDocument:
     """What an apply wrote: its Change rows, and the host's new current-state rows (`rows_from_document`)."""
@@ -299,8 +329,6 @@ def host_apply_document(
         # fingerprint moved are compared (the others are equal on both sides).
         new_host = SimpleNamespace(**{**host.__dict__, **columns})
         facts = snapshot_changes(host_state_from_rows(host, old_rows), host_state_from_rows(new_host, new_touched))
-    for name, value in columns.items():
-        setattr(host, name, value)
-    host.save(update_fields=list(columns))
+    _host_update(host, columns)
     changes = _insert_changes([Change(host=host, snapshot_id=snapshot_id, at=at, **fact) for fact in facts]) if facts else []
     return AppliedDocument(changes=changes, rows=new_rows)

@@ -181,3 +181,34 @@ def test_reapplying_a_freshly_parsed_same_document_rewrites_no_row(capture, name
         host_apply_snapshot(host=host, document=again, snapshot_id=None, seq=2, at=timezone.now())
     writes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "COPY"))]
     assert writes and all("inventory_host" in sql.split("SET")[0] for sql in writes), writes
+
+
+def test_the_host_row_holds_every_column_the_apply_computed(capture):
+    """The host row is written with one prebuilt UPDATE (not save()); each value must read back as computed."""
+    from fleet.inventory.rows import rows_from_document
+    from fleet.inventory.services import _host_columns
+
+    host, doc = applied(capture("isolated-nics"))
+    second = document_of(capture("shared-group-all-vfio"), seq=2, hostname=host.hostname)
+    at = timezone.now()
+    expected = _host_columns(host, second, rows_from_document(second), at=at, snapshot_id=None, seq=2, digest="d" * 64)
+    host_apply_snapshot(host=host, document=second, snapshot_id=None, seq=2, at=at, content_hash="d" * 64)
+    stored = Host.objects.get(pk=host.pk)
+    assert {name: getattr(stored, name) for name in expected} == expected
+    assert stored.applied_seq == 2 and stored.device_count == len(second["devices"])
+
+
+def test_a_hosts_first_snapshot_records_its_activation_in_the_audit_log(capture):
+    from fleet.accounts.models import AuditEntry
+    from fleet.ingest.services import host_token_create
+
+    host, _ = host_token_create(hostname="pending-host")
+    assert host.enrollment == Host.Enrollment.PENDING
+    doc = document_of(capture("isolated-nics"), seq=1, hostname=host.hostname)
+    host_apply_snapshot(host=host, document=doc, snapshot_id=None, seq=1, at=timezone.now())
+    entry = AuditEntry.objects.get(action="host.update", subject__contains="pending-host")
+    assert entry.before == {"enrollment": "pending"} and entry.after == {"enrollment": "active"}
+    # Later snapshots change no audited column: nothing more is recorded.
+    host_apply_snapshot(host=host, document=document_of(capture("shared-group-all-vfio"), seq=2, hostname=host.hostname),
+                        snapshot_id=None, seq=2, at=timezone.now())
+    assert AuditEntry.objects.filter(action="host.update", subject__contains="pending-host").count() == 1
