@@ -41,6 +41,9 @@ class Snapshot(models.Model):
         indexes = [
             models.Index(fields=["status", "received_at"], name="ingest_snapshot_sweep_idx"),
             models.Index(fields=["host", "-id"], name="ingest_snapshot_host_id_idx"),
+            # The apply's batch (a host's pending snapshots up to a seq): only the few pending rows, however
+            # long the host's history; through (host, seq) it read every snapshot the host ever sent.
+            models.Index(fields=["host", "seq"], condition=Q(status="received"), name="ingest_snapshot_pending_idx"),
         ]
 
     def __str__(self) -> str:

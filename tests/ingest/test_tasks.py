@@ -1,4 +1,5 @@
 """The apply task and the sweeper: ordering by seq, idempotence, failures, re-queueing, staleness."""
+import random
 import zlib
 from datetime import timedelta
 
@@ -144,3 +145,42 @@ def test_violations_are_written_in_the_apply_transaction_and_roll_back_with_it(c
     monkeypatch.setattr(services, "_policy_sync", real_policy_sync)
     assert apply_snapshot(snapshot_id) == "applied"
     assert Violation.objects.filter(host=host, rule="uio-driver").exists()
+
+
+def _plan_nodes(plan):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+@pytest.mark.django_db(transaction=True)  # committed rows, analysed as the autovacuum daemon would see them
+def test_the_apply_finds_a_hosts_pending_snapshots_without_reading_its_history(postgres_service):
+    """The batch lookup must cost the same for a host with years of snapshots as for a new one, backlog or not."""
+    from django.db import connection
+
+    from fleet.ingest.services import _apply_sql
+
+    if connection.vendor != "postgresql":
+        pytest.fail("the test database is not PostgreSQL although PostgreSQL is reachable")
+    host = Host.objects.create(hostname="long-history")
+    others = Host.objects.bulk_create(Host(hostname=f"busy-{n}") for n in range(400))
+    now = timezone.now()
+    # A thousand snapshots of this host's history among the rest of the fleet's, in arrival order (interleaved),
+    # and a backlog elsewhere: "every pending snapshot" is no shortcut either.
+    rows = [Snapshot(host=host, raw=b"", content_hash=f"{n:064x}", seq=n, received_at=now, status=Snapshot.Status.APPLIED)
+            for n in range(1, 1001)]
+    rows += [Snapshot(host=other, raw=b"", content_hash="e" * 64, seq=n, received_at=now,
+                      status=Snapshot.Status.RECEIVED if n == 11 else Snapshot.Status.APPLIED)
+             for other in others for n in range(1, 12)]
+    random.Random(3).shuffle(rows)
+    Snapshot.objects.bulk_create(rows)
+    Snapshot.objects.create(host=host, raw=b"", content_hash="f" * 64, seq=1001, received_at=now)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE ingest_snapshot")
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + _apply_sql("postgresql").batch_upto, [host.pk, 1001])
+        plan = cursor.fetchone()[0]
+    plan = (plan if isinstance(plan, list) else __import__("json").loads(plan))[0]["Plan"]
+    nodes = list(_plan_nodes(plan))
+    assert plan["Actual Rows"] == 1
+    assert sum(node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0) for node in nodes) == 0
+    assert not any(node["Node Type"] == "Seq Scan" for node in nodes)
