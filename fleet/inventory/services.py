@@ -1,13 +1,15 @@
 """Writes of the current state: applying a snapshot document to a host.
 
-The apply reads back only (id, key, fingerprint) of the host's rows, rewrites the rows whose
-fingerprint moved, and reads in full only those (for the before-values of the change facts):
-a 480-device host whose snapshot changed in a few devices costs a few small statements.
+The apply reads back only (id, key, fingerprint) of the host's rows (on PostgreSQL while it builds
+the new rows: one pipelined statement), rewrites the rows whose fingerprint moved, and reads in full
+only those (for the before-values of the change facts): a 480-device host whose snapshot changed in
+a few devices costs a few small statements.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -49,34 +51,66 @@ def _pasid_row_sql() -> str:
     qn = connection.ops.quote_name
     build = "json_build_array({})::text" if connection.vendor == "postgresql" else "json_array({})"
     columns = build.format(", ".join(qn(PasidUser._meta.get_field(f).column) for f in PASID_FIELDS))
-    return f"SELECT %s, id, {columns}, '' FROM {qn(PasidUser._meta.db_table)} WHERE host_id = %s"
+    return f"SELECT %s, id, {columns}, '', NULL FROM {qn(PasidUser._meta.db_table)} WHERE host_id = %s"
 
 
-def stored_fingerprints(host: Host) -> dict[str, dict]:
-    """table -> {key: (id, fingerprint)} of the host's rows, in one round trip (UNION ALL of the tables).
-
-    `pasid_users` comes along as the list of its rows (PASID_FIELDS), oldest first.
-    """
-    parts, params = [], []
+@lru_cache(maxsize=4)
+def _stored_sql(vendor: str) -> str:
+    parts = []
+    qn = connection.ops.quote_name
     for table in WRITE_ORDER:
         model, _ = TABLE_MODELS[table]
         key_column = model._meta.get_field(TABLES[table][1]).column
-        parts.append(f"SELECT %s, id, CAST({connection.ops.quote_name(key_column)} AS TEXT), fingerprint "
-                     f"FROM {connection.ops.quote_name(model._meta.db_table)} WHERE host_id = %s")
-        params += [table, host.pk]
+        link = "group_id" if table == "devices" else "NULL"
+        parts.append(f"SELECT %s, id, CAST({qn(key_column)} AS TEXT), fingerprint, {link} "
+                     f"FROM {qn(model._meta.db_table)} WHERE host_id = %s")
     parts.append(_pasid_row_sql())
-    params += ["pasid_users", host.pk]
+    return " UNION ALL ".join(parts)
+
+
+def _stored_params(host: Host) -> list:
+    return [value for table in (*WRITE_ORDER, "pasid_users") for value in (table, host.pk)]
+
+
+def _stored_from_rows(rows) -> dict[str, dict]:
     out: dict = {table: {} for table in WRITE_ORDER}
     pasid: list[tuple[int, dict]] = []
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        for table, pk, key, fingerprint in cursor.fetchall():
-            if table == "pasid_users":
-                pasid.append((pk, dict(zip(PASID_FIELDS, orjson.loads(key)))))
-            else:
-                out[table][int(key) if table in INT_KEYED else key] = (pk, fingerprint)
+    for table, pk, key, fingerprint, link in rows:
+        if table == "pasid_users":
+            pasid.append((pk, dict(zip(PASID_FIELDS, orjson.loads(key)))))
+        else:
+            out[table][int(key) if table in INT_KEYED else key] = (pk, fingerprint, link)
     out["pasid_users"] = [row for _, row in sorted(pasid, key=lambda item: item[0])]
     return out
+
+
+def stored_fingerprints(host: Host) -> dict[str, dict]:
+    """table -> {key: (id, fingerprint, group_id)} of the host's rows, in one round trip (UNION ALL of the tables).
+
+    group_id is the device rows' link to their group row (None for the other tables): it is not part
+    of a device's fingerprint, which is computed before the groups are written and their ids known.
+    `pasid_users` comes along as the list of its rows (PASID_FIELDS), oldest first.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_stored_sql(connection.vendor), _stored_params(host))
+        return _stored_from_rows(cursor.fetchall())
+
+
+@contextmanager
+def _stored_fingerprints_later(host: Host):
+    """Yields a function returning `stored_fingerprints(host)`, read after the lines inside the block.
+
+    On PostgreSQL the statement is sent at once through a psycopg pipeline and its rows are fetched
+    when asked for: the server reads the host's ~1,150 rows while the caller builds and fingerprints
+    the new ones (in a changed 480-device apply that read took ~1.5 ms of waiting).
+    """
+    if connection.vendor != "postgresql":
+        yield lambda: stored_fingerprints(host)
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline(), connection.cursor() as cursor:
+        cursor.execute(_stored_sql(connection.vendor), _stored_params(host))
+        yield lambda: _stored_from_rows(cursor.fetchall())
 
 
 def _update_rows(model, rows: list[tuple[int, dict]], fields: list[str]) -> None:
@@ -176,15 +210,16 @@ def _insert_changes(changes: list[Change]) -> list[Change]:
 class _TableWrite:
     """One table's rows brought from the stored state to `new`; keeps the before-rows the diff needs."""
 
-    def __init__(self, host: Host, table: str, new: dict, stored: dict):
+    def __init__(self, host: Host, table: str, new: dict, stored: dict, fingerprints: dict):
         self.model, self.fields = TABLE_MODELS[table]
         self.key = TABLES[table][1]
-        self.host, self.new, self.stored = host, new, stored
-        self.fingerprints = {k: row_fingerprint(row) for k, row in new.items()}
+        self.host, self.new, self.stored, self.fingerprints = host, new, stored, fingerprints
         self.removed = [k for k in stored if k not in new]
-        self.changed = [k for k, fp in self.fingerprints.items() if k in stored and stored[k][1] != fp]
+        # A device whose group row was replaced keeps its fingerprint but must point at the new row.
+        self.changed = [k for k, fp in fingerprints.items()
+                        if k in stored and (stored[k][1] != fp or stored[k][2] != new[k].get("group_id"))]
         self.added = [k for k in new if k not in stored]
-        self.ids = {k: pk for k, (pk, _) in stored.items() if k in new}
+        self.ids = {k: stored_row[0] for k, stored_row in stored.items() if k in new}
         touched = [stored[k][0] for k in self.removed + self.changed]
         self.before = {row[self.key]: row for row in rows_by_id(self.model, self.fields, touched)} if touched else {}
 
@@ -305,15 +340,19 @@ def host_apply_document(
     `content_hash` is the document's `agent.snapshot.content_hash` when the caller has it already.
     """
     first = host.applied_at is None
-    new_rows = rows_from_document(document)
+    with _stored_fingerprints_later(host) as stored_now:
+        new_rows = rows_from_document(document)
+        # Device rows are fingerprinted with group_id still None: the group rows' ids are known only
+        # once they are written, and the link is compared on its own (_TableWrite).
+        fingerprints = {table: {k: row_fingerprint(row) for k, row in new_rows[table].items()} for table in WRITE_ORDER}
+        stored = stored_now()
     writes = {}
-    stored = stored_fingerprints(host)
     for table in WRITE_ORDER:
         if table == "devices":
             group_ids = writes["groups"].ids
             for row in new_rows["devices"].values():
                 row["group_id"] = group_ids.get(row["group_number"])
-        writes[table] = _TableWrite(host, table, new_rows[table], stored[table])
+        writes[table] = _TableWrite(host, table, new_rows[table], stored[table], fingerprints[table])
         writes[table].write()
     old_rows = {table: write.touched_rows()[0] for table, write in writes.items()}
     new_touched = {table: write.touched_rows()[1] for table, write in writes.items()}

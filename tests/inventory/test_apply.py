@@ -212,3 +212,19 @@ def test_a_hosts_first_snapshot_records_its_activation_in_the_audit_log(capture)
     host_apply_snapshot(host=host, document=document_of(capture("shared-group-all-vfio"), seq=2, hostname=host.hostname),
                         snapshot_id=None, seq=2, at=timezone.now())
     assert AuditEntry.objects.filter(action="host.update", subject__contains="pending-host").count() == 1
+
+
+def test_devices_follow_their_group_rows_when_those_are_rewritten_under_new_ids(capture, monkeypatch):
+    # Group rows past the in-place limit are deleted and inserted again (new ids) while their devices are
+    # unchanged: the devices' fingerprints stay equal, their link to the group row must not.
+    monkeypatch.setattr("fleet.inventory.services.UPDATE_IN_PLACE_MAX", 0)
+    root = capture("shared-bridge-group")
+    host, doc = applied(root, seq=1)
+    old_ids = set(Group.objects.filter(host=host).values_list("id", flat=True))
+    changed = document_of(root, seq=2, hostname="h1")
+    for group in changed["groups"]:
+        group["type"] = "DMA-FQ" if group["type"] != "DMA-FQ" else "DMA"
+    host_apply_snapshot(host=host, document=changed, snapshot_id=None, seq=2, at=timezone.now())
+    assert not old_ids & set(Group.objects.filter(host=host).values_list("id", flat=True))
+    pairs = {(d.group.number, d.bdf) for d in Device.objects.filter(host=host).select_related("group") if d.group is not None}
+    assert pairs == find_groups(root)
