@@ -1,4 +1,5 @@
 """The apply task and the sweeper: ordering by seq, idempotence, failures, re-queueing, staleness."""
+import json
 import random
 import zlib
 from datetime import timedelta
@@ -75,6 +76,24 @@ def test_a_snapshot_that_cannot_be_applied_is_marked_failed_with_its_error(queue
     assert broken.error and broken.processed_at is not None
     assert Device.objects.filter(host=host).count() == 0
 
+
+
+def test_snapshots_are_stored_zstd_compressed_and_those_stored_with_zlib_before_still_apply(capture, queued):
+    import zstandard
+
+    host = Host.objects.create(hostname="h")
+    new_id = stored(host, capture(BEFORE), seq=1)
+    raw = bytes(Snapshot.objects.get(pk=new_id).raw)
+    document = zstandard.ZstdDecompressor().decompress(raw)  # a zstd frame, readable by any zstd tool
+    assert json.loads(document)["seq"] == 1 and len(raw) < len(document) / 5
+    assert apply_snapshot(new_id) == "applied"
+    # A row written by the previous release: zlib.
+    older = document_of(capture(AFTER), seq=2, hostname="h")
+    legacy = Snapshot.objects.create(host=host, raw=zlib.compress(json.dumps(older).encode(), 6), content_hash="y" * 64,
+                                     seq=2, received_at=timezone.now())
+    assert json.loads(legacy.document_bytes()) == older
+    assert apply_snapshot(legacy.pk) == "applied"
+    assert drivers_of(host) == expected_drivers(capture(AFTER))
 
 def test_the_sweeper_requeues_a_snapshot_left_received_and_it_then_applies(capture, queued):
     host = Host.objects.create(hostname="h")
