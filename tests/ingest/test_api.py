@@ -217,6 +217,32 @@ def test_a_heartbeat_with_the_current_hash_is_200_and_an_unknown_one_409(enrolle
     assert push("iof_wrong", {"content_hash": "0" * 64, "seq": 3}, path="/api/v1/heartbeat").status_code == 401
 
 
+
+def test_an_unchanged_heartbeat_refreshes_its_tokens_last_use_now_and_then(enrolled, push):
+    from fleet.ingest.services import HEARTBEAT_TOKEN_TOUCH_EVERY
+
+    host, token, doc = enrolled(ISOLATED)
+    assert push(token, doc).status_code == 202
+    beat = {"content_hash": content_hash(doc), "seq": 2}
+    long_ago = timezone.now() - HEARTBEAT_TOKEN_TOUCH_EVERY - timezone.timedelta(minutes=5)
+    HostToken.objects.filter(host=host).update(last_used_at=long_ago)
+    assert push(token, beat, path="/api/v1/heartbeat").status_code == 200
+    touched = HostToken.objects.get(host=host).last_used_at
+    assert timezone.now() - touched < timezone.timedelta(minutes=1)
+    # Within the interval the row is left alone (no write per heartbeat).
+    assert push(token, dict(beat, seq=3), path="/api/v1/heartbeat").status_code == 200
+    assert HostToken.objects.get(host=host).last_used_at == touched
+    # A heartbeat the server cannot answer "unchanged" still counts as a use (through the full path).
+    HostToken.objects.filter(host=host).update(last_used_at=long_ago)
+    assert push(token, {"content_hash": "0" * 64, "seq": 4}, path="/api/v1/heartbeat").status_code == 409
+    assert HostToken.objects.get(host=host).last_used_at > long_ago
+    # A revoked token is refused and its record left as it was.
+    host_token_revoke(hostname=host.hostname)
+    revoked = HostToken.objects.get(host=host)
+    HostToken.objects.filter(pk=revoked.pk).update(last_used_at=long_ago)
+    assert push(token, beat, path="/api/v1/heartbeat").status_code == 401
+    assert HostToken.objects.get(pk=revoked.pk).last_used_at == long_ago
+
 def test_only_post_is_allowed(client):
     assert client.get("/api/v1/snapshots").status_code == 405
 
