@@ -3,6 +3,7 @@
 import { SEVERITY } from './palette.js';
 
 export const SVG_LIMIT = 1500;
+const PAGE_ROWS = 5;
 
 export function tileGeometry(n, width) {
   const cell = Math.max(6, Math.min(22, Math.floor(Math.sqrt((width * 260) / Math.max(1, n)))));
@@ -41,23 +42,78 @@ export function tilesChart(data, options) {
   canvas.height = rows * cell * ratio;
   canvas.style.width = `${cols * cell}px`;
   canvas.style.height = `${rows * cell}px`;
-  canvas.setAttribute('role', 'img');
-  canvas.setAttribute('aria-label', `${n} hosts by worst open violation; the table below lists them`);
+  // One focusable widget instead of thousands of links; "application" so screen readers in browse mode
+  // hand the arrow keys to the page, which announces the current host in a live region.
+  canvas.tabIndex = 0;
+  canvas.className = 'tiles-canvas';
+  canvas.setAttribute('role', 'application');
+  canvas.setAttribute('aria-roledescription', 'host grid');
+  canvas.setAttribute('aria-label', `${n} hosts by worst open violation. Arrow keys move between hosts, `
+    + 'Home and End go to the first and last, Page Up and Page Down move several rows, Enter opens the host. '
+    + 'The table below lists them too.');
   const ctx = canvas.getContext('2d');
   ctx.scale(ratio, ratio);
-  for (let i = 0; i < n; i++) {
+  // Cells past the last host are only cleared: the cursor's ring can spill onto them.
+  const paint = (i) => {
     const x = (i % cols) * cell;
     const y = Math.floor(i / cols) * cell;
+    ctx.clearRect(x, y, cell, cell);
+    if (i >= n) return;
     ctx.fillStyle = colorOf(i);
     ctx.fillRect(x, y, cell - gap, cell - gap);
     if (data.stale[i]) {
+      ctx.lineWidth = 1;
       ctx.strokeStyle = '#000';
       ctx.beginPath(); ctx.moveTo(x, y + cell - gap); ctx.lineTo(x + cell - gap, y); ctx.stroke();
     }
-  }
+  };
+  for (let i = 0; i < n; i++) paint(i);
   canvas.hostAt = (px, py) => {
     const i = Math.floor(py / cell) * cols + Math.floor(px / cell);
     return px < cols * cell && i >= 0 && i < n ? i : -1;
+  };
+  // The cursor is a black ring outside the tile (tiles are as small as 6 px, too small to mark inside
+  // while keeping their colour) with a white line inside it, so it shows on every severity colour.
+  const ring = (i) => {
+    const x = (i % cols) * cell;
+    const y = Math.floor(i / cols) * cell;
+    const side = cell - gap;
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = '#000';
+    ctx.strokeRect(x - 1.5, y - 1.5, side + 3, side + 3);
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = '#fff';
+    ctx.strokeRect(x + 0.5, y + 0.5, side - 1, side - 1);
+  };
+  // The ring reaches at most 3 px (< the 6 px minimum cell) past its cell, so repainting the 3x3 block wipes it.
+  const repaintAround = (i) => {
+    const col = i % cols;
+    const row = Math.floor(i / cols);
+    for (let r = Math.max(0, row - 1); r <= Math.min(rows - 1, row + 1); r++) {
+      for (let c = Math.max(0, col - 1); c <= Math.min(cols - 1, col + 1); c++) paint(r * cols + c);
+    }
+  };
+  let highlighted = -1;
+  canvas.highlight = (i) => {
+    if (highlighted >= 0) repaintAround(highlighted);
+    highlighted = i >= 0 && i < n ? i : -1;
+    if (highlighted >= 0) ring(highlighted);
+  };
+  // Up/Down/PageUp/PageDown keep the column and stop at the grid's edge rather than wrapping.
+  canvas.moveFrom = (i, key) => {
+    const row = Math.floor(i / cols);
+    const rowsBelow = Math.floor((n - 1 - i) / cols);
+    switch (key) {
+      case 'ArrowLeft': return Math.max(0, i - 1);
+      case 'ArrowRight': return Math.min(n - 1, i + 1);
+      case 'ArrowUp': return row > 0 ? i - cols : i;
+      case 'ArrowDown': return rowsBelow > 0 ? i + cols : i;
+      case 'PageUp': return i - cols * Math.min(PAGE_ROWS, row);
+      case 'PageDown': return i + cols * Math.min(PAGE_ROWS, rowsBelow);
+      case 'Home': return 0;
+      case 'End': return n - 1;
+      default: return null;
+    }
   };
   return canvas;
 }

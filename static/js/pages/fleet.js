@@ -2,6 +2,7 @@
 import { tilesChart } from '../charts/tiles.js';
 
 const box = document.getElementById('fleet-tiles');
+const status = document.getElementById('fleet-tiles-status');
 const hostUrl = (h) => `${box.dataset.hostUrl}${encodeURIComponent(h)}/`;
 
 function tooltip() {
@@ -16,7 +17,16 @@ async function main() {
   const response = await fetch(box.dataset.url, { credentials: 'same-origin' });
   if (!response.ok) return;
   const data = await response.json();
+  // Shared by the hover tip and the screen-reader announcement; always set as textContent (hostnames are untrusted).
+  const describe = (i) => {
+    const sev = data.severities[data.worst[i]];
+    return `${data.hostnames[i]}: ${sev === 'none' ? 'no open violation' : `worst open violation ${sev}`}`
+      + `${data.stale[i] ? ', stale' : ''}`;
+  };
+  // The keyboard cursor outlives a redraw on resize, so a keyboard user does not lose their place.
+  let current = -1;
   const draw = () => {
+    const hadFocus = box.contains(document.activeElement);
     const node = tilesChart(data, { width: Math.max(200, box.clientWidth), hostUrl });
     box.replaceChildren(node);
     if (node.tagName === 'CANVAS') {
@@ -25,15 +35,40 @@ async function main() {
         const i = node.hostAt(ev.offsetX, ev.offsetY);
         if (i < 0) { tip.hidden = true; return; }
         tip.hidden = false;
-        tip.textContent = `${data.hostnames[i]} — ${data.severities[data.worst[i]]}${data.stale[i] ? ' (stale)' : ''}`;
+        tip.textContent = describe(i);
         tip.style.left = `${ev.offsetX + 12}px`;
         tip.style.top = `${ev.offsetY + 12}px`;
       });
       node.addEventListener('mouseleave', () => { tip.hidden = true; });
+      // Mouse focus comes before the click: start the cursor on the pressed tile, not on the first one.
+      node.addEventListener('mousedown', (ev) => {
+        const i = node.hostAt(ev.offsetX, ev.offsetY);
+        if (i >= 0) current = i;
+      });
       node.addEventListener('click', (ev) => {
         const i = node.hostAt(ev.offsetX, ev.offsetY);
         if (i >= 0) location.assign(hostUrl(data.hostnames[i]));
       });
+      const moveTo = (i) => {
+        current = i;
+        node.highlight(i);
+        status.textContent = describe(i);
+      };
+      node.addEventListener('focus', () => moveTo(Math.max(0, current)));
+      node.addEventListener('blur', () => node.highlight(-1));
+      node.addEventListener('keydown', (ev) => {
+        if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
+        if (ev.key === 'Enter' && current >= 0) {
+          ev.preventDefault();
+          location.assign(hostUrl(data.hostnames[current]));
+          return;
+        }
+        const next = node.moveFrom(current, ev.key);
+        if (next === null) return;
+        ev.preventDefault();  // the arrows and Page keys would otherwise scroll the page
+        if (next !== current) moveTo(next);
+      });
+      if (hadFocus) node.focus();
     }
     box.dataset.state = 'ready';
   };
