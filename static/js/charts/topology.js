@@ -7,6 +7,7 @@ const COL = 200;
 const STRUCT_COL = 120; // host, unit and root-complex columns need less room than device columns
 const PAD = 12;
 const GROUP_GAP = 14; // extra room between rows of different groups, so neighbouring boxes never touch
+const HOLDER_W = 190;
 
 export function topologyChart(data, options) {
   const d3 = window.d3;
@@ -49,9 +50,11 @@ export function topologyChart(data, options) {
     .selectAll('path').data(root.links()).join('path')
     .attr('d', d3.linkHorizontal().x((d) => d.y).y((d) => d.x));
 
-  // Holders: one column to the right, each at the mean height of the devices it holds.
+  // Holders: one column to the right, each at the mean height of the devices it holds. The column stands
+  // where the next device column would (its pill starts at maxX + COL), no further: on a deep tree every unit
+  // of width costs, since fit() in pages/host.js never zooms out past the legible 0.55.
   const maxX = d3.max(nodes, (n) => n.y) || 0;
-  const holderX = maxX + COL + 40;
+  const holderX = maxX + COL + 8;
   const holders = data.holders.map((h) => {
     const ys = h.devices.map((b) => devicePos.get(b)).filter(Boolean).map((p) => p.y);
     return { ...h, x: holderX, y: ys.length ? d3.mean(ys) : null };
@@ -98,16 +101,17 @@ export function topologyChart(data, options) {
     .attr('transform', (h) => `translate(${h.x},${h.y})`)
     .attr('tabindex', 0).attr('role', 'button')
     .attr('aria-label', (h) => `holder ${h.name} pid ${h.pid}${h.vm ? `, VM ${h.vm}` : ''}`);
-  hg.append('rect').attr('x', -8).attr('y', -14).attr('width', 190).attr('height', 28).attr('rx', 14)
+  hg.append('rect').attr('x', -8).attr('y', -14).attr('width', HOLDER_W).attr('height', 28).attr('rx', 14)
     .attr('fill', '#fff').attr('stroke', HOLDER_COLOR).attr('stroke-width', 2);
   hg.append('title').text((h) => `${h.vm || h.workload || h.name} — ${h.kind}, pid ${h.pid}${h.user ? `, user ${h.user}` : ''}`);
   hg.append('text').attr('x', 6).attr('y', -1).attr('class', 'holder-name').text((h) => truncate(h.vm || h.workload || h.name, 24));
-  hg.append('text').attr('x', 6).attr('y', 10).attr('class', 'sub').text((h) => `${h.kind} · pid ${h.pid}${h.user ? ` · ${h.user}` : ''}`);
+  hg.append('text').attr('x', 6).attr('y', 10).attr('class', 'sub')
+    .text((h) => truncate(`${h.kind} · pid ${h.pid}${h.user ? ` · ${h.user}` : ''}`, 30)); // 10.5px: 30 characters fill the pill
   hg.each(function (h) { d3.select(this).datum({ kind: 'holder', holder: h }); });
 
   const bounds = {
     x0: -40, y0: (d3.min(nodes, (n) => n.x) || 0) - ROW,
-    x1: (holders.length ? holderX + 200 : maxX + COL), y1: (d3.max([...nodes.map((n) => n.x), ...holders.map((h) => h.y)]) || 0) + ROW,
+    x1: (holders.length ? holderX + HOLDER_W : maxX + COL), y1: (d3.max([...nodes.map((n) => n.x), ...holders.map((h) => h.y)]) || 0) + ROW,
   };
   return Object.assign(svg.node(), { zoomLayer: zoomLayer.node(), bounds, positions: pos });
 }

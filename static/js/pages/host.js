@@ -80,7 +80,12 @@ function fit() {
   // Fit the width instead (never below 0.55, where 10px labels stop being legible).
   if (state.view === 'groups') k = Math.min(1.1, fitWidth);
   else if (k < 0.65) k = Math.min(1, Math.max(fitWidth, 0.55));
-  const t = d3.zoomIdentity.translate(20 - b.x0 * k, 20 - b.y0 * k).scale(k);
+  // Still wider than the box (at 0.55 a DGX's 8 levels and its holder column need ~1800 units; the 870px box
+  // of a 1280px-wide window shows ~1500): keep the right end in view, not the left. There stand the deepest
+  // devices, the assigned ones the first view opens (charts/collapse.js), and the holders they lead to; the
+  // host and IOMMU-unit columns on the left are context one pans to.
+  const x = Math.min(20 - b.x0 * k, width - 12 - b.x1 * k);
+  const t = d3.zoomIdentity.translate(x, 20 - b.y0 * k).scale(k);
   d3.select(state.svg).call(state.zoom.transform, t);
 }
 
