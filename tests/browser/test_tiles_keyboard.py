@@ -28,8 +28,10 @@ def announced(page) -> str:
 def assert_announces(page, hostname):
     text = announced(page)
     assert text.startswith(f"{hostname}: "), text
-    worst = Violation.objects.filter(host__hostname=hostname, status="open").values_list("severity", flat=True).first()
-    assert (worst or "no open violation") in text, text
+    severities = list(Violation.objects.filter(host__hostname=hostname, status="open").values_list("severity", flat=True))
+    n = len(severities)
+    worst = min(severities, key=["critical", "high", "medium", "low", "info"].index) if n else None
+    assert (f"{n} open violation{'s' if n != 1 else ''}, worst {worst}" if n else "no open violation") in text, text
 
 
 def corner_pixel(page, index, cell, cols):
@@ -47,6 +49,8 @@ def big_fleet(page) -> list[str]:
     hosts = list(Host.objects.order_by("hostname"))
     for host in hosts[0:600:3]:
         a_violation(host)
+    # The first tile (the cursor's start) has two, of two severities: the count and the worst are both announced.
+    a_violation(hosts[0], rule="pasid-quota", severity="medium", subject_kind="host", subject_id=hosts[0].hostname)
     page.goto("/")
     page.wait_for_selector("#fleet-tiles[data-state=ready]")
     assert page.locator(CANVAS).count() == 1

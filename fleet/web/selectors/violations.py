@@ -36,6 +36,10 @@ def violation_counts_by_host(host_ids: list[int]) -> dict[int, dict[str, int]]:
     return out
 
 
+def open_count_by_host() -> dict[int, int]:
+    """host id -> number of its open (unwaived) violations; hosts without any are absent."""
+    return dict(open_violations().order_by().values("host_id").annotate(n=Count("id")).values_list("host_id", "n"))
+
 def worst_severity_by_host() -> dict[int, int]:
     """host id -> rank of its worst open severity (0 = critical); hosts without any are absent."""
     worst: dict[int, int] = {}

@@ -20,8 +20,9 @@ async function main() {
   // Shared by the hover tip and the screen-reader announcement; always set as textContent (hostnames are untrusted).
   const describe = (i) => {
     const sev = data.severities[data.worst[i]];
-    return `${data.hostnames[i]}: ${sev === 'none' ? 'no open violation' : `worst open violation ${sev}`}`
-      + `${data.stale[i] ? ', stale' : ''}`;
+    const n = data.open[i];
+    const open = sev === 'none' ? 'no open violation' : `${n} open violation${n === 1 ? '' : 's'}, worst ${sev}`;
+    return `${data.hostnames[i]}: ${open}${data.stale[i] ? ', stale' : ''}`;
   };
   // The keyboard cursor outlives a redraw on resize, so a keyboard user does not lose their place.
   let current = -1;
