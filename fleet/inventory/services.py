@@ -100,6 +100,13 @@ def stored_fingerprints(host: Host) -> dict[str, dict]:
         return _stored_from_rows(cursor.fetchall())
 
 
+def _pipeline_supported() -> bool:
+    # Pipeline mode needs libpq 14+: psycopg[binary] bundles one, a psycopg built on an older system libpq has none.
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
+
+
 @contextmanager
 def _stored_fingerprints_later(host: Host):
     """Yields a function returning `stored_fingerprints(host)`, read after the lines inside the block.
@@ -108,7 +115,7 @@ def _stored_fingerprints_later(host: Host):
     when asked for: the server reads the host's ~1,150 rows while the caller builds and fingerprints
     the new ones (in a changed 480-device apply that read took ~1.5 ms of waiting).
     """
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or not _pipeline_supported():
         yield lambda: stored_fingerprints(host)
         return
     connection.ensure_connection()

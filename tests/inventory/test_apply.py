@@ -228,3 +228,16 @@ def test_devices_follow_their_group_rows_when_those_are_rewritten_under_new_ids(
     assert not old_ids & set(Group.objects.filter(host=host).values_list("id", flat=True))
     pairs = {(d.group.number, d.bdf) for d in Device.objects.filter(host=host).select_related("group") if d.group is not None}
     assert pairs == find_groups(root)
+
+
+def test_without_libpq_pipeline_support_the_apply_reads_its_fingerprints_plainly(capture, monkeypatch):
+    # Stands for psycopg built against a system libpq older than 14 (no pipeline mode).
+    import psycopg
+
+    monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+    monkeypatch.setattr(psycopg.Connection, "pipeline", lambda self: pytest.fail("pipeline used without libpq support"))
+    root = capture("shared-bridge-group")
+    host, _ = applied(root, seq=1)
+    changed = document_of(capture("shared-group-all-vfio"), seq=2, hostname="h1")
+    host_apply_snapshot(host=host, document=changed, snapshot_id=None, seq=2, at=timezone.now())
+    assert host_state(host)["devices"] == changed["devices"]
