@@ -11,7 +11,7 @@ from fleet.inventory.models import Device, Host, Label
 from fleet.web.selectors.filters import QueryFilters
 from fleet.web.selectors.tenants import tenant_vm_q
 from fleet.web.selectors.violations import (
-    SEVERITIES, open_count_by_host, open_violations, severity_rank, violation_counts_by_host, worst_severity_by_host)
+    SEVERITIES, open_summary_by_host, open_violations, severity_rank, violation_counts_by_host)
 
 PAGE_SIZE = 50
 SORTS = {
@@ -136,11 +136,12 @@ def fleet_facets() -> dict:
 
 def fleet_tiles() -> dict:
     """Compact per-host worst open severity (and open count) for the tile grid; parallel arrays to stay small at 10,000 hosts."""
-    worst, counts = worst_severity_by_host(), open_count_by_host()
+    summary = open_summary_by_host()
     names, codes, opened, stale = [], [], [], []
     for pk, hostname, is_stale in Host.objects.order_by("hostname").values_list("pk", "hostname", "stale"):
+        worst, count = summary.get(pk, (len(SEVERITIES), 0))
         names.append(hostname)
-        codes.append(worst.get(pk, len(SEVERITIES)))
-        opened.append(counts.get(pk, 0))
+        codes.append(worst)
+        opened.append(count)
         stale.append(1 if is_stale else 0)
     return {"severities": SEVERITIES + ["none"], "hostnames": names, "worst": codes, "open": opened, "stale": stale}

@@ -36,18 +36,15 @@ def violation_counts_by_host(host_ids: list[int]) -> dict[int, dict[str, int]]:
     return out
 
 
-def open_count_by_host() -> dict[int, int]:
-    """host id -> number of its open (unwaived) violations; hosts without any are absent."""
-    return dict(open_violations().order_by().values("host_id").annotate(n=Count("id")).values_list("host_id", "n"))
-
-def worst_severity_by_host() -> dict[int, int]:
-    """host id -> rank of its worst open severity (0 = critical); hosts without any are absent."""
-    worst: dict[int, int] = {}
-    for host_id, severity in open_violations().values_list("host_id", "severity").distinct():
-        rank = SEVERITY_RANK.get(severity, len(SEVERITIES) - 1)
-        if rank < worst.get(host_id, len(SEVERITIES)):
-            worst[host_id] = rank
-    return worst
+def open_summary_by_host() -> dict[int, tuple[int, int]]:
+    """host id -> (rank of its worst open severity (0 = critical), number of its open violations), in one grouped
+    query; hosts without any are absent."""
+    summary: dict[int, tuple[int, int]] = {}
+    rows = open_violations().order_by().values("host_id", "severity").annotate(n=Count("id")).values_list("host_id", "severity", "n")
+    for host_id, severity, n in rows:
+        worst, count = summary.get(host_id, (len(SEVERITIES), 0))
+        summary[host_id] = (min(worst, SEVERITY_RANK.get(severity, len(SEVERITIES) - 1)), count + n)
+    return summary
 
 
 def _subject(v: Violation) -> tuple[str | None, int | None]:
