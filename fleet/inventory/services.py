@@ -19,6 +19,7 @@ import xxhash
 from django.db import connection, models, transaction
 
 from agent.snapshot import content_hash as document_hash
+from fleet.accounts.receivers import AUDITED_FIELDS
 
 from .diff import snapshot_changes
 from .models import Change, Device, Host, PasidUser
@@ -293,8 +294,8 @@ def _host_columns(host: Host, document: dict, new_rows: dict, *, at: datetime, s
     return columns
 
 
-# Host columns whose change the audit log records (fleet.accounts receivers listen to save()).
-AUDITED_HOST_COLUMNS = frozenset({"enrollment", "hostname", "role"})
+# Host columns whose change the audit log records (its receivers listen to save()).
+AUDITED_HOST_COLUMNS = frozenset(AUDITED_FIELDS["inventory.host"])
 
 
 @lru_cache(maxsize=64)
