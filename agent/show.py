@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import re
 
+from .drivers import is_host_dma_driver, is_uio_driver, is_userspace_driver
 from .explain import group_reasons
-
-# Drivers that hand a device to userspace; vfio-pci variants (mlx5_vfio_pci, …) all carry "vfio".
-UIO_DRIVERS = {"uio_pci_generic", "igb_uio"}
-# Drivers the kernel does not count as DMA owners when userspace claims a group (DOMAIN.md §2).
-NON_DMA_OWNERS = {None, "pcieport", "pci-stub"}
+from .terminal import clean
 
 # PCI class names (PCI Code and ID Assignment spec), by class+subclass then by base class.
 CLASS_NAMES = {
@@ -41,16 +38,9 @@ BASE_CLASS_NAMES = {
     "12": "Processing accelerator", "13": "Non-essential instrumentation", "ff": "Unassigned class",
 }
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
 SHOWN_WARNINGS = 5
 
 _STYLES = {"bold": "1", "dim": "2", "red": "31", "yellow": "33", "green": "32", "cyan": "36"}
-
-
-def clean(value) -> str:
-    """A host string made safe for a terminal: control characters (escape sequences, bidi overrides) removed."""
-    return _CONTROL.sub("", "" if value is None else str(value))
 
 
 # A bridge's PCIe port type says more than its class (every one of them is "PCI bridge").
@@ -69,10 +59,6 @@ def class_name(code: str | None) -> str:
         return "unknown class"
     code = code.lower()
     return CLASS_NAMES.get(code[:4]) or BASE_CLASS_NAMES.get(code[:2]) or f"class {clean(code)}"
-
-
-def is_userspace_driver(driver: str | None) -> bool:
-    return driver is not None and ("vfio" in driver or driver in UIO_DRIVERS)
 
 
 def short_bdf(bdf: str) -> str:
@@ -151,7 +137,7 @@ def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dic
     On a passthrough host (every group identity) the header says it once instead of every group."""
     members = [by_bdf.get(b, {"bdf": b}) for b in group.get("devices") or []]
     userspace = [d for d in members if is_userspace_driver(d.get("driver")) or owners.get(d["bdf"])]
-    host_dma = [d for d in members if d.get("driver") not in NON_DMA_OWNERS and not is_userspace_driver(d.get("driver"))]
+    host_dma = [d for d in members if is_host_dma_driver(d.get("driver"))]
     endpoints = [d for d in members if not d.get("is_bridge")]
     flags = []
     if userspace and host_dma:
@@ -221,7 +207,7 @@ def _device_line(d: dict, by_bdf: dict, owners: dict, paint: _Painter, assigned:
     if d.get("driver_override") and d.get("driver") != d.get("driver_override"):
         bound = f"bound to {driver}" if d.get("driver") else "no driver bound (probe failed?)"
         out.append("      " + paint(f"driver_override {clean(d['driver_override'])}, but {bound}", "yellow"))
-    if d.get("driver") in UIO_DRIVERS:
+    if is_uio_driver(d.get("driver")):
         out.append("      " + paint("UIO driver: no IOMMU protection for this device", "red"))
     return out
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from django.utils.dateparse import parse_datetime
 
-USERSPACE_DRIVERS = frozenset({"uio_pci_generic", "igb_uio", "pci-stub-uio"})
+from agent.drivers import is_userspace_driver
 
 UNIT_FIELDS = ("name", "vendor", "registers", "features", "devices")
 GROUP_FIELDS = ("number", "type", "name", "unit", "reserved_regions", "member_bdfs")
@@ -37,11 +37,6 @@ TABLES = {
     "holders": (HOLDER_FIELDS, "pid"),
     "mdevs": (MDEV_FIELDS, "uuid"),
 }
-
-
-def is_userspace_driver(driver: str | None) -> bool:
-    """vfio-pci and its variants (`mlx5_vfio_pci`, `vfio_pci`…) or a UIO driver: the device's DMA is userspace's."""
-    return bool(driver) and ("vfio" in driver or driver in USERSPACE_DRIVERS)
 
 
 def _list(value) -> list:

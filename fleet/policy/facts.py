@@ -9,20 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from agent.drivers import is_host_dma_driver, is_userspace_driver
+
 from .intent import EMPTY, Intent, Role, Tenant
 
-UIO_DRIVERS = frozenset({"uio_pci_generic", "igb_uio"})
-# Drivers that do not make the kernel a DMA owner of the group (DOMAIN.md §2), besides VFIO.
-NON_DMA_HOST_DRIVERS = frozenset({"pcieport", "pci-stub"})
 VFIO_NODE_KINDS = frozenset({"container", "group", "noiommu_group", "device", "iommufd"})
-
-
-def is_vfio_driver(driver: str | None) -> bool:
-    return bool(driver) and "vfio" in driver
-
-
-def is_userspace_driver(driver: str | None) -> bool:
-    return is_vfio_driver(driver) or driver in UIO_DRIVERS
 
 
 @dataclass(frozen=True)
@@ -107,8 +98,7 @@ class HostFacts:
 
     def is_host_dma(self, bdf: str) -> bool:
         """Bound to a driver that makes the kernel a DMA owner (not VFIO/UIO, pcieport, pci-stub)."""
-        driver = self.devices[bdf].get("driver")
-        return bool(driver) and bdf not in self.assigned and driver not in NON_DMA_HOST_DRIVERS
+        return bdf not in self.assigned and is_host_dma_driver(self.devices[bdf].get("driver"))
 
     def is_endpoint(self, bdf: str) -> bool:
         return not self.devices[bdf].get("is_bridge")

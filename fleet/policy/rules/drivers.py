@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import re
 
-from ..facts import UIO_DRIVERS, HostFacts
+from agent.drivers import is_uio_driver
+
+from ..facts import HostFacts
 from ..findings import Finding
 from ..intent import pattern_matches
 
@@ -13,7 +15,7 @@ DMA_OWNERSHIP_KERNEL = (5, 19)
 def uio_driver(facts: HostFacts) -> list[Finding]:
     out = []
     for bdf, d in facts.devices.items():
-        if d.get("driver") not in UIO_DRIVERS:
+        if not is_uio_driver(d.get("driver")):
             continue
         owners = [o.as_dict() for o in facts.owners_of(bdf)]
         out.append(Finding(
