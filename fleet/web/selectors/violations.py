@@ -9,6 +9,7 @@ from django.utils import timezone
 from fleet.inventory.models import Device
 from fleet.policy.models import Violation, ViolationEvent
 from fleet.web.selectors.filters import QueryFilters
+from fleet.web.selectors.history import event_note
 from fleet.web.selectors.tenants import tenant_vm_q
 
 SEVERITIES = ["critical", "high", "medium", "low", "info"]
@@ -118,7 +119,9 @@ def violation_rules() -> list[str]:
 
 
 def violation_events_for(violation_ids: list[int]) -> dict[int, list[ViolationEvent]]:
+    """violation id -> its events, oldest first, each with `note`: its detail in words (a waiver's reason, an ack's note)."""
     out: dict[int, list] = {}
     for e in ViolationEvent.objects.filter(violation_id__in=violation_ids).order_by("at", "id"):
+        e.note = event_note(e.detail)
         out.setdefault(e.violation_id, []).append(e)
     return out

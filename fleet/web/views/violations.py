@@ -41,8 +41,11 @@ def violation_acknowledge(request, pk):
     violation = get_object_or_404(Violation, pk=pk)
     form = AcknowledgeForm(request.POST)
     if form.is_valid():
-        policy_services.violation_acknowledge(violation=violation, by=request.user.get_username())
+        policy_services.violation_acknowledge(violation=violation, by=request.user.get_username(),
+                                              note=form.cleaned_data["note"])
         messages.success(request, f"acknowledged {violation.rule} on {violation.host.hostname}")
+    else:
+        messages.error(request, f"not acknowledged: {'; '.join(form.errors.get('note', []))}")
     return _back(request)
 
 
