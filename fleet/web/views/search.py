@@ -3,6 +3,7 @@ import csv
 from django.http import HttpResponse
 from django.shortcuts import render
 
+from fleet.security.spreadsheet import spreadsheet_cell
 from fleet.web.access import viewer_required
 from fleet.web.device_query import CLASS_ALIASES, parse_device_query
 from fleet.web.json_response import SafeJsonResponse
@@ -42,14 +43,8 @@ def device_search_export_csv(request):
     writer = csv.writer(response)
     writer.writerow(EXPORT_FIELDS)
     for r in rows:
-        writer.writerow([_csv_safe(r.get(f)) for f in EXPORT_FIELDS])
+        writer.writerow([spreadsheet_cell(r.get(f)) for f in EXPORT_FIELDS])
     return response
-
-
-def _csv_safe(value) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting with = + - @ is a formula in spreadsheets: host strings must not become one.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 @viewer_required
