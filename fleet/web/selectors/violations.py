@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from fleet.inventory.models import Device
 from fleet.policy.models import Violation, ViolationEvent
+from fleet.web import params
 from fleet.web.selectors.filters import QueryFilters
 from fleet.web.selectors.history import event_note
 from fleet.web.selectors.tenants import tenant_vm_q
@@ -86,8 +87,8 @@ class ViolationFilters(QueryFilters):
     status: str = "open"  # open, waived, resolved, all
 
     def clean(self) -> None:
-        if self.status not in {"open", "waived", "resolved", "all"}:
-            self.status = "open"
+        self.status = params.choice(self.status, name="status", choices=("open", "waived", "resolved", "all"), default="open")
+        self.severity = params.choice(self.severity, name="severity", choices=SEVERITIES)
 
 
 def violations_filtered(filters: ViolationFilters) -> QuerySet:
