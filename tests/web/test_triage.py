@@ -83,3 +83,18 @@ def test_an_overlong_acknowledgement_note_is_refused_with_a_message_not_truncate
     assert "not acknowledged" in response.content.decode()
     violation.refresh_from_db()
     assert violation.acknowledged_at is None
+
+
+def test_the_page_shows_a_violations_latest_events_not_every_one(client, reviewer, violation):
+    # Stands for a violation that flapped (resolved, reopened) every few minutes for weeks.
+    from fleet.web.selectors.violations import EVENTS_SHOWN
+
+    start = timezone.now() - timedelta(days=30)
+    ViolationEvent.objects.bulk_create([
+        ViolationEvent(violation=violation, kind="reopened" if i % 2 else "resolved", at=start + timedelta(minutes=i),
+                       by="policy", detail={"note": f"flap {i:04d}"}) for i in range(3 * EVENTS_SHOWN)])
+    client.force_login(reviewer)
+    html = client.get(reverse("web:violations")).content.decode()
+    events = html.split(f'id="violation-{violation.pk}"', 1)[1].split('class="events"', 1)[1].split("</ul>", 1)[0]
+    shown = [f"flap {i:04d}" for i in range(3 * EVENTS_SHOWN) if f"flap {i:04d}" in events]
+    assert shown == [f"flap {i:04d}" for i in range(2 * EVENTS_SHOWN, 3 * EVENTS_SHOWN)]  # the newest, oldest first
