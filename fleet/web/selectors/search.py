@@ -115,8 +115,9 @@ def _ordered_ids(query: DeviceQuery, limit: int) -> tuple[list[int], bool]:
     return [k[2] for k in keys[:limit]], exact
 
 
-def _rows(ids: list[int]) -> list[Device]:
-    found = Device.objects.select_related("host").only(*RESULT_FIELDS).in_bulk(ids)
+def _rows(ids: list[int]) -> list[dict]:
+    # values(), not instances: an export of 50,000 hits spent half its time building deferred Device and Host objects.
+    found = {r["id"]: r for r in Device.objects.filter(id__in=ids).values("id", *RESULT_FIELDS)}
     return [found[i] for i in ids if i in found]
 
 
@@ -134,7 +135,7 @@ def devices_search_page(query: DeviceQuery, page_number, *, per_page: int) -> Se
     return SearchPage(page=page, devices=_rows(list(page.object_list)), total=len(ids), exact=exact)
 
 
-def devices_search_export(query: DeviceQuery, *, limit: int, chunk: int = 2000) -> Iterator[Device]:
+def devices_search_export(query: DeviceQuery, *, limit: int, chunk: int = 2000) -> Iterator[dict]:
     ids, _ = _ordered_ids(query, limit)
     for start in range(0, len(ids), chunk):
         yield from _rows(ids[start:start + chunk])
