@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from fleet.inventory.models import Device, Host
 from fleet.web.device_query import DeviceQuery, Term
+from fleet.web.selectors.driver_skip_scan import class_without_drivers
 from fleet.web.selectors.tenants import tenant_vm_q
 
 MAX_COUNT = 5_000  # beyond this the page says "more than" instead of counting every match
@@ -92,10 +93,28 @@ def _value_q(name: str, value: str) -> Q:
     raise ValueError(f"unknown field {name}")
 
 
+def _class_without_drivers(terms: list[Term]) -> tuple[Q | None, list[Term]]:
+    """'class:C driver:!X' as per-driver index probes (driver_skip_scan) when it applies, and the terms it leaves."""
+    classes = [t for t in terms if t.field == "class" and not t.negate]
+    not_drivers = [t for t in terms if t.field == "driver" and t.negate]
+    if not (classes and not_drivers):
+        return None, terms
+    [class_term], [driver_term] = classes, not_drivers  # the parser merges a field's terms
+    named = [v for v in driver_term.values if v not in _UNBOUND]
+    q = class_without_drivers([_hex_prefix(p) for p in class_term.values], named,
+                              unbound=len(named) == len(driver_term.values))
+    if q is None:
+        return None, terms
+    return q, [t for t in terms if t is not class_term and t is not driver_term]
+
+
 def devices_matching(query: DeviceQuery) -> QuerySet:
     """Devices matching every term, unordered (the planner picks the most selective index)."""
     qs = Device.objects.all()
-    for term in query.terms:
+    skip_scan, terms = _class_without_drivers(query.terms)
+    if skip_scan is not None:
+        qs = qs.filter(skip_scan)
+    for term in terms:
         q = _term_q(term)
         qs = qs.exclude(q) if term.negate else qs.filter(q)
     return qs
