@@ -28,17 +28,18 @@ ENGINE_TARGET_MS = 20.0
 FLEET_TARGET_S = 30.0
 
 
-def _prepare_database(rebuild: bool) -> None:
+def _prepare_database(rebuild: bool, name: str = BENCH_DB) -> None:
+    """Create (or with `rebuild` recreate) the database `name`, point Django at it, set up and migrate."""
     import psycopg
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists and rebuild:
-            conn.execute(f'DROP DATABASE "{BENCH_DB}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             exists = None
         if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    os.environ["DATABASE_URL"] = f"{PG}/{BENCH_DB}"
+            conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = f"{PG}/{name}"
     # In-process tasks: the intent change's fleet re-evaluation runs inside the timed call.
     os.environ.pop("FLEET_BROKER_URL", None)
     os.environ.pop("REDIS_URL", None)

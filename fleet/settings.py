@@ -178,6 +178,9 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "fleet.api.schema.add_error_responses"],
 }
 
+# Dashboard and read-API requests only (not agents, not workers): a backstop for any query that escapes its bounds.
+FLEET_DASHBOARD_STATEMENT_TIMEOUT_MS = env_int("FLEET_DASHBOARD_STATEMENT_TIMEOUT_MS", 5000)
+MIDDLEWARE.append("fleet.web.middleware.DashboardLimitsMiddleware")  # noqa: F405
 FLEET_METRICS_TOKEN = os.environ.get("FLEET_METRICS_TOKEN", "")
 FLEET_INGEST_MAX_INFLIGHT = env_int("FLEET_INGEST_MAX_INFLIGHT", 16)
 FLEET_INGEST_MAX_QUEUE = env_int("FLEET_INGEST_MAX_QUEUE", 20000)

@@ -3,6 +3,8 @@ import csv
 import io
 import json
 
+from fleet.security.spreadsheet import spreadsheet_cell
+
 FIELDS = ("id", "at", "actor", "action", "subject", "remote_addr", "before", "after")
 
 
@@ -27,8 +29,8 @@ def entries_csv(entries) -> str:
         row = entry_row(entry)
         row["before"] = json.dumps(row["before"], sort_keys=True)
         row["after"] = json.dumps(row["after"], sort_keys=True)
-        # A cell starting with = + - @ is a formula to a spreadsheet: subjects come from hosts, neutralise them.
-        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@\t\r" else v) for k, v in row.items()})
+        # Subjects and actors can come from hosts: no control characters, no formulas.
+        writer.writerow({k: spreadsheet_cell(v) for k, v in row.items()})
     return out.getvalue()
 
 

@@ -8,12 +8,22 @@ A query is whitespace-separated terms, all of which must hold:
     group:12   vm:tenant-a-vm1   vm:*   vm:none   owner:userspace
     vf:yes  pf:yes   host:web-01   label:rack-12   role:gpu-passthrough   tenant:acme
 A bare word is a class name (gpu, nic, nvme…) when it is one, else a host-name fragment.
-`key:!value` negates a term. Repeating a key ORs its values (`driver:vfio-pci driver:uio_pci_generic`).
+`key:!value` negates a term. Repeating a key ORs its values (`driver:vfio-pci driver:uio_pci_generic`);
+repeating a negation excludes every value (`driver:!vfio-pci driver:!nvidia`: neither).
+
+A query is bounded whatever it says: at most MAX_QUERY_LENGTH characters and MAX_TERMS terms, each
+value at most MAX_VALUE_LENGTH, and at most MAX_VALUES values once class names are expanded. A
+query past a bound is refused whole (QueryTooLarge, with the bound in its message), never cut.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+MAX_QUERY_LENGTH = 500
+MAX_TERMS = 32
+MAX_VALUES = 32
+MAX_VALUE_LENGTH = 253  # the longest column a value is compared with (a hostname)
 
 # Class names people type, mapped to class-code prefixes (base class + subclass, 2 or 4 hex digits).
 CLASS_ALIASES: dict[str, tuple[str, ...]] = {
@@ -39,12 +49,16 @@ FIELDS = {
 _ALIASES = {"vd": "id", "hostname": "host", "iommu_group": "group", "holder": "vm"}
 _HEX4 = re.compile(r"^[0-9a-f]{4}$")
 _ID = re.compile(r"^([0-9a-f]{4}|\*):([0-9a-f]{4}|\*)$")
-_BDF_FULL = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
-_BDF_SHORT = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+BDF_FULL = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+BDF_SHORT = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")  # domain 0000
 _CLASS_HEX = re.compile(r"^[0-9a-f]{2}([0-9a-f]{2}([0-9a-f]{2})?)?$")
 _OWNER_KINDS = {"host", "userspace", "unbound"}
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
+
+
+class QueryTooLarge(ValueError):
+    """The query is past one of the bounds above; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -90,11 +104,11 @@ def _normalise(key: str, value: str) -> tuple[str, tuple[str, ...]] | str:
             return f"class:{value} is neither 2/4/6 hex digits nor one of {names}"
         return "class", (v,)
     if key == "bdf":
-        if _BDF_FULL.match(v) or _BDF_SHORT.match(v):
+        if BDF_FULL.match(v) or BDF_SHORT.match(v):
             return "bdf", (v,)
         return f"bdf:{value} is not dddd:bb:dd.f or bb:dd.f"
     if key == "group":
-        if not v.isdigit():
+        if not (v.isascii() and v.isdigit()) or len(v) > 9:
             return f"group:{value} needs a group number"
         return "group", (str(int(v)),)
     if key == "owner":
@@ -112,7 +126,7 @@ def _normalise(key: str, value: str) -> tuple[str, tuple[str, ...]] | str:
 
 def _bare(token: str) -> tuple[str, str]:
     low = token.lower()
-    if _BDF_FULL.match(low) or _BDF_SHORT.match(low):
+    if BDF_FULL.match(low) or BDF_SHORT.match(low):
         return "bdf", token
     if _ID.match(low):
         return "id", token
@@ -122,30 +136,38 @@ def _bare(token: str) -> tuple[str, str]:
 
 
 def parse_device_query(text: str) -> DeviceQuery:
-    """Parse a search string. Invalid terms become `errors` (the rest still applies)."""
+    """Parse a search string. Invalid terms become `errors` (the rest still applies); past a bound, QueryTooLarge."""
+    text = text or ""
+    if len(text) > MAX_QUERY_LENGTH:
+        raise QueryTooLarge(f"a query has at most {MAX_QUERY_LENGTH} characters (this one has {len(text)})")
+    tokens = text.split()
+    if len(tokens) > MAX_TERMS:
+        raise QueryTooLarge(f"a query has at most {MAX_TERMS} terms (this one has {len(tokens)})")
     query = DeviceQuery()
+    # Terms of one field merge: values OR together, negated values are all excluded (driver:!a driver:!b = neither).
     merged: dict[tuple[str, bool], list[str]] = {}
-    for token in (text or "").split():
+    for token in tokens:
         key, sep, value = token.partition(":")
         key_l = _ALIASES.get(key.lower(), key.lower())
-        if sep and key_l in FIELDS and not _ID.match(token.lower()) and not _BDF_FULL.match(token.lower()) \
-                and not _BDF_SHORT.match(token.lower()):
+        if sep and key_l in FIELDS and not _ID.match(token.lower()) and not BDF_FULL.match(token.lower()) \
+                and not BDF_SHORT.match(token.lower()):
             field_name, raw = key_l, value
         else:
             field_name, raw = _bare(token)
         negate = raw.startswith("!")
         if negate:
             raw = raw[1:]
+        if len(raw) > MAX_VALUE_LENGTH:
+            raise QueryTooLarge(f"a value has at most {MAX_VALUE_LENGTH} characters ({field_name}: has {len(raw)})")
         result = _normalise(field_name, raw)
         if isinstance(result, str):
             query.errors.append(result)
             continue
         name, values = result
-        if negate:
-            # Negations AND together: driver:!a driver:!b means neither.
-            query.terms.append(Term(name, values, True))
-        else:
-            merged.setdefault((name, False), []).extend(values)
-    for (name, _), values in merged.items():
-        query.terms.append(Term(name, tuple(dict.fromkeys(values)), False))
+        merged.setdefault((name, negate), []).extend(values)
+    for (name, negate), values in merged.items():
+        query.terms.append(Term(name, tuple(dict.fromkeys(values)), negate))
+    count = sum(len(t.values) for t in query.terms)
+    if count > MAX_VALUES:
+        raise QueryTooLarge(f"a query matches at most {MAX_VALUES} values once class names are expanded (this one {count})")
     return query

@@ -54,8 +54,10 @@ def csp_violations(page) -> list[str]:
     return page.evaluate("window.__cspViolations || null")
 
 
-def screenshot(page, name: str) -> Path:
+def screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    """Saved under test-artifacts/. A full-page shot resizes the viewport for a moment (the page sees a resize
+    event); pass full_page=False while the test still works on elements a resize could redraw."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path

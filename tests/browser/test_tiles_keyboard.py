@@ -88,7 +88,14 @@ def test_the_canvas_grid_is_reached_with_tab_moved_with_arrows_announced_and_ope
         page.keyboard.press(key)
     assert_announces(page, names[target])
     assert corner_pixel(page, target, cell, cols) != plain  # the current tile is drawn highlighted
-    screenshot(page, "fleet-tiles-keyboard")
+    screenshot(page, "fleet-tiles-keyboard", full_page=False)
+    # A resize that keeps the width (the full-page shot's taller viewport, as in the CI run whose
+    # bounding_box() below came back None) must not replace the canvas the test holds.
+    canvas = page.locator(CANVAS).element_handle()
+    page.set_viewport_size({"width": 1280, "height": 1600})
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.wait_for_timeout(400)  # past the 200 ms resize debounce: a redraw, if any, has happened
+    assert page.evaluate("(c) => c.isConnected", canvas)
 
     # The tile the cursor is on is the one the mouse finds at that spot (hover keeps working).
     box = page.locator(CANVAS).bounding_box()

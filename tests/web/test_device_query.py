@@ -48,3 +48,7 @@ def test_hex_is_lowercased_but_names_keep_their_case():
 
 def test_empty_query_is_empty():
     assert parse_device_query("   ").empty
+
+
+def test_negations_of_one_field_merge_into_one_excluding_term():
+    assert terms("driver:!vfio-pci driver:!none") == {Term("driver", ("vfio-pci", "none"), True)}

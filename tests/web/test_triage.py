@@ -63,3 +63,38 @@ def test_waive_needs_the_csrf_token(reviewer, violation):
     client.force_login(reviewer)
     assert _waive(client, violation).status_code == 403
     assert Violation.objects.get(pk=violation.pk).waived_until is None
+
+
+def test_the_acknowledgement_note_reaches_the_event_and_shows_on_the_page(client, reviewer, violation):
+    client.force_login(reviewer)
+    note = "paged at 03:10, tenant migrates off tomorrow"
+    assert 'name="note"' in client.get(reverse("web:violations")).content.decode()
+    client.post(reverse("web:violation-acknowledge", args=[violation.pk]), {"note": note})
+    event = ViolationEvent.objects.get(violation=violation, kind="acknowledged")
+    assert event.detail == {"note": note}
+    html = client.get(reverse("web:violations")).content.decode()
+    events = html.split(f'id="violation-{violation.pk}"', 1)[1].split('class="events"', 1)[1].split("</ul>", 1)[0]
+    assert note in events
+
+
+def test_an_overlong_acknowledgement_note_is_refused_with_a_message_not_truncated(client, reviewer, violation):
+    client.force_login(reviewer)
+    response = client.post(reverse("web:violation-acknowledge", args=[violation.pk]), {"note": "x" * 501}, follow=True)
+    assert "not acknowledged" in response.content.decode()
+    violation.refresh_from_db()
+    assert violation.acknowledged_at is None
+
+
+def test_the_page_shows_a_violations_latest_events_not_every_one(client, reviewer, violation):
+    # Stands for a violation that flapped (resolved, reopened) every few minutes for weeks.
+    from fleet.web.selectors.violations import EVENTS_SHOWN
+
+    start = timezone.now() - timedelta(days=30)
+    ViolationEvent.objects.bulk_create([
+        ViolationEvent(violation=violation, kind="reopened" if i % 2 else "resolved", at=start + timedelta(minutes=i),
+                       by="policy", detail={"note": f"flap {i:04d}"}) for i in range(3 * EVENTS_SHOWN)])
+    client.force_login(reviewer)
+    html = client.get(reverse("web:violations")).content.decode()
+    events = html.split(f'id="violation-{violation.pk}"', 1)[1].split('class="events"', 1)[1].split("</ul>", 1)[0]
+    shown = [f"flap {i:04d}" for i in range(3 * EVENTS_SHOWN) if f"flap {i:04d}" in events]
+    assert shown == [f"flap {i:04d}" for i in range(2 * EVENTS_SHOWN, 3 * EVENTS_SHOWN)]  # the newest, oldest first

@@ -1,7 +1,7 @@
-"""Page filters read from a query string: every field a bounded, stripped string."""
+"""Page filters read from a query string: every field a stripped string, checked by fleet.web.params."""
 from dataclasses import fields
 
-MAX_FILTER_LENGTH = 200
+from fleet.web import params
 
 
 class QueryFilters:
@@ -9,7 +9,7 @@ class QueryFilters:
 
     @classmethod
     def from_querydict(cls, data):
-        f = cls(**{fl.name: (data.get(fl.name) or fl.default or "").strip()[:MAX_FILTER_LENGTH] for fl in fields(cls)})
+        f = cls(**{fl.name: params.text(data.get(fl.name), name=fl.name) or fl.default for fl in fields(cls)})
         f.clean()
         return f
 

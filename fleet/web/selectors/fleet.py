@@ -8,6 +8,7 @@ from django.db.models import Exists, IntegerField, OuterRef, QuerySet, Subquery,
 from django.db.models.functions import Coalesce
 
 from fleet.inventory.models import Device, Host, Label
+from fleet.web import params
 from fleet.web.selectors.filters import QueryFilters
 from fleet.web.selectors.tenants import tenant_vm_q
 from fleet.web.selectors.violations import (
@@ -75,8 +76,8 @@ class FleetFilters(QueryFilters):
         self.sort = SORT_ALIASES.get(self.sort, self.sort)
         if self.sort not in SORTS:
             self.sort = "worst"
-        if self.severity not in SEVERITIES:
-            self.severity = ""
+        self.severity = params.choice(self.severity, name="severity", choices=SEVERITIES)
+        self.stale = params.choice(self.stale, name="stale", choices=("yes", "no"))
 
 
 def hosts_filtered(filters: FleetFilters) -> QuerySet:
@@ -114,7 +115,7 @@ def fleet_page(filters: FleetFilters, page_number) -> dict:
             "hostname", "role", "kernel", "iommu_mode", "iommu_enabled", "stale", "last_seen",
             "device_count", "group_count", "assigned_count"),
         PAGE_SIZE)
-    page = paginator.get_page(page_number)
+    page = paginator.get_page(params.page_number(page_number))
     hosts = list(page.object_list)
     counts = violation_counts_by_host([h.pk for h in hosts])
     rows = []

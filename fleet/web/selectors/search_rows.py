@@ -1,4 +1,5 @@
 """One search hit shaped for the results table and the exports."""
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from django.urls import reverse
@@ -6,14 +7,20 @@ from django.urls import reverse
 from fleet.web.pci_names import class_name, vendor_name
 
 
-def device_row(d) -> dict:
-    host_url = reverse("web:host-detail", args=[d.host.hostname])
+@lru_cache(maxsize=4096)
+def _host_url(hostname: str) -> str:
+    # An export repeats each host for each of its devices: reverse() once per host, not per row.
+    return reverse("web:host-detail", args=[hostname])
+
+
+def device_row(d: dict) -> dict:
+    """`d`: a device's RESULT_FIELDS as fleet.web.selectors.search reads them (a values() row)."""
     return {
-        "hostname": d.host.hostname, "role": d.host.role, "bdf": d.bdf,
-        "vendor_device": f"{d.vendor_id or '????'}:{d.device_id or '????'}",
-        "vendor": vendor_name(d.vendor_id), "class": d.class_code, "class_name": class_name(d.class_code),
-        "driver": d.driver, "driver_override": d.driver_override, "group": d.group_number,
-        "owner_kind": d.owner_kind, "vm": d.owner_vm,
-        "sriov": ("vf" if d.physfn_bdf else "pf") if d.sriov else None, "physfn": d.physfn_bdf,
-        "link": f"{host_url}?{urlencode({'focus': d.bdf})}",
+        "hostname": d["host__hostname"], "role": d["host__role"], "bdf": d["bdf"],
+        "vendor_device": f"{d['vendor_id'] or '????'}:{d['device_id'] or '????'}",
+        "vendor": vendor_name(d["vendor_id"]), "class": d["class_code"], "class_name": class_name(d["class_code"]),
+        "driver": d["driver"], "driver_override": d["driver_override"], "group": d["group_number"],
+        "owner_kind": d["owner_kind"], "vm": d["owner_vm"],
+        "sriov": ("vf" if d["physfn_bdf"] else "pf") if d["sriov"] else None, "physfn": d["physfn_bdf"],
+        "link": f"{_host_url(d['host__hostname'])}?{urlencode({'focus': d['bdf']})}",
     }

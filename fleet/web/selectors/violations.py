@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Case, Count, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from fleet.inventory.models import Device
 from fleet.policy.models import Violation, ViolationEvent
+from fleet.web import params
 from fleet.web.selectors.filters import QueryFilters
+from fleet.web.selectors.history import event_note
 from fleet.web.selectors.tenants import tenant_vm_q
 
 SEVERITIES = ["critical", "high", "medium", "low", "info"]
@@ -85,8 +88,8 @@ class ViolationFilters(QueryFilters):
     status: str = "open"  # open, waived, resolved, all
 
     def clean(self) -> None:
-        if self.status not in {"open", "waived", "resolved", "all"}:
-            self.status = "open"
+        self.status = params.choice(self.status, name="status", choices=("open", "waived", "resolved", "all"), default="open")
+        self.severity = params.choice(self.severity, name="severity", choices=SEVERITIES)
 
 
 def violations_filtered(filters: ViolationFilters) -> QuerySet:
@@ -117,8 +120,16 @@ def violation_rules() -> list[str]:
     return list(Violation.objects.order_by("rule").values_list("rule", flat=True).distinct())
 
 
+EVENTS_SHOWN = 20  # per violation on the list page; the host's history page has them all
+
+
 def violation_events_for(violation_ids: list[int]) -> dict[int, list[ViolationEvent]]:
+    """violation id -> its latest EVENTS_SHOWN events, oldest first, each with `note`: its detail in words
+    (a waiver's reason, an ack's note). A violation that flapped for months has thousands: the page reads 20."""
+    newest_first = Window(RowNumber(), partition_by=[F("violation_id")], order_by=[F("at").desc(), F("id").desc()])
+    rows = ViolationEvent.objects.filter(violation_id__in=violation_ids).annotate(n=newest_first).filter(n__lte=EVENTS_SHOWN)
     out: dict[int, list] = {}
-    for e in ViolationEvent.objects.filter(violation_id__in=violation_ids).order_by("at", "id"):
+    for e in sorted(rows, key=lambda e: (e.at, e.id)):
+        e.note = event_note(e.detail)
         out.setdefault(e.violation_id, []).append(e)
     return out

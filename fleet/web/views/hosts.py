@@ -1,9 +1,9 @@
-from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.gzip import gzip_page
 
 from fleet.inventory.models import Host
+from fleet.web import params
 from fleet.web.access import viewer_required
 from fleet.web.json_response import SafeJsonResponse
 from fleet.web.selectors.history import host_snapshots, host_timeline, snapshots_diff
@@ -14,12 +14,11 @@ from fleet.web.selectors.violations import host_open_violations
 @viewer_required
 def host_detail(request, hostname):
     host = get_object_or_404(Host, hostname=hostname)
-    view = request.GET.get("view")
     page_data = {
         "topology_url": reverse("web:host-topology", args=[host.hostname]),
-        "focus": request.GET.get("focus", "")[:64],
-        "violation": request.GET.get("violation", "")[:64],
-        "view": view if view in {"tree", "groups"} else "tree",
+        "focus": params.bdf(request.GET.get("focus"), name="focus"),
+        "violation": params.text(request.GET.get("violation"), name="violation", max_length=64),
+        "view": params.choice(request.GET.get("view"), name="view", choices=("tree", "groups"), default="tree"),
     }
     return render(request, "web/host.html", {
         "host": host, "violations": host_open_violations(host), "page_data": page_data,
@@ -41,9 +40,7 @@ def host_history(request, hostname):
     old_id, new_id = request.GET.get("from"), request.GET.get("to")
     diff = None
     if old_id and new_id:
-        if not (old_id.isdigit() and new_id.isdigit()):
-            raise Http404("snapshot ids are numbers")
-        diff = snapshots_diff(host, int(old_id), int(new_id))
+        diff = snapshots_diff(host, params.object_id(old_id, name="from"), params.object_id(new_id, name="to"))
     return render(request, "web/history.html", {
         "host": host, "timeline": host_timeline(host), "snapshots": snapshots,
         "diff": diff, "diff_requested": bool(old_id and new_id), "from_id": old_id, "to_id": new_id,

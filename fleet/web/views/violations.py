@@ -5,6 +5,7 @@ from django.views.decorators.http import require_POST
 
 from fleet.policy import services as policy_services
 from fleet.policy.models import Violation
+from fleet.web import params
 from fleet.web.access import can_triage, triage_required, viewer_required
 from fleet.web.forms import AcknowledgeForm, WaiveForm
 from fleet.web.selectors.violations import (
@@ -17,15 +18,15 @@ PAGE_SIZE = 50
 @viewer_required
 def violations_list(request):
     filters = ViolationFilters.from_querydict(request.GET)
-    page = Paginator(violations_filtered(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(violations_filtered(filters), PAGE_SIZE).get_page(params.page_number(request.GET.get("page")))
     violations = list(page.object_list)
     events = violation_events_for([v.pk for v in violations])
-    params = request.GET.copy()
-    params.pop("page", None)
+    others = request.GET.copy()
+    others.pop("page", None)
     return render(request, "web/violations.html", {
         "page": page, "violations": [(v, events.get(v.pk, [])) for v in violations],
         "filters": filters, "severities": SEVERITIES, "rules": violation_rules(),
-        "can_triage": can_triage(request.user), "waive_form": WaiveForm(), "query_string": params.urlencode(),
+        "can_triage": can_triage(request.user), "waive_form": WaiveForm(), "query_string": others.urlencode(),
     })
 
 
@@ -41,8 +42,11 @@ def violation_acknowledge(request, pk):
     violation = get_object_or_404(Violation, pk=pk)
     form = AcknowledgeForm(request.POST)
     if form.is_valid():
-        policy_services.violation_acknowledge(violation=violation, by=request.user.get_username())
+        policy_services.violation_acknowledge(violation=violation, by=request.user.get_username(),
+                                              note=form.cleaned_data["note"])
         messages.success(request, f"acknowledged {violation.rule} on {violation.host.hostname}")
+    else:
+        messages.error(request, f"not acknowledged: {'; '.join(form.errors.get('note', []))}")
     return _back(request)
 
 

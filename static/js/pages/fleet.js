@@ -26,9 +26,12 @@ async function main() {
   };
   // The keyboard cursor outlives a redraw on resize, so a keyboard user does not lose their place.
   let current = -1;
+  let drawnWidth = null;
+  const width = () => Math.max(200, box.clientWidth);
   const draw = () => {
     const hadFocus = box.contains(document.activeElement);
-    const node = tilesChart(data, { width: Math.max(200, box.clientWidth), hostUrl });
+    drawnWidth = width();
+    const node = tilesChart(data, { width: drawnWidth, hostUrl });
     box.replaceChildren(node);
     if (node.tagName === 'CANVAS') {
       const tip = tooltip();
@@ -74,8 +77,13 @@ async function main() {
     box.dataset.state = 'ready';
   };
   draw();
+  // Only a new width changes the grid. A resize that keeps it (a full-page screenshot's taller viewport, a
+  // mobile toolbar) must not replace the canvas under the pointer and the keyboard cursor.
   let pending = null;
-  window.addEventListener('resize', () => { clearTimeout(pending); pending = setTimeout(draw, 200); });
+  window.addEventListener('resize', () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => { if (width() !== drawnWidth) draw(); }, 200);
+  });
 }
 
 main();

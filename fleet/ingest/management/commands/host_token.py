@@ -1,6 +1,8 @@
 """Issue, revoke, rotate and list host tokens. A token is printed once; only its hash is stored."""
 from django.core.management.base import BaseCommand, CommandError
 
+from agent.terminal import clean
+
 from fleet.ingest.models import HostToken
 from fleet.ingest.services import host_token_create, host_token_revoke, host_token_rotate
 from fleet.inventory.models import Host
@@ -40,4 +42,4 @@ class Command(BaseCommand):
             for token in HostToken.objects.select_related("host").order_by("host__hostname", "created_at"):
                 state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
                 used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never"
-                self.stdout.write(f"{token.host.hostname}\t{token.pk}\t{state}\tcreated {token.created_at:%Y-%m-%d %H:%M}\tlast used {used}")
+                self.stdout.write(f"{clean(token.host.hostname)}\t{token.pk}\t{state}\tcreated {token.created_at:%Y-%m-%d %H:%M}\tlast used {used}")

@@ -3,6 +3,8 @@ import json
 
 from django.core.management.base import BaseCommand
 
+from agent.terminal import clean
+
 from fleet.policy.findings import CATALOGUE, SEVERITY_ORDER
 from fleet.policy.selectors import violation_as_dict, violations_open
 
@@ -26,5 +28,7 @@ class Command(BaseCommand):
             self.stdout.write("no open violations")
             return
         for r in rows:
+            # Hosts name their devices and VMs: an escape sequence in one must not reach the operator's terminal.
+            r = {k: clean(v) for k, v in r.items()}
             self.stdout.write(f"{r['severity']:<8} {r['host']:<30} {r['rule']:<28} {r['subject']:<24} {r['message']}")
             self.stdout.write(f"{'':<8} fix: {r['remediation']}")
