@@ -11,6 +11,7 @@ import re
 
 from .drivers import is_host_dma_driver, is_uio_driver, is_userspace_driver
 from .explain import group_reasons
+from .integers import parse_int
 from .terminal import clean
 
 # PCI class names (PCI Code and ID Assignment spec), by class+subclass then by base class.
@@ -222,7 +223,7 @@ def node_flags(group_id, nodes: list[dict], holders: list[dict]) -> list[tuple[s
     flags = []
     mine = [n for n in nodes if n.get("group") == group_id and n.get("kind") in ("group", "noiommu_group")]
     for node in mine:
-        mode = int(node.get("mode") or "0", 8)
+        mode = parse_int(node.get("mode"), base=8) or 0
         path = clean(node.get("path"))
         if mode & 0o066:
             flags.append(("red", f"{path} is mode {clean(node.get('mode'))}: users other than its owner can open it"))

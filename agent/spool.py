@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .integers import parse_int
+
 log = logging.getLogger("agent.spool")
 
 DEFAULT_MAX_FILES = 1000
@@ -35,7 +37,7 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 # Rejected bodies are only for support; keep the latest few so a misbehaving agent cannot fill the disk.
 KEEP_REJECTED = 50
 
-_NAME = re.compile(r"^(\d{1,20})-([0-9a-f]{64})\.json\.gz$")
+_NAME = re.compile(r"^([0-9]{1,20})-([0-9a-f]{64})\.json\.gz$")
 
 
 class SpoolLocked(RuntimeError):
@@ -176,7 +178,7 @@ class Spool:
         for name in names:
             m = _NAME.match(name)
             if m:
-                out.append(Entry(int(m.group(1)), m.group(2), directory / name))
+                out.append(Entry(parse_int(m.group(1)), m.group(2), directory / name))
         return sorted(out)
 
     def pending(self) -> list[Entry]:

@@ -30,12 +30,3 @@ def full_bdf(rd: Reader, kernel_path: str, value: str | None) -> str | None:
         rd.warn(kernel_path, f"expected a PCI address, found {value[:64]!r}")
         return None
     return value
-
-
-def decimal(text: str | None) -> int | None:
-    """A non-negative decimal integer, or None. ASCII digits only: str.isdigit() also accepts `²`,
-    which int() then refuses."""
-    if text is None:
-        return None
-    text = text.strip()
-    return int(text) if text.isascii() and text.isdigit() else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 
+from ..integers import parse_int
 from ..sysfs import Reader
 from . import pci
 from .iommu_units import CLASS_IOMMU, kernel_tuple
@@ -154,10 +155,15 @@ def collect(rd: Reader, devices: list[dict], units: list[dict], kernel: str | No
         linked = any(d.get("iommu_group") is not None for d in devices)
         rd.warn(GROUPS, "missing; membership taken from the devices' iommu_group links" if linked else "missing")
     for name in rd.listdir(GROUPS, missing_ok=True):
-        if not name.isdigit():
+        gid = parse_int(name)
+        if gid is None:
             rd.warn(f"{GROUPS}/{name}", "not a group number; skipped")
             continue
-        groups[int(name)] = _read_group(rd, int(name), kernel_tuple(kernel))
+        if name != str(gid):  # `014`: no kernel writes it, and it would alias group 14
+            rd.warn(f"{GROUPS}/{name}", f"not how the kernel names group {gid}; skipped")
+            continue
+        groups[gid] = rd.isolated(f"{GROUPS}/{name}", "its attributes left unknown", _empty_group(gid),
+                                  _read_group, rd, gid, kernel_tuple(kernel))
 
     listed = _check_listed_members(rd, groups, by_bdf)
     _add_link_only_members(rd, groups, devices, listed, groups_dir_present)

@@ -86,16 +86,6 @@ def parse_kernel_release(version_line: str | None) -> str | None:
     return m.group(1) if m else None
 
 
-def _tainted(rd: Reader) -> int | None:
-    text = rd.text("/proc/sys/kernel/tainted", missing_ok=True)
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    rd.warn("/proc/sys/kernel/tainted", f"not an integer ({text[:40]!r})")
-    return None
-
-
 def _psutil_facts() -> dict:
     import psutil
 
@@ -122,7 +112,7 @@ def collect(rd: Reader) -> dict:
         facts["kernel_version"])
     facts["cmdline"] = rd.text("/proc/cmdline")
     facts["cmdline_flags"] = parse_cmdline(facts["cmdline"] or "")
-    facts["tainted"] = _tainted(rd)
+    facts["tainted"] = rd.read_int("/proc/sys/kernel/tainted", missing_ok=True)
     facts["dmi"] = {f: rd.text(f"{DMI_DIR}/{f}", missing_ok=True) for f in DMI_FIELDS}
     if rd.root.is_live:
         facts.update(_psutil_facts())

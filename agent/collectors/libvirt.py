@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 
+from ..integers import parse_int
 from ..sysfs import Reader
-from .bounds import NAME_MAX, bounded, decimal
+from .bounds import NAME_MAX, bounded
 
 DEFINED_DIR = "/etc/libvirt/qemu"
 LIVE_DIR = "/run/libvirt/qemu"
@@ -33,12 +34,7 @@ class DomainXMLError(ValueError):
 
 def _int_attr(elem: ET.Element, name: str, default: int | None = None) -> int | None:
     text = elem.get(name)
-    if text is None:
-        return default
-    try:
-        return int(text.strip(), 0)
-    except ValueError:
-        return None
+    return default if text is None else parse_int(text, base=0)
 
 
 def address_bdf(address: ET.Element | None) -> str | None:
@@ -85,7 +81,7 @@ def parse_domain_xml(raw: bytes) -> dict:
         raise DomainXMLError(f"unreadable XML ({exc.__class__.__name__}: {str(exc)[:80]})") from exc
     state = pid = None
     if top.tag == "domstatus":
-        state, pid = (top.get("state") or "").strip() or None, decimal(top.get("pid"))
+        state, pid = (top.get("state") or "").strip() or None, parse_int(top.get("pid"))
         domain = top.find("domain")
         if domain is None:
             raise DomainXMLError("<domstatus> without a <domain>")

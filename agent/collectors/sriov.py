@@ -4,32 +4,18 @@ from __future__ import annotations
 
 import re
 
+from ..integers import parse_bool01, parse_int
 from ..sysfs import Reader
 from . import pci  # circular with pci; only used at call time
 
-_VIRTFN_RE = re.compile(r"^virtfn(\d+)$")
-
-
-def parse_count(text: str | None) -> int | None:
-    if text is None:
-        return None
-    text = text.strip()
-    return int(text) if text.isdigit() else None
-
-
-def parse_autoprobe(text: str | None) -> bool | None:
-    return {"1": True, "0": False}.get((text or "").strip())
+_VIRTFN_RE = re.compile(r"^virtfn([0-9]+)$")
 
 
 def _count(rd: Reader, path: str, names: set[str]) -> int | None:
     fname = path.rsplit("/", 1)[-1]
     if fname not in names:
         return None
-    text = rd.text(path)
-    value = parse_count(text)
-    if text is not None and value is None:
-        rd.warn(path, f"not a count ({text[:40]!r})")
-    return value
+    return rd.read_int(path, what="a count")
 
 
 def _bdf_link(rd: Reader, path: str) -> str | None:
@@ -55,11 +41,11 @@ def collect(rd: Reader, base: str, names: set[str]) -> dict | None:
             if fname not in names:
                 rd.warn(f"{base}/{fname}", "missing, though the other SR-IOV files of this PF exist")
     vf_links = sorted(
-        (int(m.group(1)), n) for n in names if (m := _VIRTFN_RE.match(n))
+        (index, n) for n in names if (m := _VIRTFN_RE.match(n)) and (index := parse_int(m.group(1))) is not None
     )
     vfs = [bdf for _, n in vf_links if (bdf := _bdf_link(rd, f"{base}/{n}")) is not None]
     autoprobe_text = rd.text(f"{base}/sriov_drivers_autoprobe") if "sriov_drivers_autoprobe" in names else None
-    autoprobe = parse_autoprobe(autoprobe_text)
+    autoprobe = parse_bool01(autoprobe_text)
     if autoprobe_text is not None and autoprobe is None:
         rd.warn(f"{base}/sriov_drivers_autoprobe", f"not 0 or 1 ({autoprobe_text[:40]!r})")
     num_vfs = _count(rd, f"{base}/sriov_numvfs", names)
