@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from . import __version__
+from .files import write_atomic
+from .paths import Root
+from .show import render
+from .snapshot import build, to_json
 
 EXIT_FAILED = 1
 EXIT_BAD_ROOT = 2
@@ -21,10 +24,8 @@ class BadRoot(Exception):
     pass
 
 
-def check_root(path: str) -> "Root":
+def check_root(path: str) -> Root:
     """The root as a Root, or BadRoot when it cannot be a Linux tree (not a directory, or neither sys nor proc)."""
-    from .paths import Root
-
     p = Path(path)
     if not os.path.lexists(p):
         raise BadRoot(f"{path} does not exist")
@@ -39,25 +40,6 @@ def check_root(path: str) -> "Root":
     return Root.of(p)
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write beside the target and rename, so a reader never sees half a snapshot."""
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, str(target)) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _use_color(choice: str, stream) -> bool:
     if choice == "always":
         return True
@@ -67,20 +49,15 @@ def _use_color(choice: str, stream) -> bool:
 
 
 def _collect(args) -> int:
-    from .snapshot import build, to_json
-
     text = to_json(build(check_root(args.root)), pretty=args.pretty) + "\n"
     if args.output:
-        write_atomically(args.output, text)
+        write_atomic(args.output, text.encode("utf-8"))
     else:
         sys.stdout.write(text)
     return 0
 
 
 def _show(args) -> int:
-    from .show import render
-    from .snapshot import build
-
     doc = build(check_root(args.root))
     sys.stdout.write(render(doc, color=_use_color(args.color, sys.stdout)))
     return 0

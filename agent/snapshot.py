@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - depends on the install
     orjson = None
 
 from . import __version__
+from .collectors import config_space, groups, holders, host, iommu_units, libvirt, mdev, pasid, pci, vfio
 from .paths import Root
 from .sysfs import Reader, Warnings
 
@@ -36,8 +37,6 @@ VOLATILE_HOLDER_FIELDS = ("start_time", "vm_pinned_kb")
 
 def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
     """Collect every subsystem under `root` into one snapshot document."""
-    from .collectors import config_space, groups, holders, host, iommu_units, libvirt, mdev, pasid, pci, vfio
-
     warnings = Warnings()
     rd = Reader(root, warnings)
 

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 from datetime import datetime, timezone
 
+import psutil
+
+from ..bdf import parse_bdf
 from ..integers import parse_int
 from ..sysfs import Reader
 from .bounds import ARG_MAX, CMDLINE_ARGS_MAX, bounded
@@ -18,7 +22,6 @@ from .bounds import ARG_MAX, CMDLINE_ARGS_MAX, bounded
 VFIO_DEVICE_FD = "anon_inode:[vfio-device]"
 MAX_CMDLINE = 256 * 1024
 
-_BDF = re.compile(r"^(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
 _HELD_GROUP = re.compile(r"^/dev/vfio/(?:noiommu-)?([0-9]{1,10})$")
 _SCOPE = re.compile(r"machine-(.+)\.scope$")
 _QEMU_SCOPE_PREFIX = re.compile(r"^qemu-[0-9]+-")
@@ -31,15 +34,6 @@ def is_held_node(target: str) -> bool:
     """An fd target that gives DMA-capable access: VFIO group/container/device, iommufd or UIO."""
     return (target.startswith("/dev/vfio/") or target == "/dev/iommu" or target == VFIO_DEVICE_FD
             or re.match(r"^/dev/uio[0-9]+$", target) is not None)
-
-
-def normalize_bdf(text: str) -> str | None:
-    """`02:00.0` -> `0000:02:00.0`; full forms lowercased; None for anything else."""
-    m = _BDF.match(text.strip())
-    if not m:
-        return None
-    domain, bus, dev, fn = m.groups()
-    return f"{(domain or '0').lower().zfill(4)}:{bus.lower()}:{dev.lower()}.{fn}"
 
 
 def parse_cmdline(raw: bytes) -> list[str]:
@@ -122,7 +116,7 @@ def qemu_vfio_hosts(argv: list[str]) -> list[str]:
                 continue
             host, sysfsdev = props.get("host"), props.get("sysfsdev")
         for candidate in (host, str(sysfsdev).rstrip("/").rsplit("/", 1)[-1] if sysfsdev else None):
-            bdf = normalize_bdf(candidate) if isinstance(candidate, str) else None
+            bdf = parse_bdf(candidate) if isinstance(candidate, str) else None
             if bdf:
                 found.append(bdf)
     return sorted(set(found))
@@ -138,7 +132,7 @@ def dpdk_allowed(argv: list[str]) -> list[str]:
     eal = _eal_args(argv)
     values = _option_values(eal, ("-a", "--allow", "-w", "--pci-whitelist"))
     values += [a[2:] for a in eal if len(a) > 2 and a[:2] in ("-a", "-w") and not a.startswith("--") and a[2] != "="]
-    found = {normalize_bdf(v.split(",", 1)[0]) for v in values}
+    found = {parse_bdf(v.split(",", 1)[0]) for v in values}
     return sorted(b for b in found if b)
 
 
@@ -233,8 +227,6 @@ def _user(rd: Reader, uid: int | None, users: dict[int, str]) -> str | None:
     if uid is None:
         return None
     if rd.root.is_live:
-        import pwd
-
         try:
             return pwd.getpwuid(uid).pw_name
         except KeyError:
@@ -244,9 +236,7 @@ def _user(rd: Reader, uid: int | None, users: dict[int, str]) -> str | None:
 
 def _start_time(rd: Reader, pid: int) -> str | None:
     if not rd.root.is_live:
-        return None
-    import psutil  # only on a live host: a captured root's pids are not this machine's
-
+        return None  # a captured root's pids are not this machine's
     try:
         created = psutil.Process(pid).create_time()
     except (psutil.Error, OSError):
@@ -297,7 +287,7 @@ def _holder(rd: Reader, pid: int, held: list[tuple[str, str]], group_members: di
     for fd, target in held:
         if target == VFIO_DEVICE_FD:
             syspath = fdinfo_syspath(rd.text(f"{base}/fdinfo/{fd}", "", missing_ok=True))
-            bdf = normalize_bdf(syspath.rstrip("/").rsplit("/", 1)[-1]) if syspath else None
+            bdf = parse_bdf(syspath.rstrip("/").rsplit("/", 1)[-1]) if syspath else None
             if bdf:
                 devices.add(bdf)
 

@@ -1,11 +1,10 @@
 """IOMMU units from `/sys/class/iommu/*`: vendor, raw registers, decoded features, translated devices."""
 from __future__ import annotations
 
-import re
-
+from ..bdf import is_bdf
 from ..integers import parse_int
+from ..kernel import kernel_tuple
 from ..sysfs import Reader
-from . import pci
 
 CLASS_IOMMU = "/sys/class/iommu"
 
@@ -21,7 +20,6 @@ _FEATURE_BOOLS = ("pasid", "scalable_mode", "page_requests", "interrupt_remappin
 _FEATURE_INTS = ("pasid_width", "domains_supported", "domains_used")
 _INTEL_FILES = ("cap", "ecap", "version", "address", "domains_supported", "domains_used")
 _AMD_FILES = ("cap", "features")
-_KERNEL_RE = re.compile(r"^(\d+)\.(\d+)")
 
 
 def empty_features() -> dict:
@@ -52,11 +50,6 @@ def decode_intel(cap: int | None, ecap: int | None) -> dict:
         f["posted_interrupts"] = _bit(cap, 59)
         f["domains_supported"] = 1 << (4 + 2 * (cap & 0x7))
     return f
-
-
-def kernel_tuple(release: str | None) -> tuple[int, int] | None:
-    m = _KERNEL_RE.match(release or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def split_amd_features(text: str, kernel: str | None) -> tuple[int | None, int | None]:
@@ -173,7 +166,7 @@ def collect_one(rd: Reader, name: str, kernel: str | None) -> dict:
                         f"cannot tell EFR in {text[:40]!r} (kernel {kernel or 'unknown'}); features unknown")
             features = decode_amd(efr)
     # iommu_device_sysfs_add() gives every unit a `devices/` directory, even one translating nothing.
-    devices = sorted(d for d in rd.listdir(f"{base}/devices") if pci.is_bdf(d))
+    devices = sorted(d for d in rd.listdir(f"{base}/devices") if is_bdf(d))
     return {"name": rd.printable(base, name), "vendor": vendor, "devices": devices, "registers": registers, "features": features}
 
 

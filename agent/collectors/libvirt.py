@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 
+from ..bdf import bdf_from_numbers
 from ..integers import parse_int
 from ..sysfs import Reader
 from .bounds import NAME_MAX, bounded
@@ -46,9 +47,7 @@ def address_bdf(address: ET.Element | None) -> str | None:
     slot, function = _int_attr(address, "slot"), _int_attr(address, "function", 0)
     if None in (domain, bus, slot, function):
         return None
-    if not (0 <= domain <= 0xFFFF and 0 <= bus <= 0xFF and 0 <= slot <= 0x1F and 0 <= function <= 7):
-        return None
-    return f"{domain:04x}:{bus:02x}:{slot:02x}.{function}"
+    return bdf_from_numbers(domain, bus, slot, function)
 
 
 def _text(elem: ET.Element | None, path: str) -> str | None:

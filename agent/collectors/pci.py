@@ -6,16 +6,12 @@ cross-checked by `groups.collect`.
 from __future__ import annotations
 
 import os
-import re
 
+from ..bdf import is_bdf
 from ..integers import parse_int
 from ..sysfs import Reader, kernel_relative
-from . import config_space, sriov  # both import this module back; used at call time only
-
-PCI_DEVICES = "/sys/bus/pci/devices"
-SYS_DEVICES = "/sys/devices"
-
-BDF_RE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
+from . import config_space, sriov
+from .pci_files import LINK_FILES, PCI_DEVICES, SYS_DEVICES, device_dir
 
 # attribute file -> (snapshot key, hex digits)
 _ID_FILES = (
@@ -29,16 +25,6 @@ _ID_FILES = (
 # The kernel creates every one of these for every PCI function (pci_dev_attrs in
 # drivers/pci/pci-sysfs.c), so a missing one means a damaged or partial tree, worth a warning.
 _REQUIRED = {fname for fname, _key, _digits in _ID_FILES}
-LINK_FILES = (
-    ("current_link_speed", "current_speed"),
-    ("current_link_width", "current_width"),
-    ("max_link_speed", "max_speed"),
-    ("max_link_width", "max_width"),
-)
-
-
-def is_bdf(name: str) -> bool:
-    return bool(BDF_RE.match(name))
 
 
 def normalise_hex(text: str | None, digits: int) -> str | None:
@@ -131,7 +117,7 @@ def empty_device(bdf: str) -> dict:
 
 
 def collect_one(rd: Reader, bdf: str) -> dict:
-    base = f"{PCI_DEVICES}/{bdf}"
+    base = device_dir(bdf)
     names = set(rd.listdir(base))
     dev = empty_device(bdf)
     for fname, key, digits in _ID_FILES:
@@ -166,7 +152,7 @@ def collect(rd: Reader) -> list[dict]:
         if not is_bdf(name):
             rd.warn(f"{PCI_DEVICES}/{name}", "not a PCI address; skipped")
             continue
-        devices.append(rd.isolated(f"{PCI_DEVICES}/{name}", "its attributes left unknown", empty_device(name),
+        devices.append(rd.isolated(device_dir(name), "its attributes left unknown", empty_device(name),
                                    collect_one, rd, name))
     sriov.cross_check(rd, devices)
     return devices

@@ -6,7 +6,8 @@ import re
 
 from ..integers import parse_bool01, parse_int
 from ..sysfs import Reader
-from . import pci  # circular with pci; only used at call time
+from .bounds import full_bdf
+from .pci_files import device_dir
 
 _VIRTFN_RE = re.compile(r"^virtfn([0-9]+)$")
 
@@ -19,11 +20,7 @@ def _count(rd: Reader, path: str, names: set[str]) -> int | None:
 
 
 def _bdf_link(rd: Reader, path: str) -> str | None:
-    name = rd.link_name(path, missing_ok=False)
-    if name is not None and not pci.is_bdf(name):
-        rd.warn(path, f"link target {name!r} is not a PCI address")
-        return None
-    return name
+    return full_bdf(rd, path, rd.link_name(path, missing_ok=False))
 
 
 # The kernel creates these three together for every PF (sriov_pf_dev_attrs, drivers/pci/iov.c).
@@ -67,7 +64,7 @@ def cross_check(rd: Reader, devices: list[dict]) -> None:
         sriov = dev.get("sriov") or {}
         pf = sriov.get("physfn")
         if pf and dev["bdf"] not in ((by_bdf.get(pf) or {}).get("sriov") or {}).get("vfs", []):
-            rd.warn(f"{pci.PCI_DEVICES}/{dev['bdf']}/physfn", f"names PF {pf}, which has no virtfn link to this VF")
+            rd.warn(f"{device_dir(dev['bdf'])}/physfn", f"names PF {pf}, which has no virtfn link to this VF")
         for vf in sriov.get("vfs") or []:
             if ((by_bdf.get(vf) or {}).get("sriov") or {}).get("physfn") != dev["bdf"]:
-                rd.warn(f"{pci.PCI_DEVICES}/{vf}/physfn", f"missing or not naming {dev['bdf']}, whose virtfn link names this VF")
+                rd.warn(f"{device_dir(vf)}/physfn", f"missing or not naming {dev['bdf']}, whose virtfn link names this VF")
