@@ -23,6 +23,7 @@ from .http import Client, Response
 from .paths import Root
 from .snapshot import build, content_hash, to_json
 from .spool import Entry, Spool
+from .terminal import clean
 
 log = logging.getLogger("agent.push")
 
@@ -149,13 +150,14 @@ class Pusher:
         self.last_failure = result
         if result is Outcome.AUTH:
             delay = self.backoff.next_delay(at_least=self.config.auth_retry)
-            detail = resp.json()
+            answer = resp.json()
+            detail = clean(answer)[:500] if answer else ""  # the server's words reach a terminal
             log.error("server refused the token for %s (%s%s); check or rotate the token file %s. "
                       "Snapshots stay spooled; next try in %.0fs",
                       what, resp.describe(), f": {detail}" if detail else "", self.client.token_file, delay)
         elif result is Outcome.MISCONFIGURED:
             delay = self.backoff.next_delay(at_least=self.config.auth_retry)
-            where = f" to {resp.location}" if resp.location else ""
+            where = f" to {clean(resp.location)[:500]}" if resp.location else ""
             log.error("server answered %s%s for %s: is --server %s the fleet server's base URL? "
                       "Snapshots stay spooled; next try in %.0fs", resp.describe(), where, what,
                       self.client.base_url, delay)
@@ -177,7 +179,8 @@ class Pusher:
             ident = answer.get("id") if isinstance(answer, dict) else None
             status = answer.get("status") if isinstance(answer, dict) else None
             log.info("delivered seq=%d: HTTP %d%s%s", entry.seq, resp.status,
-                     f" id={ident}" if ident is not None else "", f" status={status}" if status else "")
+                     f" id={clean(ident)[:40]}" if ident is not None else "",
+                     f" status={clean(status)[:40]}" if status else "")
             return True
         if result is Outcome.REJECTED:
             answer = resp.json()

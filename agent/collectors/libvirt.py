@@ -161,6 +161,14 @@ def _read_xml(rd: Reader, kernel_path: str) -> bytes | None:
         return rd.binary(kernel_path, MAX_XML + 1)  # gone meanwhile, a directory…: warned with its reason
 
 
+def _domain(rd: Reader, path: str, raw: bytes) -> dict | None:
+    try:
+        return _bounded_strings(rd, path, parse_domain_xml(raw))
+    except DomainXMLError as exc:
+        rd.warn(path, f"{exc}; skipped")
+        return None
+
+
 def _read_dir(rd: Reader, directory: str) -> dict[str, dict]:
     domains: dict[str, dict] = {}
     denied = 0
@@ -175,12 +183,9 @@ def _read_dir(rd: Reader, directory: str) -> dict[str, dict]:
         if len(raw) > MAX_XML:
             rd.warn(path, f"longer than {MAX_XML} bytes; skipped")
             continue
-        try:
-            dom = parse_domain_xml(raw)
-        except DomainXMLError as exc:
-            rd.warn(path, f"{exc}; skipped")
+        dom = rd.isolated(path, "skipped", None, _domain, rd, path, raw)
+        if dom is None:
             continue
-        dom = _bounded_strings(rd, path, dom)
         name = dom["name"] or entry[: -len(".xml")]
         if not dom["name"]:
             rd.warn(path, "no <name>; named after the file")

@@ -198,3 +198,14 @@ def test_sigterm_stops_the_agent_cleanly_between_collections(tmp_path, peer, cap
 def test_the_same_document_always_compresses_to_the_same_bytes(capture):
     doc = build(Root.of(capture("isolated-nics")), seq=4)
     assert hashlib.sha256(snapshot_body(doc)).digest() == hashlib.sha256(snapshot_body(json.loads(json.dumps(doc)))).digest()
+
+
+def test_what_the_server_says_reaches_the_log_without_terminal_escapes(tmp_path, peer, capture, token_file, caplog):
+    # A hostile or compromised server answering 401 with an escape sequence in its detail (it would
+    # clear the operator's terminal when `fleet-agent run` runs in one).
+    server = peer(script=[(401, {}, "\x1b[2J\x1b]0;owned\x07token revoked")])
+    pusher = make_pusher(tmp_path, server.url, capture("isolated-nics"), token_file, once=True, auth_retry=120)
+    with caplog.at_level(logging.ERROR, logger="agent.push"):
+        assert pusher.run() == 1
+    [message] = [r.getMessage() for r in caplog.records if "refused the token" in r.getMessage()]
+    assert "token revoked" in message and "\x1b" not in message and "\x07" not in message
