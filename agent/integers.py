@@ -8,15 +8,24 @@ garbled file would silently read as another number. The kernel prints numbers wi
 """
 from __future__ import annotations
 
+import re
+
 # A u64 has 20 decimal or 16 hex digits; nothing the agent reads is wider.
 MAX_DIGITS = 20
 
-_DIGITS = {
-    8: frozenset("01234567"),
-    10: frozenset("0123456789"),
-    16: frozenset("0123456789abcdefABCDEF"),
-}
-_SPACE = " \t\n"
+_DIGITS = {8: "[0-7]", 10: "[0-9]", 16: "[0-9a-fA-F]"}
+_SPACE = " \t\n"  # what a sysfs file ends with; Unicode spaces are not
+_FORMS: dict[tuple[int, bool, int], re.Pattern] = {}
+
+
+def _form(base: int, signed: bool, max_digits: int) -> re.Pattern:
+    key = (base, signed, max_digits)
+    form = _FORMS.get(key)
+    if form is None:
+        prefix = "(?:0[xX])?" if base == 16 else ""
+        sign = "(-)?" if signed else "()"
+        form = _FORMS[key] = re.compile(f"[{_SPACE}]*{sign}{prefix}({_DIGITS[base]}{{1,{max_digits}}})[{_SPACE}]*")
+    return form
 
 
 def parse_int(text: str | None, *, base: int = 10, signed: bool = False, max_digits: int = MAX_DIGITS) -> int | None:
@@ -30,22 +39,19 @@ def parse_int(text: str | None, *, base: int = 10, signed: bool = False, max_dig
     """
     if text is None:
         return None
-    digits = text.strip(_SPACE)
-    negative = signed and digits.startswith("-")
-    if negative:
-        digits = digits[1:]
-    has_prefix = digits[:2] in ("0x", "0X")
     if base == 0:
-        if not has_prefix and len(digits) > 1 and digits.startswith("0"):
-            return None
-        base = 16 if has_prefix else 10
-    if base == 16 and has_prefix:
-        digits = digits[2:]
-    allowed = _DIGITS[base]
-    if not 0 < len(digits) <= max_digits or not all(c in allowed for c in digits):
+        body = text.strip(_SPACE).lstrip("-")
+        if body[:2] in ("0x", "0X"):
+            base = 16
+        elif len(body) > 1 and body.startswith("0"):
+            return None  # C would read it as octal
+        else:
+            base = 10
+    m = _form(base, signed, max_digits).fullmatch(text)
+    if m is None:
         return None
-    value = int(digits, base)
-    return -value if negative else value
+    value = int(m.group(2), base)
+    return -value if m.group(1) else value
 
 
 def parse_bool01(text: str | None) -> bool | None:

@@ -116,10 +116,11 @@ def empty_device(bdf: str) -> dict:
             "capabilities": config_space.unknown_capabilities(None)}  # until decorate() reads config
 
 
-def collect_one(rd: Reader, bdf: str) -> dict:
+def collect_one(rd: Reader, bdf: str, dev: dict | None = None) -> dict:
+    """The function's attributes, filled into `dev` (a fresh empty_device by default)."""
     base = device_dir(bdf)
     names = set(rd.listdir(base))
-    dev = empty_device(bdf)
+    dev = empty_device(bdf) if dev is None else dev
     for fname, key, digits in _ID_FILES:
         if fname not in names:
             if fname in _REQUIRED:
@@ -152,7 +153,8 @@ def collect(rd: Reader) -> list[dict]:
         if not is_bdf(name):
             rd.warn(f"{PCI_DEVICES}/{name}", "not a PCI address; skipped")
             continue
-        devices.append(rd.isolated(device_dir(name), "its attributes left unknown", empty_device(name),
-                                   collect_one, rd, name))
+        dev = empty_device(name)
+        # On a failure the device keeps what was read before it, and null for the rest.
+        devices.append(rd.isolated(device_dir(name), "its other attributes left unknown", dev, collect_one, rd, name, dev))
     sriov.cross_check(rd, devices)
     return devices
