@@ -9,7 +9,9 @@ Stdlib only (the agent installs with psutil alone). The contract with the server
 from __future__ import annotations
 
 import base64
+import heapq
 import http.client
+import itertools
 import json
 import logging
 import os
@@ -143,44 +145,75 @@ def proxy_from_environment(server: str) -> str | None:
     return url
 
 
+class _Watchdog:
+    """One daemon thread for all of a process's requests: expires each deadline when its time comes.
+    (A timer thread per request cost a thread start per request, which a thousand concurrent
+    clients in tests/ops/test_burst.py paid for.)"""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, Deadline]] = []
+        self._count = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: Deadline) -> None:
+        with self._cond:
+            heapq.heappush(self._due, (deadline.at, next(self._count), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fleet-agent request deadlines", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _at, _n, deadline = heapq.heappop(self._due)
+            deadline.expire()
+
+
+_WATCHDOG = _Watchdog()
+
+
 class Deadline:
     """One request's overall deadline. http.client's timeout bounds each socket operation only, so a
     server trickling a byte per timeout held `fleet-agent run` forever (issue 10 item 10). When the
-    deadline passes, a timer shuts the connection's socket down, whatever the request is doing then
+    deadline passes, the connection's socket is shut down, whatever the request is doing then
     (proxy CONNECT, TLS handshake, sending, reading): the blocked call returns at once. Name
     resolution before the connect is bounded by the system resolver only."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._at = time.monotonic() + seconds
+        self.at = time.monotonic() + seconds
         self._lock = threading.Lock()
         self._watched: list[socket.socket] = []
+        self._closed = False
         self.passed = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        _WATCHDOG.add(self)
 
     def remaining(self) -> float:
-        return max(0.001, self._at - time.monotonic())
+        return max(0.001, self.at - time.monotonic())
 
     @property
     def over(self) -> bool:
-        """Passed, whether the timer shut the socket or a socket timeout (never longer than what
+        """Passed, whether the socket was shut down or a socket timeout (never longer than what
         remained) tripped first."""
-        return self.passed or time.monotonic() >= self._at
+        return self.passed or time.monotonic() >= self.at
 
     def watch(self, sock: socket.socket) -> None:
         # A duplicate descriptor of the same socket: TLS wrapping detaches the original, and ours
-        # stays open until close(), so the timer can never shut down a descriptor reused meanwhile.
+        # stays open until close(), so a shutdown can never reach a descriptor reused meanwhile.
         with self._lock:
             self._watched.append(sock.dup())
             if self.passed:
                 self._shut()
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
-            self.passed = True
-            self._shut()
+            if not self._closed:
+                self.passed = True
+                self._shut()
 
     def _shut(self) -> None:
         for sock in self._watched:
@@ -190,8 +223,8 @@ class Deadline:
                 pass  # already closed by the peer
 
     def close(self) -> None:
-        self._timer.cancel()
         with self._lock:
+            self._closed = True
             for sock in self._watched:
                 sock.close()
             self._watched.clear()
@@ -257,7 +290,7 @@ class Client:
             })
             resp = conn.getresponse()
             data = resp.read(MAX_RESPONSE_BYTES)
-            if deadline.passed:  # the timer cut the answer short: its end may be missing
+            if deadline.passed:  # the answer was cut short: its end may be missing
                 raise TimeoutError
             return Response(resp.status, data, parse_retry_after(resp.getheader("Retry-After")),
                             location=resp.getheader("Location"))
