@@ -2,15 +2,29 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from . import __version__
+from .files import write_atomic
+from .http import DEFAULT_DEADLINE, Client, TokenFileError, proxy_from_environment, read_token, ssl_context
+from .integers import parse_int
+from .paths import Root
+from .push import Backoff, LoopConfig, Pusher, serve
+from .show import render
+from .snapshot import build, to_json
+from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, Spool, SpoolLocked
+
+log = logging.getLogger("agent.run")
+
+DEFAULT_SPOOL_DIR = "/var/lib/fleet-agent/spool"
 
 EXIT_FAILED = 1
 EXIT_BAD_ROOT = 2
+EXIT_USAGE = 2
 
 
 # What sysfs or procfs of any Linux since 2.6 holds; a partial capture keeps at least one.
@@ -21,10 +35,8 @@ class BadRoot(Exception):
     pass
 
 
-def check_root(path: str) -> "Root":
+def check_root(path: str) -> Root:
     """The root as a Root, or BadRoot when it cannot be a Linux tree (not a directory, or neither sys nor proc)."""
-    from .paths import Root
-
     p = Path(path)
     if not os.path.lexists(p):
         raise BadRoot(f"{path} does not exist")
@@ -39,25 +51,6 @@ def check_root(path: str) -> "Root":
     return Root.of(p)
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write beside the target and rename, so a reader never sees half a snapshot."""
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, str(target)) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _use_color(choice: str, stream) -> bool:
     if choice == "always":
         return True
@@ -67,48 +60,127 @@ def _use_color(choice: str, stream) -> bool:
 
 
 def _collect(args) -> int:
-    from .snapshot import build, to_json
-
     text = to_json(build(check_root(args.root)), pretty=args.pretty) + "\n"
     if args.output:
-        write_atomically(args.output, text)
+        write_atomic(args.output, text.encode("utf-8"))
     else:
         sys.stdout.write(text)
     return 0
 
 
 def _show(args) -> int:
-    from .show import render
-    from .snapshot import build
-
     doc = build(check_root(args.root))
     sys.stdout.write(render(doc, color=_use_color(args.color, sys.stdout)))
     return 0
 
 
-def _run(args) -> int:
-    from . import transport
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return value
 
-    return transport.run_command(args)
+
+def _positive_float(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = parse_int(text)
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def _add_run(sub) -> None:
     run = sub.add_parser("run", help="collect periodically and push to the fleet server")
-    try:
-        from . import transport
-    except ImportError as exc:
-        run.set_defaults(func=lambda _args: _missing_transport(exc))
-        return
-    transport.add_run_arguments(run)
+    run.add_argument("--server", required=True, help="base URL of the fleet server, e.g. https://fleet.example.net")
+    run.add_argument("--token-file", required=True,
+                     help="file holding this host's token (mode 0600; `manage.py host_token create HOST`)")
+    run.add_argument("--interval", type=_positive_float, default=60.0, help="seconds between collections (60)")
+    run.add_argument("--ca-file", help="PEM bundle to verify the server's certificate with (default: system CAs)")
+    run.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate (unsafe)")
+    run.add_argument("--client-cert", help="PEM client certificate for mutual TLS (optional; key inside or --client-key)")
+    run.add_argument("--client-key", help="PEM private key of --client-cert")
+    run.add_argument("--proxy", help="HTTP CONNECT proxy URL, http://[user:pass@]host:port "
+                     "(default: https_proxy/http_proxy from the environment, honouring no_proxy)")
+    run.add_argument("--root", default="/", help="filesystem root to read (/ on a live host, or a captured tree)")
+    run.add_argument("--spool-dir", default=os.environ.get("FLEET_AGENT_SPOOL_DIR", DEFAULT_SPOOL_DIR),
+                     help=f"where undelivered snapshots and the sequence counter live ({DEFAULT_SPOOL_DIR})")
+    run.add_argument("--spool-max", type=_positive_int, default=DEFAULT_MAX_FILES,
+                     help=f"most snapshots kept while the server is unreachable; the oldest go first ({DEFAULT_MAX_FILES})")
+    run.add_argument("--spool-max-bytes", type=_positive_int, default=DEFAULT_MAX_BYTES,
+                     help=f"most bytes kept in the spool ({DEFAULT_MAX_BYTES})")
+    run.add_argument("--once", action="store_true", help="collect and deliver once, then exit (1 if left spooled)")
+    run.add_argument("--max-iterations", type=_positive_int, help="stop after this many collections")
+    run.add_argument("--drain-timeout", type=_non_negative_float, default=0.0,
+                     help="with --once/--max-iterations: keep retrying the spool this many seconds before exiting")
+    run.add_argument("--timeout", type=_positive_float, default=DEFAULT_DEADLINE,
+                     help="overall deadline of one HTTP request, in seconds: connect, proxy, TLS, sending and the "
+                          f"whole answer ({DEFAULT_DEADLINE:g})")
+    run.add_argument("--backoff-base", type=_positive_float, default=1.0, help="first retry delay ceiling, seconds (1)")
+    run.add_argument("--backoff-max", type=_positive_float, default=300.0, help="largest retry delay, seconds (300)")
+    run.add_argument("--auth-retry", type=_positive_float, default=300.0,
+                     help="seconds to wait after the server refused the token (300)")
     run.set_defaults(func=_run)
 
 
-def _missing_transport(exc: ImportError) -> int:
-    print(f"fleet-agent: run is not available in this install (agent.transport: {exc})", file=sys.stderr)
-    return EXIT_FAILED
+def _pusher(args) -> Pusher:
+    """The loop `run`'s arguments describe; raises TokenFileError, ValueError, SpoolLocked or OSError."""
+    read_token(args.token_file)  # refuse an unusable token file before touching anything else
+    context = None
+    if args.server.startswith("https:"):
+        try:
+            context = ssl_context(ca_file=args.ca_file, insecure=args.insecure,
+                                  client_cert=args.client_cert, client_key=args.client_key)
+        except OSError as exc:  # ssl.SSLError is an OSError too
+            raise ValueError(f"cannot load the TLS files (--ca-file/--client-cert/--client-key): "
+                             f"{exc.strerror or exc}") from None
+    client = Client(args.server, token_file=args.token_file, timeout=args.timeout, context=context,
+                    proxy=args.proxy or proxy_from_environment(args.server))
+    try:
+        spool = Spool(args.spool_dir, max_files=args.spool_max, max_bytes=args.spool_max_bytes)
+        spool.lock()
+    except OSError as exc:
+        raise OSError(f"cannot use spool directory {args.spool_dir}: {exc.strerror or exc}") from None
+    config = LoopConfig(root=Root.of(args.root), interval=args.interval, once=args.once,
+                        max_iterations=args.max_iterations, drain_timeout=args.drain_timeout,
+                        auth_retry=args.auth_retry)
+    return Pusher(config, spool=spool, client=client, backoff=Backoff(base=args.backoff_base, cap=args.backoff_max))
 
 
-def build_parser(*, with_run_arguments: bool = True) -> argparse.ArgumentParser:
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=os.environ.get("FLEET_AGENT_LOG_LEVEL", "INFO"),
+                            format="%(asctime)s %(levelname)s fleet-agent: %(message)s")
+
+
+def _run(args) -> int:
+    """`fleet-agent run`: 0 all delivered, 1 left spooled, 2 a configuration error (systemd does not restart)."""
+    _configure_logging()
+    try:
+        pusher = _pusher(args)
+    except (TokenFileError, ValueError, SpoolLocked, OSError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    return serve(pusher)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleet-agent", description="IOMMU Fleet host agent")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{collect,show,run}")
@@ -125,17 +197,13 @@ def build_parser(*, with_run_arguments: bool = True) -> argparse.ArgumentParser:
                       help="colour: auto (on a terminal, unless NO_COLOR is set), always, never")
     show.set_defaults(func=_show)
 
-    if with_run_arguments:
-        _add_run(sub)
-    else:
-        sub.add_parser("run", help="collect periodically and push to the fleet server")
+    _add_run(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # The transport is imported only when `run` is asked for: collect/show work without it.
-    args = build_parser(with_run_arguments=argv[:1] == ["run"]).parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except BadRoot as exc:

@@ -11,12 +11,11 @@ without the server, so it cannot import that one.
 """
 from __future__ import annotations
 
+from .bdf import short_bdf, slot_of
+from .topology import upstream
+
 ACS_REQUIRED = ("sv", "rr", "cr", "uf")
 _PORTS = {"root_port": "root port", "downstream_port": "switch downstream port"}
-
-
-def short(bdf: str) -> str:
-    return bdf[5:] if bdf.startswith("0000:") else bdf
 
 
 def and_list(items: list[str]) -> str:
@@ -50,21 +49,11 @@ def acs_gap(device: dict) -> str | None:
     return f"ACS without {'/'.join(missing)} enabled" if missing else None
 
 
-def _upstream(bdf: str, by_bdf: dict[str, dict]) -> list[str]:
-    chain, seen = [], {bdf}
-    parent = (by_bdf.get(bdf) or {}).get("parent")
-    while parent and parent not in seen:
-        seen.add(parent)
-        chain.append(parent)
-        parent = (by_bdf.get(parent) or {}).get("parent")
-    return chain
-
-
 def _legacy_bridge(bdf: str, by_bdf: dict[str, dict]) -> str | None:
     """The nearest bridge above `bdf` that turns PCIe into conventional PCI, if `bdf` is conventional."""
     if not is_conventional(by_bdf.get(bdf) or {}):
         return None
-    for up in _upstream(bdf, by_bdf):
+    for up in upstream(bdf, by_bdf):
         device = by_bdf.get(up) or {}
         if port_type(device) == "pcie_to_pci_bridge" or (device.get("is_bridge") and is_conventional(device)):
             return up
@@ -84,33 +73,33 @@ def group_reasons(members: list[str], by_bdf: dict[str, dict]) -> list[str]:
         if bridge:
             behind.setdefault(bridge, []).append(bdf)
     for bridge, below in sorted(behind.items()):
-        names = and_list([short(b) for b in below])
+        names = and_list([short_bdf(b) for b in below])
         itself = " (in this group too)" if bridge in members else ""
-        reasons.append(f"{names} sit behind PCIe-to-PCI bridge {short(bridge)}{itself}: conventional PCI cannot "
+        reasons.append(f"{names} sit behind PCIe-to-PCI bridge {short_bdf(bridge)}{itself}: conventional PCI cannot "
                        "be isolated, its DMA carries the bridge's requester ID")
         explained.update(below + ([bridge] if bridge in members else []))
 
     slots: dict[str, list[str]] = {}
     for bdf in members:
         if bdf not in explained:
-            slots.setdefault(bdf.rsplit(".", 1)[0], []).append(bdf)
+            slots.setdefault(slot_of(bdf), []).append(bdf)
     for slot, functions in sorted(slots.items()):
         gaps = {gap for b in functions if (gap := acs_gap(by_bdf.get(b) or {}))}
         if len(functions) > 1 and gaps:
-            reasons.append(f"{and_list([short(b) for b in functions])} are functions of one multi-function device "
-                           f"{short(slot)} with {' / '.join(sorted(gaps))}: the kernel cannot keep them apart")
+            reasons.append(f"{and_list([short_bdf(b) for b in functions])} are functions of one multi-function device "
+                           f"{short_bdf(slot)} with {' / '.join(sorted(gaps))}: the kernel cannot keep them apart")
             explained.update(functions)
 
     ports: dict[str, str] = {}
     for bdf in members:
         if bdf in explained:
             continue
-        for up in _upstream(bdf, by_bdf):
+        for up in upstream(bdf, by_bdf):
             device = by_bdf.get(up) or {}
             kind = _PORTS.get(port_type(device) or "")
             gap = acs_gap(device) if kind else None
             if gap:
-                ports.setdefault(up, f"{kind} {short(up)} has {gap}: devices below it are not isolated from "
+                ports.setdefault(up, f"{kind} {short_bdf(up)} has {gap}: devices below it are not isolated from "
                                      "each other or from its peers")
                 explained.add(bdf)
     reasons += [ports[p] for p in sorted(ports)]
@@ -118,7 +107,7 @@ def group_reasons(members: list[str], by_bdf: dict[str, dict]) -> list[str]:
     rest = [b for b in members if b not in explained]
     if rest and (len(rest) > 1 or not reasons):
         unknown = any(_caps(by_bdf.get(b) or {}).get("acs") is None for b in rest)
-        reasons.append(f"config space does not show why {and_list([short(b) for b in rest])} are grouped"
+        reasons.append(f"config space does not show why {and_list([short_bdf(b) for b in rest])} are grouped"
                        + (" (some ACS state unknown: run as root)" if unknown else
                           ": a platform quirk or firmware decides"))
     return reasons

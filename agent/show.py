@@ -7,11 +7,13 @@ drive the terminal.
 """
 from __future__ import annotations
 
-import re
-
+from .bdf import short_bdf
 from .drivers import is_host_dma_driver, is_uio_driver, is_userspace_driver
 from .explain import group_reasons
+from .integers import parse_int
+from .kernel import DMA_OWNERSHIP_SINCE, kernel_tuple
 from .terminal import clean
+from .topology import upstream
 
 # PCI class names (PCI Code and ID Assignment spec), by class+subclass then by base class.
 CLASS_NAMES = {
@@ -59,10 +61,6 @@ def class_name(code: str | None) -> str:
         return "unknown class"
     code = code.lower()
     return CLASS_NAMES.get(code[:4]) or BASE_CLASS_NAMES.get(code[:2]) or f"class {clean(code)}"
-
-
-def short_bdf(bdf: str) -> str:
-    return bdf[5:] if bdf.startswith("0000:") else bdf
 
 
 class _Painter:
@@ -122,13 +120,7 @@ def _owner(device: dict, holders: list[dict], paint: _Painter, domains: list[dic
 
 
 def _bridge_path(device: dict, by_bdf: dict[str, dict]) -> str:
-    chain, seen = [], set()
-    parent = device.get("parent")
-    while parent and parent not in seen:
-        seen.add(parent)
-        chain.append(short_bdf(clean(parent)))
-        parent = (by_bdf.get(parent) or {}).get("parent")
-    return " › ".join(reversed(chain))
+    return " › ".join(short_bdf(clean(b)) for b in reversed(upstream(device.get("bdf"), by_bdf)))
 
 
 def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dict]], *,
@@ -212,17 +204,12 @@ def _device_line(d: dict, by_bdf: dict, owners: dict, paint: _Painter, assigned:
     return out
 
 
-def kernel_version(release: str | None) -> tuple[int, int] | None:
-    m = re.match(r"([0-9]+)\.([0-9]+)", release or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
 def node_flags(group_id, nodes: list[dict], holders: list[dict]) -> list[tuple[str, str]]:
     """Device-node permission problems for one group (DOMAIN.md device-node-permissions)."""
     flags = []
     mine = [n for n in nodes if n.get("group") == group_id and n.get("kind") in ("group", "noiommu_group")]
     for node in mine:
-        mode = int(node.get("mode") or "0", 8)
+        mode = parse_int(node.get("mode"), base=8) or 0
         path = clean(node.get("path"))
         if mode & 0o066:
             flags.append(("red", f"{path} is mode {clean(node.get('mode'))}: users other than its owner can open it"))
@@ -256,8 +243,8 @@ def _header(doc: dict, state: str, state_color: str, paint: _Painter) -> list[st
     assigned = [d for d in devices if is_userspace_driver(d.get("driver"))] or doc.get("holders")
     if state == "off" and assigned:
         out.append(paint("! IOMMU off while devices are assigned to userspace: nothing isolates their DMA", "red"))
-    version = kernel_version(host.get("kernel"))
-    if assigned and version is not None and version < (5, 19):
+    version = kernel_tuple(host.get("kernel"))
+    if assigned and version is not None and version < DMA_OWNERSHIP_SINCE:
         out.append(paint("! kernel before 5.19 with assigned devices: a host driver binding into an assigned "
                          "group crashes the host", "yellow"))
     flags = host.get("cmdline_flags") or {}

@@ -19,6 +19,7 @@ except ImportError:  # pragma: no cover - depends on the install
     orjson = None
 
 from . import __version__
+from .collectors import config_space, groups, holders, host, iommu_units, libvirt, mdev, pasid, pci, vfio
 from .paths import Root
 from .sysfs import Reader, Warnings
 
@@ -34,31 +35,26 @@ VOLATILE = {
 VOLATILE_HOLDER_FIELDS = ("start_time", "vm_pinned_kb")
 
 
-def _guard(name: str, warnings: Warnings, fallback: Any, fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except Exception as exc:  # noqa: BLE001 - one collector must never abort the snapshot
-        warnings.add(f"collector {name}", f"failed ({exc.__class__.__name__}: {exc}); section left empty")
-        return fallback
-
-
 def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
     """Collect every subsystem under `root` into one snapshot document."""
-    from .collectors import config_space, groups, holders, host, iommu_units, libvirt, mdev, pasid, pci, vfio
-
     warnings = Warnings()
     rd = Reader(root, warnings)
-    host_facts = _guard("host", warnings, host.empty(), lambda: host.collect(rd))
-    units = _guard("iommu_units", warnings, [], lambda: iommu_units.collect(rd, host_facts.get("kernel")))
-    devices = _guard("pci", warnings, [], lambda: pci.collect(rd))
-    _guard("config_space", warnings, None, lambda: config_space.decorate(rd, devices))
-    group_list = _guard("groups", warnings, [], lambda: groups.collect(rd, devices, units, host_facts.get("kernel")))
-    vfio_facts = _guard("vfio", warnings, vfio.empty(), lambda: vfio.collect(rd, devices, group_list))
-    libvirt_facts = _guard("libvirt", warnings, libvirt.empty(), lambda: libvirt.collect(rd))
-    holder_list = _guard("holders", warnings, [],
+
+    def _guard(name: str, fallback: Any, fn: Callable[[], Any]) -> Any:
+        # The last resort: collectors isolate their items, so this only catches what nobody foresaw.
+        return rd.isolated(f"collector {name}", "section left empty", fallback, fn)
+
+    host_facts = _guard("host", host.empty(), lambda: host.collect(rd))
+    units = _guard("iommu_units", [], lambda: iommu_units.collect(rd, host_facts.get("kernel")))
+    devices = _guard("pci", [], lambda: pci.collect(rd))
+    _guard("config_space", None, lambda: config_space.decorate(rd, devices))
+    group_list = _guard("groups", [], lambda: groups.collect(rd, devices, units, host_facts.get("kernel")))
+    vfio_facts = _guard("vfio", vfio.empty(), lambda: vfio.collect(rd, devices, group_list))
+    libvirt_facts = _guard("libvirt", libvirt.empty(), lambda: libvirt.collect(rd))
+    holder_list = _guard("holders", [],
                          lambda: holders.collect(rd, devices, group_list, vfio_facts, libvirt_facts))
-    mdevs, mdev_parents = _guard("mdev", warnings, ([], []), lambda: mdev.collect(rd))
-    pasid_facts = _guard("pasid", warnings, {"idxd": [], "users": []}, lambda: pasid.collect(rd, devices))
+    mdevs, mdev_parents = _guard("mdev", ([], []), lambda: mdev.collect(rd))
+    pasid_facts = _guard("pasid", {"idxd": [], "users": []}, lambda: pasid.collect(rd, devices))
 
     real_groups = [g for g in group_list if g.get("name") != "vfio-noiommu"]
     doc = {

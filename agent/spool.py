@@ -28,6 +28,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .files import fsync_dir, write_atomic
+from .integers import parse_int
+
 log = logging.getLogger("agent.spool")
 
 DEFAULT_MAX_FILES = 1000
@@ -35,7 +38,7 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 # Rejected bodies are only for support; keep the latest few so a misbehaving agent cannot fill the disk.
 KEEP_REJECTED = 50
 
-_NAME = re.compile(r"^(\d{1,20})-([0-9a-f]{64})\.json\.gz$")
+_NAME = re.compile(r"^([0-9]{1,20})-([0-9a-f]{64})\.json\.gz$")
 
 
 class SpoolLocked(RuntimeError):
@@ -59,31 +62,6 @@ class Entry:
 
     def body(self) -> bytes:
         return self.path.read_bytes()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Write `data` to `path` so that readers see the old content or all of the new."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
 
 
 class Spool:
@@ -176,7 +154,7 @@ class Spool:
         for name in names:
             m = _NAME.match(name)
             if m:
-                out.append(Entry(int(m.group(1)), m.group(2), directory / name))
+                out.append(Entry(parse_int(m.group(1)), m.group(2), directory / name))
         return sorted(out)
 
     def pending(self) -> list[Entry]:
@@ -210,7 +188,7 @@ class Spool:
         note = {"seq": entry.seq, "content_hash": entry.content_hash, "status": status, "errors": errors}
         write_atomic(target.with_name(target.name[: -len(".json.gz")] + ".errors.json"),
                      json.dumps(note, indent=1, default=str).encode())
-        _fsync_dir(self.pending_dir)
+        fsync_dir(self.pending_dir)
         for old in self._scan(self.rejected_dir)[:-KEEP_REJECTED]:
             self._remove(old.path)
             self._remove(old.path.with_name(old.path.name[: -len(".json.gz")] + ".errors.json"))

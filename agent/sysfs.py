@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Callable, TypeVar
 
+from .integers import parse_int
 from .paths import Root
 
 T = TypeVar("T")
@@ -89,6 +90,28 @@ class Reader:
             self.warn(kernel_path, "empty")
             return fallback
         return text
+
+    def integer(self, kernel_path: str, text: str | None, *, what: str = "an integer", **form: Any) -> int | None:
+        """`text`, read from `kernel_path`, as an integer in the file's format (`integers.parse_int`
+        arguments); None with a warning naming the file when it is not one."""
+        value = parse_int(text, **form)
+        if text is not None and value is None:
+            self.warn(kernel_path, f"not {what} ({text[:40]!r})")
+        return value
+
+    def read_int(self, kernel_path: str, *, missing_ok: bool = False, what: str = "an integer",
+                 **form: Any) -> int | None:
+        return self.integer(kernel_path, self.text(kernel_path, missing_ok=missing_ok), what=what, **form)
+
+    def isolated(self, label: str, lost: str, fallback: T, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)`, or `fallback` with a warning when it raises: a bug met on one item costs that
+        item (`lost` says what), never its section. Parsers do not raise on bad input; this is the
+        guard for what nobody foresaw."""
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            self.warn(label, f"failed ({exc.__class__.__name__}: {exc}); {lost}")
+            return fallback
 
     def binary(self, kernel_path: str, limit: int = 4096, *, missing_ok: bool = False) -> bytes | None:
         p = self.root.fspath(kernel_path)

@@ -5,8 +5,7 @@ A kernel never writes a module parameter, a work-queue mode or a VM name of kilo
 """
 from __future__ import annotations
 
-import re
-
+from ..bdf import is_bdf
 from ..sysfs import Reader
 
 NAME_MAX = 4096  # the schema's limit for names and short attributes
@@ -21,21 +20,9 @@ def bounded(rd: Reader, kernel_path: str, value: str | None, limit: int = NAME_M
     return value
 
 
-_FULL_BDF = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
-
-
 def full_bdf(rd: Reader, kernel_path: str, value: str | None) -> str | None:
     """A link name that must be a PCI function (`0000:02:00.0`); anything else is warned about and unknown."""
-    if value is not None and not _FULL_BDF.match(value):
+    if value is not None and not is_bdf(value):
         rd.warn(kernel_path, f"expected a PCI address, found {value[:64]!r}")
         return None
     return value
-
-
-def decimal(text: str | None) -> int | None:
-    """A non-negative decimal integer, or None. ASCII digits only: str.isdigit() also accepts `²`,
-    which int() then refuses."""
-    if text is None:
-        return None
-    text = text.strip()
-    return int(text) if text.isascii() and text.isdigit() else None

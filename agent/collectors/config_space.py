@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 
 from ..sysfs import Reader
-from . import pci
+from .pci_files import LINK_FILES, device_dir
 
 CONFIG_MAX = 4096
 HEADER_BYTES = 64
@@ -195,8 +195,8 @@ def _check_link_files(rd: Reader, dev: dict) -> None:
     """The kernel gives every PCIe function its link files (pcie_dev_attrs); a PCIe function without
     them is a damaged tree. Only consulted when a value is missing, so an intact tree costs nothing."""
     link = dev.get("link") or {}
-    for fname, key in pci.LINK_FILES:
-        path = f"{pci.PCI_DEVICES}/{dev['bdf']}/{fname}"
+    for fname, key in LINK_FILES:
+        path = f"{device_dir(dev['bdf'])}/{fname}"
         if link.get(key) is None and not rd.exists(path):
             rd.warn(path, "missing, though config space shows a PCIe capability")
 
@@ -204,22 +204,27 @@ def _check_link_files(rd: Reader, dev: dict) -> None:
 def decorate(rd: Reader, devices: list[dict]) -> None:
     """Sets `capabilities`, `header_type`, `multifunction` and `is_bridge` on each device in place."""
     for dev in devices:
-        path = f"{pci.PCI_DEVICES}/{dev['bdf']}/config"
-        config = rd.binary(path, CONFIG_MAX)
-        if config is None:
-            dev["capabilities"] = unknown_capabilities(None)
-            dev["is_bridge"] = _bridge_from_class(dev)
-            continue
-        decoded = decode(config)
-        dev.update(decoded)
-        caps = decoded["capabilities"]
-        if len(config) <= HEADER_BYTES:
-            rd.warn(path, f"config space cut to {len(config)} bytes (not root): capabilities unknown")
-        elif caps["pcie"] is None:
-            rd.warn(path, f"config space cut to {len(config)} bytes: capabilities unknown")
-        elif caps["acs"] is None:
-            rd.warn(path, f"extended config space unreadable ({len(config)} bytes): extended capabilities unknown")
-        ht = decoded["header_type"]
-        dev["is_bridge"] = ht in ("bridge", "cardbus") if ht is not None else _bridge_from_class(dev)
-        if (caps["pcie"] or {}).get("present"):
-            _check_link_files(rd, dev)
+        rd.isolated(f"{device_dir(dev['bdf'])}/config", "its capabilities left unknown", None,
+                    _decorate_one, rd, dev)
+
+
+def _decorate_one(rd: Reader, dev: dict) -> None:
+    path = f"{device_dir(dev['bdf'])}/config"
+    config = rd.binary(path, CONFIG_MAX)
+    if config is None:
+        dev["capabilities"] = unknown_capabilities(None)
+        dev["is_bridge"] = _bridge_from_class(dev)
+        return
+    decoded = decode(config)
+    dev.update(decoded)
+    caps = decoded["capabilities"]
+    if len(config) <= HEADER_BYTES:
+        rd.warn(path, f"config space cut to {len(config)} bytes (not root): capabilities unknown")
+    elif caps["pcie"] is None:
+        rd.warn(path, f"config space cut to {len(config)} bytes: capabilities unknown")
+    elif caps["acs"] is None:
+        rd.warn(path, f"extended config space unreadable ({len(config)} bytes): extended capabilities unknown")
+    ht = decoded["header_type"]
+    dev["is_bridge"] = ht in ("bridge", "cardbus") if ht is not None else _bridge_from_class(dev)
+    if (caps["pcie"] or {}).get("present"):
+        _check_link_files(rd, dev)

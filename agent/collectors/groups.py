@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 import re
 
+from ..bdf import is_bdf
+from ..integers import parse_int
+from ..kernel import kernel_tuple
 from ..sysfs import Reader
-from . import pci
-from .iommu_units import CLASS_IOMMU, kernel_tuple
+from .iommu_units import CLASS_IOMMU
+from .pci_files import device_dir
 
 GROUPS = "/sys/kernel/iommu_groups"
 _REGION_RE = re.compile(r"^(0x[0-9a-fA-F]+)\s+(0x[0-9a-fA-F]+)\s+(\S+)$")
@@ -53,7 +56,7 @@ def _read_group(rd: Reader, gid: int, kernel: tuple[int, int] | None) -> dict:
             rd.warn(f"{base}/reserved_regions", f"{len(bad)} unparsable line(s), first {bad[0][:60]!r}")
     members = []
     for name in rd.listdir(f"{base}/devices"):
-        if pci.is_bdf(name):
+        if is_bdf(name):
             _check_member_link(rd, f"{base}/devices/{name}", name)
             members.append(name)
         else:
@@ -88,10 +91,10 @@ def _check_listed_members(rd: Reader, groups: dict[int, dict], by_bdf: dict[str,
             if dev is None:
                 rd.warn(f"{GROUPS}/{gid}/devices/{bdf}", "member not in /sys/bus/pci/devices")
             elif dev["iommu_group"] is None:
-                rd.warn(f"{pci.PCI_DEVICES}/{bdf}/iommu_group", f"missing; group {gid} taken from {GROUPS}")
+                rd.warn(f"{device_dir(bdf)}/iommu_group", f"missing; group {gid} taken from {GROUPS}")
                 dev["iommu_group"] = gid
             elif dev["iommu_group"] != gid:
-                rd.warn(f"{pci.PCI_DEVICES}/{bdf}/iommu_group",
+                rd.warn(f"{device_dir(bdf)}/iommu_group",
                         f"link says group {dev['iommu_group']} but {GROUPS}/{gid} lists it; using {gid}")
                 dev["iommu_group"] = gid
     return listed
@@ -133,7 +136,7 @@ def _check_unit_links(rd: Reader, units: list[dict], by_bdf: dict[str, dict]) ->
             listed[bdf] = unit["name"]
             dev = by_bdf.get(bdf)
             if dev is not None and dev.get("iommu_unit") is None:
-                rd.warn(f"{pci.PCI_DEVICES}/{bdf}/iommu", f"missing, though {CLASS_IOMMU}/{unit['name']}/devices lists "
+                rd.warn(f"{device_dir(bdf)}/iommu", f"missing, though {CLASS_IOMMU}/{unit['name']}/devices lists "
                                                           "the device; unit taken from there")
                 dev["iommu_unit"] = unit["name"]
     names = {u.get("name") for u in units}
@@ -154,10 +157,15 @@ def collect(rd: Reader, devices: list[dict], units: list[dict], kernel: str | No
         linked = any(d.get("iommu_group") is not None for d in devices)
         rd.warn(GROUPS, "missing; membership taken from the devices' iommu_group links" if linked else "missing")
     for name in rd.listdir(GROUPS, missing_ok=True):
-        if not name.isdigit():
+        gid = parse_int(name)
+        if gid is None:
             rd.warn(f"{GROUPS}/{name}", "not a group number; skipped")
             continue
-        groups[int(name)] = _read_group(rd, int(name), kernel_tuple(kernel))
+        if name != str(gid):  # `014`: no kernel writes it, and it would alias group 14
+            rd.warn(f"{GROUPS}/{name}", f"not how the kernel names group {gid}; skipped")
+            continue
+        groups[gid] = rd.isolated(f"{GROUPS}/{name}", "its attributes left unknown", _empty_group(gid),
+                                  _read_group, rd, gid, kernel_tuple(kernel))
 
     listed = _check_listed_members(rd, groups, by_bdf)
     _add_link_only_members(rd, groups, devices, listed, groups_dir_present)

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 from datetime import datetime, timezone
 
+import psutil
+
+from ..bdf import parse_bdf
+from ..integers import parse_int
 from ..sysfs import Reader
-from .bounds import ARG_MAX, CMDLINE_ARGS_MAX, bounded, decimal
+from .bounds import ARG_MAX, CMDLINE_ARGS_MAX, bounded
 
 VFIO_DEVICE_FD = "anon_inode:[vfio-device]"
 MAX_CMDLINE = 256 * 1024
 
-_BDF = re.compile(r"^(?:([0-9a-fA-F]{1,8}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7])$")
-_HELD_GROUP = re.compile(r"^/dev/vfio/(?:noiommu-)?([0-9]+)$")
+_HELD_GROUP = re.compile(r"^/dev/vfio/(?:noiommu-)?([0-9]{1,10})$")
 _SCOPE = re.compile(r"machine-(.+)\.scope$")
 _QEMU_SCOPE_PREFIX = re.compile(r"^qemu-[0-9]+-")
 _HEX_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
@@ -30,15 +34,6 @@ def is_held_node(target: str) -> bool:
     """An fd target that gives DMA-capable access: VFIO group/container/device, iommufd or UIO."""
     return (target.startswith("/dev/vfio/") or target == "/dev/iommu" or target == VFIO_DEVICE_FD
             or re.match(r"^/dev/uio[0-9]+$", target) is not None)
-
-
-def normalize_bdf(text: str) -> str | None:
-    """`02:00.0` -> `0000:02:00.0`; full forms lowercased; None for anything else."""
-    m = _BDF.match(text.strip())
-    if not m:
-        return None
-    domain, bus, dev, fn = m.groups()
-    return f"{(domain or '0').lower().zfill(4)}:{bus.lower()}:{dev.lower()}.{fn}"
 
 
 def parse_cmdline(raw: bytes) -> list[str]:
@@ -61,13 +56,15 @@ def parse_status(text: str) -> dict:
 
 
 def status_uid(status: dict) -> int | None:
+    """The real uid: the first of `Uid:`'s four numbers."""
     first = (status.get("Uid") or "").split()[:1]
-    return decimal(first[0]) if first else None
+    return parse_int(first[0]) if first else None
 
 
 def status_kb(status: dict, key: str) -> int | None:
+    """`VmPin:\t  2048 kB` -> 2048."""
     parts = (status.get(key) or "").split()
-    return decimal(parts[0]) if parts else None
+    return parse_int(parts[0]) if len(parts) == 2 and parts[1] == "kB" else None
 
 
 def qemu_options(value: str) -> list[str]:
@@ -106,7 +103,7 @@ def qemu_vfio_hosts(argv: list[str]) -> list[str]:
         if value.lstrip().startswith("{"):
             try:
                 spec = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):  # any user can start a process with `[[[[…` in its argv
                 continue
             if not isinstance(spec, dict) or not str(spec.get("driver", "")).startswith("vfio-pci"):
                 continue
@@ -119,7 +116,7 @@ def qemu_vfio_hosts(argv: list[str]) -> list[str]:
                 continue
             host, sysfsdev = props.get("host"), props.get("sysfsdev")
         for candidate in (host, str(sysfsdev).rstrip("/").rsplit("/", 1)[-1] if sysfsdev else None):
-            bdf = normalize_bdf(candidate) if isinstance(candidate, str) else None
+            bdf = parse_bdf(candidate) if isinstance(candidate, str) else None
             if bdf:
                 found.append(bdf)
     return sorted(set(found))
@@ -135,7 +132,7 @@ def dpdk_allowed(argv: list[str]) -> list[str]:
     eal = _eal_args(argv)
     values = _option_values(eal, ("-a", "--allow", "-w", "--pci-whitelist"))
     values += [a[2:] for a in eal if len(a) > 2 and a[:2] in ("-a", "-w") and not a.startswith("--") and a[2] != "="]
-    found = {normalize_bdf(v.split(",", 1)[0]) for v in values}
+    found = {parse_bdf(v.split(",", 1)[0]) for v in values}
     return sorted(b for b in found if b)
 
 
@@ -166,8 +163,9 @@ def parse_passwd(text: str) -> dict[int, str]:
     users = {}
     for line in text.splitlines():
         fields = line.split(":")
-        if len(fields) >= 3 and decimal(fields[2]) is not None:
-            users.setdefault(decimal(fields[2]), fields[0])
+        uid = parse_int(fields[2]) if len(fields) >= 3 else None
+        if uid is not None:
+            users.setdefault(uid, fields[0])
     return users
 
 
@@ -191,7 +189,7 @@ def holder_kind(name: str, argv: list[str]) -> str:
 
 # ---- reading ------------------------------------------------------------------------------
 
-def _held_fds(rd: Reader, pid: str) -> tuple[list[tuple[str, str]], bool]:
+def _held_fds(rd: Reader, pid: int) -> tuple[list[tuple[str, str]], bool]:
     """(fd, target) pairs that matter, and whether the fd directory was unreadable for permissions."""
     fd_dir = rd.root.path(f"/proc/{pid}/fd")
     try:
@@ -229,8 +227,6 @@ def _user(rd: Reader, uid: int | None, users: dict[int, str]) -> str | None:
     if uid is None:
         return None
     if rd.root.is_live:
-        import pwd
-
         try:
             return pwd.getpwuid(uid).pw_name
         except KeyError:
@@ -240,9 +236,7 @@ def _user(rd: Reader, uid: int | None, users: dict[int, str]) -> str | None:
 
 def _start_time(rd: Reader, pid: int) -> str | None:
     if not rd.root.is_live:
-        return None
-    import psutil  # only on a live host: a captured root's pids are not this machine's
-
+        return None  # a captured root's pids are not this machine's
     try:
         created = psutil.Process(pid).create_time()
     except (psutil.Error, OSError):
@@ -250,7 +244,7 @@ def _start_time(rd: Reader, pid: int) -> str | None:
     return datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: dict[int, list[str]],
+def _holder(rd: Reader, pid: int, held: list[tuple[str, str]], group_members: dict[int, list[str]],
             node_device: dict[str, str], users: dict[int, str], domain: dict | None = None) -> dict:
     base = f"/proc/{pid}"
     status = parse_status(rd.text(f"{base}/status", ""))
@@ -273,11 +267,15 @@ def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: di
     if "Name" not in status:
         rd.warn(f"{base}/status", "no Name: line")
     uid = status_uid(status)
+    pinned = status_kb(status, "VmPin")
+    for key, value in (("Uid", uid), ("VmPin", pinned)):
+        if key in status and value is None:
+            rd.warn(f"{base}/status", f"{key}: line not understood ({status[key][:40]!r})")
     cgroup_text = rd.text(f"{base}/cgroup", "", missing_ok=True)
     kind = holder_kind(name, argv)
 
     nodes = sorted({t for _, t in held if t.startswith("/dev/")})
-    groups = sorted({int(m.group(1)) for t in nodes if (m := _HELD_GROUP.match(t))})
+    groups = sorted({parse_int(m.group(1)) for t in nodes if (m := _HELD_GROUP.match(t))})
     devices = set()
     if kind == "qemu":
         devices.update(qemu_vfio_hosts(argv))
@@ -289,7 +287,7 @@ def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: di
     for fd, target in held:
         if target == VFIO_DEVICE_FD:
             syspath = fdinfo_syspath(rd.text(f"{base}/fdinfo/{fd}", "", missing_ok=True))
-            bdf = normalize_bdf(syspath.rstrip("/").rsplit("/", 1)[-1]) if syspath else None
+            bdf = parse_bdf(syspath.rstrip("/").rsplit("/", 1)[-1]) if syspath else None
             if bdf:
                 devices.add(bdf)
 
@@ -302,7 +300,7 @@ def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: di
         or bounded(rd, f"{base}/cgroup", cgroup_vm(cgroup_text))
     workload = bounded(rd, f"{base}/cmdline", dpdk_file_prefix(argv) if kind == "dpdk" else None) or vm
     return {
-        "pid": int(pid),
+        "pid": pid,
         "name": name,
         "user": _user(rd, uid, users),
         "uid": uid,
@@ -315,26 +313,30 @@ def _holder(rd: Reader, pid: str, held: list[tuple[str, str]], group_members: di
         "vm": vm,
         "workload": workload,
         "cgroup": cgroup_path(cgroup_text),
-        "vm_pinned_kb": status_kb(status, "VmPin"),
-        "start_time": _start_time(rd, int(pid)),
+        "vm_pinned_kb": pinned,
+        "start_time": _start_time(rd, pid),
     }
 
 
 def collect(rd: Reader, devices: list[dict], groups: list[dict], vfio: dict,
             libvirt: dict | None = None) -> list[dict]:
     """`libvirt` is the libvirt collector's section: a holder whose pid a live domain names gets that VM."""
-    pids = [p for p in rd.listdir("/proc") if decimal(p) is not None]
+    # Only the kernel's spelling of a pid (`0123` would alias 123).
+    pids = sorted(pid for name in rd.listdir("/proc") if (pid := parse_int(name)) is not None and name == str(pid))
     by_pid = {d["pid"]: d for d in (libvirt or {}).get("domains", []) if d.get("pid") is not None}
     group_members = {g["id"]: list(g.get("devices") or []) for g in groups if isinstance(g.get("id"), int)}
     node_device = {n["path"]: n["device"] for n in vfio.get("nodes", []) if n.get("device")}
     users = None
     holders, unreadable = [], 0
-    for pid in sorted(pids, key=int):
+    for pid in pids:
         held, denied = _held_fds(rd, pid)
         unreadable += denied
         if held:
             users = _user_names(rd) if users is None else users
-            holders.append(_holder(rd, pid, held, group_members, node_device, users, by_pid.get(int(pid))))
+            holder = rd.isolated(f"/proc/{pid}", "this holder left out", None, _holder, rd, pid, held, group_members,
+                                 node_device, users, by_pid.get(pid))
+            if holder is not None:
+                holders.append(holder)
     if unreadable:
         # One line, not one per pid: as non-root most of /proc is someone else's.
         whose = "1 process's fd directory" if unreadable == 1 else f"{unreadable} processes' fd directories"

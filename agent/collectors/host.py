@@ -1,9 +1,11 @@
 """Host facts: names, kernel, command line and its IOMMU-relevant flags, taint, DMI, psutil facts."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
+import psutil
+
+from ..kernel import release_from_version_line
 from ..sysfs import Reader
 
 DMI_DIR = "/sys/class/dmi/id"
@@ -11,7 +13,6 @@ DMI_DIR = "/sys/class/dmi/id"
 DMI_FIELDS = ("sys_vendor", "product_name", "product_version", "bios_vendor", "bios_version",
               "board_vendor", "board_name")
 HOSTNAME_MAX = 253
-_VERSION_RE = re.compile(r"^Linux version (\S+)")
 # `key=value` flags kept verbatim (last occurrence wins, as with the kernel's own __setup handlers).
 _SCALAR_FLAGS = {
     "intel_iommu": "intel_iommu",
@@ -81,24 +82,7 @@ def parse_cmdline(text: str) -> dict:
     return flags
 
 
-def parse_kernel_release(version_line: str | None) -> str | None:
-    m = _VERSION_RE.match(version_line or "")
-    return m.group(1) if m else None
-
-
-def _tainted(rd: Reader) -> int | None:
-    text = rd.text("/proc/sys/kernel/tainted", missing_ok=True)
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    rd.warn("/proc/sys/kernel/tainted", f"not an integer ({text[:40]!r})")
-    return None
-
-
 def _psutil_facts() -> dict:
-    import psutil
-
     return {
         "cpu_count": psutil.cpu_count(),
         "memory_bytes": psutil.virtual_memory().total,
@@ -118,12 +102,12 @@ def collect(rd: Reader) -> dict:
     facts["hostname"] = hostname or ""
     facts["machine_id"] = rd.text("/etc/machine-id", missing_ok=True)
     facts["kernel_version"] = rd.text("/proc/version")
-    facts["kernel"] = rd.text("/proc/sys/kernel/osrelease", missing_ok=True) or parse_kernel_release(
+    facts["kernel"] = rd.text("/proc/sys/kernel/osrelease", missing_ok=True) or release_from_version_line(
         facts["kernel_version"])
     facts["cmdline"] = rd.text("/proc/cmdline")
     facts["cmdline_flags"] = parse_cmdline(facts["cmdline"] or "")
-    facts["tainted"] = _tainted(rd)
+    facts["tainted"] = rd.read_int("/proc/sys/kernel/tainted", missing_ok=True)
     facts["dmi"] = {f: rd.text(f"{DMI_DIR}/{f}", missing_ok=True) for f in DMI_FIELDS}
     if rd.root.is_live:
-        facts.update(_psutil_facts())
+        facts.update(rd.isolated("psutil", "cpu count, memory and boot time left unknown", {}, _psutil_facts))
     return facts

@@ -1,10 +1,10 @@
 """IOMMU units from `/sys/class/iommu/*`: vendor, raw registers, decoded features, translated devices."""
 from __future__ import annotations
 
-import re
-
+from ..bdf import is_bdf
+from ..integers import parse_int
+from ..kernel import kernel_tuple
 from ..sysfs import Reader
-from . import pci
 
 CLASS_IOMMU = "/sys/class/iommu"
 
@@ -20,25 +20,12 @@ _FEATURE_BOOLS = ("pasid", "scalable_mode", "page_requests", "interrupt_remappin
 _FEATURE_INTS = ("pasid_width", "domains_supported", "domains_used")
 _INTEL_FILES = ("cap", "ecap", "version", "address", "domains_supported", "domains_used")
 _AMD_FILES = ("cap", "features")
-_KERNEL_RE = re.compile(r"^(\d+)\.(\d+)")
 
 
 def empty_features() -> dict:
     features: dict = {key: None for key in _FEATURE_BOOLS}
     features.update({key: None for key in _FEATURE_INTS})
     return features
-
-
-def parse_hex_register(text: str | None) -> int | None:
-    if text is None:
-        return None
-    text = text.strip().lower()
-    if text.startswith("0x"):
-        text = text[2:]
-    try:
-        return int(text, 16) if text else None
-    except ValueError:
-        return None
 
 
 def _bit(value: int, n: int) -> bool:
@@ -65,23 +52,18 @@ def decode_intel(cap: int | None, ecap: int | None) -> dict:
     return f
 
 
-def kernel_tuple(release: str | None) -> tuple[int, int] | None:
-    m = _KERNEL_RE.match(release or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
 def split_amd_features(text: str, kernel: str | None) -> tuple[int | None, int | None]:
     """`features` -> (EFR, EFR2). One value is the EFR; a pair's order depends on the kernel
     (see AMD_EFR_FIRST_SINCE). Unknown kernel with a pair -> (None, None): never guess by position."""
     parts = [p.strip() for p in text.strip().split(":")]
     if len(parts) == 1:
-        return parse_hex_register(parts[0]), None
+        return parse_int(parts[0], base=16), None
     if len(parts) != 2:
         return None, None
     version = kernel_tuple(kernel)
     if version is None:
         return None, None
-    a, b = parse_hex_register(parts[0]), parse_hex_register(parts[1])
+    a, b = parse_int(parts[0], base=16), parse_int(parts[1], base=16)
     return (a, b) if version >= AMD_EFR_FIRST_SINCE else (b, a)
 
 
@@ -110,26 +92,53 @@ def detect_vendor(name: str, entries: set[str], device_link: str | None) -> str:
     return "unknown"
 
 
+def _is_hex(text: str) -> bool:
+    return parse_int(text, base=16) is not None
+
+
+def _is_decimal(text: str) -> bool:
+    return parse_int(text) is not None
+
+
+def _is_version(text: str) -> bool:
+    parts = text.split(":")
+    return len(parts) == 2 and all(map(_is_decimal, parts))
+
+
+def _is_hex_or_pair(text: str) -> bool:
+    parts = text.split(":")
+    return len(parts) in (1, 2) and all(map(_is_hex, parts))
+
+
+# How the drivers print each register file (drivers/iommu/intel/iommu.c, drivers/iommu/amd/iommu.c):
+# hex without 0x, `%d:%d` for the version, decimal counts; AMD `features` is one hex value or a pair.
+_REGISTER_FORMATS = {
+    "cap": ("a hex register", _is_hex),
+    "ecap": ("a hex register", _is_hex),
+    "address": ("a hex register", _is_hex),
+    "version": ("a major:minor version", _is_version),
+    "domains_supported": ("an integer", _is_decimal),
+    "domains_used": ("an integer", _is_decimal),
+    "features": ("a hex register or pair", _is_hex_or_pair),
+}
+
+
 def _registers(rd: Reader, base: str, subdir: str, files: tuple[str, ...], required: tuple[str, ...]) -> dict:
-    """Raw register texts; only the ones every kernel with this driver has are warned about when missing."""
-    return {f: v for f in files
-            if (v := rd.text(f"{base}/{subdir}/{f}", missing_ok=f not in required)) is not None}
-
-
-def _checked_register(rd: Reader, path: str, text: str | None) -> int | None:
-    value = parse_hex_register(text)
-    if text is not None and value is None:
-        rd.warn(path, f"not a hex register ({text[:40]!r})")
-    return value
-
-
-def _int_or_none(rd: Reader, path: str, text: str | None) -> int | None:
-    if text is None:
-        return None
-    if text.strip().isdigit():
-        return int(text)
-    rd.warn(path, f"not an integer ({text[:40]!r})")
-    return None
+    """The register texts in their kernel format; a garbled one is left out with a warning, so the
+    snapshot never carries it as a register. Only the files every kernel with this driver has are
+    warned about when missing."""
+    registers = {}
+    for fname in files:
+        path = f"{base}/{subdir}/{fname}"
+        text = rd.text(path, missing_ok=fname not in required)
+        if text is None:
+            continue
+        what, well_formed = _REGISTER_FORMATS[fname]
+        if well_formed(text):
+            registers[fname] = text
+        else:
+            rd.warn(path, f"not {what} ({text[:40]!r})")
+    return registers
 
 
 def collect_one(rd: Reader, name: str, kernel: str | None) -> dict:
@@ -142,13 +151,11 @@ def collect_one(rd: Reader, name: str, kernel: str | None) -> dict:
     if vendor == "intel":
         # cap, ecap, version and address have been there since the intel-iommu sysfs group (3.17).
         registers = _registers(rd, base, "intel-iommu", _INTEL_FILES, ("cap", "ecap", "version", "address"))
-        sub = f"{base}/intel-iommu"
-        features = decode_intel(_checked_register(rd, f"{sub}/cap", registers.get("cap")),
-                                _checked_register(rd, f"{sub}/ecap", registers.get("ecap")))
-        supported = _int_or_none(rd, f"{sub}/domains_supported", registers.get("domains_supported"))
+        features = decode_intel(parse_int(registers.get("cap"), base=16), parse_int(registers.get("ecap"), base=16))
+        supported = parse_int(registers.get("domains_supported"))
         if supported is not None:
             features["domains_supported"] = supported
-        features["domains_used"] = _int_or_none(rd, f"{sub}/domains_used", registers.get("domains_used"))
+        features["domains_used"] = parse_int(registers.get("domains_used"))
     elif vendor == "amd":
         registers = _registers(rd, base, "amd-iommu", _AMD_FILES, ("features",))
         text = registers.get("features")
@@ -159,7 +166,7 @@ def collect_one(rd: Reader, name: str, kernel: str | None) -> dict:
                         f"cannot tell EFR in {text[:40]!r} (kernel {kernel or 'unknown'}); features unknown")
             features = decode_amd(efr)
     # iommu_device_sysfs_add() gives every unit a `devices/` directory, even one translating nothing.
-    devices = sorted(d for d in rd.listdir(f"{base}/devices") if pci.is_bdf(d))
+    devices = sorted(d for d in rd.listdir(f"{base}/devices") if is_bdf(d))
     return {"name": rd.printable(base, name), "vendor": vendor, "devices": devices, "registers": registers, "features": features}
 
 
@@ -167,6 +174,10 @@ def collect(rd: Reader, kernel: str | None) -> list[dict]:
     """`kernel` is the release the host collector read (the AMD register layout depends on it);
     passed in so one collection reads /proc/version and osrelease once."""
     names = rd.listdir(CLASS_IOMMU, missing_ok=True)
-    if not names:
-        return []
-    return [collect_one(rd, name, kernel) for name in names]
+    return [rd.isolated(f"{CLASS_IOMMU}/{name}", "its attributes left unknown", _unknown_unit(rd, name),
+                        collect_one, rd, name, kernel) for name in names]
+
+
+def _unknown_unit(rd: Reader, name: str) -> dict:
+    return {"name": rd.printable(CLASS_IOMMU, name), "vendor": "unknown", "devices": [], "registers": {},
+            "features": empty_features()}

@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 
+from ..bdf import bdf_from_numbers
+from ..integers import parse_int
 from ..sysfs import Reader
-from .bounds import NAME_MAX, bounded, decimal
+from .bounds import NAME_MAX, bounded
 
 DEFINED_DIR = "/etc/libvirt/qemu"
 LIVE_DIR = "/run/libvirt/qemu"
@@ -33,12 +35,7 @@ class DomainXMLError(ValueError):
 
 def _int_attr(elem: ET.Element, name: str, default: int | None = None) -> int | None:
     text = elem.get(name)
-    if text is None:
-        return default
-    try:
-        return int(text.strip(), 0)
-    except ValueError:
-        return None
+    return default if text is None else parse_int(text, base=0)
 
 
 def address_bdf(address: ET.Element | None) -> str | None:
@@ -50,9 +47,7 @@ def address_bdf(address: ET.Element | None) -> str | None:
     slot, function = _int_attr(address, "slot"), _int_attr(address, "function", 0)
     if None in (domain, bus, slot, function):
         return None
-    if not (0 <= domain <= 0xFFFF and 0 <= bus <= 0xFF and 0 <= slot <= 0x1F and 0 <= function <= 7):
-        return None
-    return f"{domain:04x}:{bus:02x}:{slot:02x}.{function}"
+    return bdf_from_numbers(domain, bus, slot, function)
 
 
 def _text(elem: ET.Element | None, path: str) -> str | None:
@@ -85,7 +80,7 @@ def parse_domain_xml(raw: bytes) -> dict:
         raise DomainXMLError(f"unreadable XML ({exc.__class__.__name__}: {str(exc)[:80]})") from exc
     state = pid = None
     if top.tag == "domstatus":
-        state, pid = (top.get("state") or "").strip() or None, decimal(top.get("pid"))
+        state, pid = (top.get("state") or "").strip() or None, parse_int(top.get("pid"))
         domain = top.find("domain")
         if domain is None:
             raise DomainXMLError("<domstatus> without a <domain>")
@@ -166,6 +161,14 @@ def _read_xml(rd: Reader, kernel_path: str) -> bytes | None:
         return rd.binary(kernel_path, MAX_XML + 1)  # gone meanwhile, a directory…: warned with its reason
 
 
+def _domain(rd: Reader, path: str, raw: bytes) -> dict | None:
+    try:
+        return _bounded_strings(rd, path, parse_domain_xml(raw))
+    except DomainXMLError as exc:
+        rd.warn(path, f"{exc}; skipped")
+        return None
+
+
 def _read_dir(rd: Reader, directory: str) -> dict[str, dict]:
     domains: dict[str, dict] = {}
     denied = 0
@@ -180,12 +183,9 @@ def _read_dir(rd: Reader, directory: str) -> dict[str, dict]:
         if len(raw) > MAX_XML:
             rd.warn(path, f"longer than {MAX_XML} bytes; skipped")
             continue
-        try:
-            dom = parse_domain_xml(raw)
-        except DomainXMLError as exc:
-            rd.warn(path, f"{exc}; skipped")
+        dom = rd.isolated(path, "skipped", None, _domain, rd, path, raw)
+        if dom is None:
             continue
-        dom = _bounded_strings(rd, path, dom)
         name = dom["name"] or entry[: -len(".xml")]
         if not dom["name"]:
             rd.warn(path, "no <name>; named after the file")

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import re
 
+from ..integers import parse_bool01
 from ..sysfs import Reader
-from .bounds import bounded, decimal, full_bdf
+from .bounds import bounded, full_bdf
 
 IDXD_BUS = "/sys/bus/dsa/devices"
 _IDXD_DEVICE = re.compile(r"^(dsa|iax)[0-9]+$")
 _WQ = re.compile(r"^wq([0-9]+)\.([0-9]+)$")
-
-
-def parse_bool01(text: str | None) -> bool | None:
-    return {"1": True, "0": False}.get((text or "").strip())
 
 
 def _parent_name(rd: Reader, kernel_path: str) -> str | None:
@@ -33,13 +30,9 @@ def _openers(rd: Reader, wq_path: str) -> list[int]:
             continue
         for entry in rd.listdir(f"{wq_path}/{cdev}", missing_ok=True):
             if entry.startswith("file"):
-                path = f"{wq_path}/{cdev}/{entry}/pid"
-                text = rd.text(path)
-                pid = decimal(text)
+                pid = rd.read_int(f"{wq_path}/{cdev}/{entry}/pid", what="a pid")
                 if pid is not None:
                     pids.add(pid)
-                elif text is not None:
-                    rd.warn(path, f"not a pid: {text[:40]!r}")
     return sorted(pids)
 
 

@@ -6,16 +6,12 @@ cross-checked by `groups.collect`.
 from __future__ import annotations
 
 import os
-import re
 
+from ..bdf import is_bdf
+from ..integers import parse_int
 from ..sysfs import Reader, kernel_relative
-from . import config_space, sriov  # both import this module back; used at call time only
-
-PCI_DEVICES = "/sys/bus/pci/devices"
-SYS_DEVICES = "/sys/devices"
-
-BDF_RE = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
-_HEX_RE = re.compile(r"^(?:0x)?([0-9a-fA-F]+)$")
+from . import config_space, sriov
+from .pci_files import LINK_FILES, PCI_DEVICES, SYS_DEVICES, device_dir
 
 # attribute file -> (snapshot key, hex digits)
 _ID_FILES = (
@@ -29,39 +25,15 @@ _ID_FILES = (
 # The kernel creates every one of these for every PCI function (pci_dev_attrs in
 # drivers/pci/pci-sysfs.c), so a missing one means a damaged or partial tree, worth a warning.
 _REQUIRED = {fname for fname, _key, _digits in _ID_FILES}
-LINK_FILES = (
-    ("current_link_speed", "current_speed"),
-    ("current_link_width", "current_width"),
-    ("max_link_speed", "max_speed"),
-    ("max_link_width", "max_width"),
-)
-
-
-def is_bdf(name: str) -> bool:
-    return bool(BDF_RE.match(name))
 
 
 def normalise_hex(text: str | None, digits: int) -> str | None:
     """`0x8086` -> `8086` (lowercase, zero-padded to `digits`); None for anything that is not
     hex or does not fit, so a garbled attribute never reaches the snapshot as an id."""
-    if text is None:
+    value = parse_int(text, base=16)
+    if value is None or value >= 16 ** digits:
         return None
-    m = _HEX_RE.match(text.strip())
-    if not m:
-        return None
-    value = m.group(1).lower().lstrip("0") or "0"
-    if len(value) > digits:
-        return None
-    return value.rjust(digits, "0")
-
-
-def parse_int(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        return int(text.strip(), 0)
-    except ValueError:
-        return None
+    return f"{value:0{digits}x}"
 
 
 def parent_from_path(rel_path: str) -> str | None:
@@ -80,7 +52,10 @@ def _link(rd: Reader, base: str, names: set[str]) -> dict:
     out = {}
     for fname, key in LINK_FILES:
         # Conventional PCI functions have no link files: absent means "not a PCIe link", not an error.
-        out[key] = rd.text(f"{base}/{fname}") if fname in names else None
+        text = rd.text(f"{base}/{fname}") if fname in names else None
+        if fname.endswith("_width") and rd.integer(f"{base}/{fname}", text, what="a lane count") is None:
+            text = None  # the kernel prints the width with %u; the speed is a phrase ("8.0 GT/s PCIe")
+        out[key] = text
     return out
 
 
@@ -98,21 +73,13 @@ def _group_id(rd: Reader, base: str, names: set[str]) -> int | None:
     if "iommu_group" not in names:
         return None
     name = rd.link_name(f"{base}/iommu_group", missing_ok=False)
-    if name is None:
-        return None
-    if not name.isdigit():
-        rd.warn(f"{base}/iommu_group", f"link target {name!r} is not a group number")
-        return None
-    return int(name)
+    return rd.integer(f"{base}/iommu_group", name, what="a group number at the end of the link")
 
 
 def _numa(rd: Reader, base: str, names: set[str]) -> int | None:
     if "numa_node" not in names:
         return None
-    text = rd.text(f"{base}/numa_node")
-    value = parse_int(text)
-    if text is not None and value is None:
-        rd.warn(f"{base}/numa_node", f"not an integer ({text[:40]!r})")
+    value = rd.read_int(f"{base}/numa_node", signed=True)
     return None if value is None or value < 0 else value
 
 
@@ -140,15 +107,24 @@ def _path_below_sys_devices(rd: Reader, base: str, *, present: bool) -> str | No
     return rel
 
 
-def collect_one(rd: Reader, bdf: str) -> dict:
-    base = f"{PCI_DEVICES}/{bdf}"
+def empty_device(bdf: str) -> dict:
+    """A function whose attributes are all unknown: the shape every device has in the snapshot."""
+    return {"bdf": bdf, **{key: None for _fname, key, _digits in _ID_FILES}, "driver": None, "driver_override": None,
+            "iommu_group": None, "iommu_unit": None, "parent": None, "path": None, "numa_node": None,
+            "link": {key: None for _fname, key in LINK_FILES}, "is_bridge": None, "header_type": None,
+            "multifunction": None, "sriov": None,
+            "capabilities": config_space.unknown_capabilities(None)}  # until decorate() reads config
+
+
+def collect_one(rd: Reader, bdf: str, dev: dict | None = None) -> dict:
+    """The function's attributes, filled into `dev` (a fresh empty_device by default)."""
+    base = device_dir(bdf)
     names = set(rd.listdir(base))
-    dev: dict = {"bdf": bdf}
+    dev = empty_device(bdf) if dev is None else dev
     for fname, key, digits in _ID_FILES:
         if fname not in names:
             if fname in _REQUIRED:
                 rd.warn(f"{base}/{fname}", "missing")
-            dev[key] = None
             continue
         text = rd.text(f"{base}/{fname}")
         dev[key] = normalise_hex(text, digits)
@@ -167,11 +143,7 @@ def collect_one(rd: Reader, bdf: str) -> dict:
     dev["path"] = rel
     dev["numa_node"] = _numa(rd, base, names)
     dev["link"] = _link(rd, base, names)
-    dev["is_bridge"] = None
-    dev["header_type"] = None
-    dev["multifunction"] = None
     dev["sriov"] = sriov.collect(rd, base, names)
-    dev["capabilities"] = config_space.unknown_capabilities(None)  # until decorate() reads config
     return dev
 
 
@@ -181,6 +153,8 @@ def collect(rd: Reader) -> list[dict]:
         if not is_bdf(name):
             rd.warn(f"{PCI_DEVICES}/{name}", "not a PCI address; skipped")
             continue
-        devices.append(collect_one(rd, name))
+        dev = empty_device(name)
+        # On a failure the device keeps what was read before it, and null for the rest.
+        devices.append(rd.isolated(device_dir(name), "its other attributes left unknown", dev, collect_one, rd, name, dev))
     sriov.cross_check(rd, devices)
     return devices

@@ -4,40 +4,23 @@ from __future__ import annotations
 
 import re
 
+from ..integers import parse_bool01, parse_int
 from ..sysfs import Reader
-from . import pci  # circular with pci; only used at call time
+from .bounds import full_bdf
+from .pci_files import device_dir
 
-_VIRTFN_RE = re.compile(r"^virtfn(\d+)$")
-
-
-def parse_count(text: str | None) -> int | None:
-    if text is None:
-        return None
-    text = text.strip()
-    return int(text) if text.isdigit() else None
-
-
-def parse_autoprobe(text: str | None) -> bool | None:
-    return {"1": True, "0": False}.get((text or "").strip())
+_VIRTFN_RE = re.compile(r"^virtfn([0-9]+)$")
 
 
 def _count(rd: Reader, path: str, names: set[str]) -> int | None:
     fname = path.rsplit("/", 1)[-1]
     if fname not in names:
         return None
-    text = rd.text(path)
-    value = parse_count(text)
-    if text is not None and value is None:
-        rd.warn(path, f"not a count ({text[:40]!r})")
-    return value
+    return rd.read_int(path, what="a count")
 
 
 def _bdf_link(rd: Reader, path: str) -> str | None:
-    name = rd.link_name(path, missing_ok=False)
-    if name is not None and not pci.is_bdf(name):
-        rd.warn(path, f"link target {name!r} is not a PCI address")
-        return None
-    return name
+    return full_bdf(rd, path, rd.link_name(path, missing_ok=False))
 
 
 # The kernel creates these three together for every PF (sriov_pf_dev_attrs, drivers/pci/iov.c).
@@ -55,11 +38,11 @@ def collect(rd: Reader, base: str, names: set[str]) -> dict | None:
             if fname not in names:
                 rd.warn(f"{base}/{fname}", "missing, though the other SR-IOV files of this PF exist")
     vf_links = sorted(
-        (int(m.group(1)), n) for n in names if (m := _VIRTFN_RE.match(n))
+        (index, n) for n in names if (m := _VIRTFN_RE.match(n)) and (index := parse_int(m.group(1))) is not None
     )
     vfs = [bdf for _, n in vf_links if (bdf := _bdf_link(rd, f"{base}/{n}")) is not None]
     autoprobe_text = rd.text(f"{base}/sriov_drivers_autoprobe") if "sriov_drivers_autoprobe" in names else None
-    autoprobe = parse_autoprobe(autoprobe_text)
+    autoprobe = parse_bool01(autoprobe_text)
     if autoprobe_text is not None and autoprobe is None:
         rd.warn(f"{base}/sriov_drivers_autoprobe", f"not 0 or 1 ({autoprobe_text[:40]!r})")
     num_vfs = _count(rd, f"{base}/sriov_numvfs", names)
@@ -81,7 +64,7 @@ def cross_check(rd: Reader, devices: list[dict]) -> None:
         sriov = dev.get("sriov") or {}
         pf = sriov.get("physfn")
         if pf and dev["bdf"] not in ((by_bdf.get(pf) or {}).get("sriov") or {}).get("vfs", []):
-            rd.warn(f"{pci.PCI_DEVICES}/{dev['bdf']}/physfn", f"names PF {pf}, which has no virtfn link to this VF")
+            rd.warn(f"{device_dir(dev['bdf'])}/physfn", f"names PF {pf}, which has no virtfn link to this VF")
         for vf in sriov.get("vfs") or []:
             if ((by_bdf.get(vf) or {}).get("sriov") or {}).get("physfn") != dev["bdf"]:
-                rd.warn(f"{pci.PCI_DEVICES}/{vf}/physfn", f"missing or not naming {dev['bdf']}, whose virtfn link names this VF")
+                rd.warn(f"{device_dir(vf)}/physfn", f"missing or not naming {dev['bdf']}, whose virtfn link names this VF")

@@ -10,8 +10,9 @@ import os
 import re
 import stat
 
+from ..integers import parse_int
 from ..sysfs import Reader
-from .bounds import bounded, decimal, full_bdf
+from .bounds import bounded, full_bdf
 
 DEV_NODES_TSV = "/dev-nodes.tsv"
 
@@ -23,8 +24,8 @@ PARAMETERS = {
     "enable_sriov": "/sys/module/vfio_pci/parameters/enable_sriov",
 }
 
-_GROUP = re.compile(r"^/dev/vfio/([0-9]+)$")
-_NOIOMMU = re.compile(r"^/dev/vfio/noiommu-([0-9]+)$")
+_GROUP = re.compile(r"^/dev/vfio/([0-9]{1,10})$")
+_NOIOMMU = re.compile(r"^/dev/vfio/noiommu-([0-9]{1,10})$")
 _CDEV = re.compile(r"^/dev/vfio/devices/(vfio[0-9]+)$")
 _UIO = re.compile(r"^/dev/(uio[0-9]+)$")
 _RDEV = re.compile(r"^[0-9]+:[0-9]+$")
@@ -43,9 +44,9 @@ def node_kind(path: str) -> tuple[str, int | None] | None:
     if path == "/dev/iommu":
         return "iommufd", None
     if m := _GROUP.match(path):
-        return "group", int(m.group(1))
+        return "group", parse_int(m.group(1))
     if m := _NOIOMMU.match(path):
-        return "noiommu_group", int(m.group(1))
+        return "noiommu_group", parse_int(m.group(1))
     if _CDEV.match(path):
         return "device", None
     if _UIO.match(path):
@@ -85,11 +86,11 @@ def parse_dev_nodes(text: str) -> tuple[list[dict], list[int]]:
             bad.append(number)
             continue
         mode, uid, gid, rdev, path = fields
-        octal = ls_mode_to_octal(mode)
-        if octal is None or decimal(uid) is None or decimal(gid) is None or not _RDEV.match(rdev):
+        octal, uid, gid = ls_mode_to_octal(mode), parse_int(uid), parse_int(gid)
+        if octal is None or uid is None or gid is None or not _RDEV.match(rdev):
             bad.append(number)
             continue
-        rows.append({"path": path, "mode": octal, "uid": int(uid), "gid": int(gid), "rdev": rdev})
+        rows.append({"path": path, "mode": octal, "uid": uid, "gid": gid, "rdev": rdev})
     return rows, bad
 
 

@@ -1,5 +1,7 @@
-"""`fleet-agent` run as a user runs it: a subprocess of `python -m agent` on the captures."""
+"""`fleet-agent` run as a user runs it: a subprocess of `python -m agent` on the captures (and, for
+`run`'s configuration errors, `main()` in this process)."""
 import json
+import logging
 import os
 import re
 import subprocess
@@ -8,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.__main__ import main
 from tests.agent import groundtruth
 from tests.conftest import CAPTURE_NAMES
 
@@ -132,3 +135,30 @@ def test_live_host_collect_lists_exactly_the_pci_devices_in_sysfs():
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert sorted(d["bdf"] for d in doc["devices"]) == sorted(os.listdir("/sys/bus/pci/devices"))
+
+
+
+def fleet_agent_run(**kw) -> int:
+    """`fleet-agent run` in this process, with these options (`once=True` -> `--once`)."""
+    argv = ["run"]
+    for key, value in kw.items():
+        flag = "--" + key.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return main(argv)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_a_token_file_readable_by_others_is_refused_with_exit_code_2(tmp_path, token_file, mode, caplog):
+    token_file.chmod(mode)
+    with caplog.at_level(logging.ERROR):
+        rc = fleet_agent_run(server="http://127.0.0.1:9", token_file=token_file, spool_dir=tmp_path / "s", once=True)
+    assert rc == 2
+    assert any("chmod 600" in r.getMessage() for r in caplog.records)
+
+
+def test_a_missing_ca_file_is_a_usage_error_naming_it(tmp_path, token_file, caplog):
+    with caplog.at_level(logging.ERROR):
+        rc = fleet_agent_run(server="https://127.0.0.1:9", token_file=token_file, spool_dir=tmp_path / "s",
+                             ca_file=tmp_path / "nope.pem", once=True)
+    assert rc == 2
+    assert any("--ca-file" in r.getMessage() for r in caplog.records)

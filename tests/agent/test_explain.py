@@ -2,7 +2,8 @@
 (parsed independently) shows about the members' bridges and ACS."""
 import pytest
 
-from agent.explain import group_reasons, short
+from agent.bdf import short_bdf as short
+from agent.explain import group_reasons
 from agent.paths import Root
 from agent.snapshot import build
 from tests.agent import groundtruth as gt

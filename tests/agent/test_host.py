@@ -53,12 +53,6 @@ def test_quoted_values_keep_their_spaces():
     assert host.split_cmdline('a="b c" d') == ["a=b c", "d"]
 
 
-def test_kernel_release_is_parsed_from_proc_version():
-    line = "Linux version 6.1.0-56-amd64 (debian-kernel@lists.debian.org) (gcc-12 ...) #1 SMP"
-    assert host.parse_kernel_release(line) == "6.1.0-56-amd64"
-    assert host.parse_kernel_release("garbage") is None
-
-
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
 def test_capture_host_facts_come_from_its_files_and_skip_psutil(name, capture):
     root = capture(name)

@@ -1,5 +1,4 @@
 """SR-IOV from sysfs: the sriov-nvme PF lists its VFs, each VF names its PF, counts agree with lspci."""
-from agent.collectors import sriov
 from agent.paths import Root
 from agent.snapshot import build
 from tests.agent import groundtruth as gt
@@ -42,9 +41,3 @@ def test_vfs_drivers_follow_lspci(capture):
     drivers = gt.lspci_drivers(root)
     for vf in devices["0000:01:00.0"]["sriov"]["vfs"]:
         assert devices[vf]["driver"] == drivers[vf]["driver"] == "vfio-pci"
-
-
-def test_autoprobe_and_counts_parse_strictly():
-    assert sriov.parse_autoprobe("1") is True and sriov.parse_autoprobe("0") is False
-    assert sriov.parse_autoprobe("yes") is None
-    assert sriov.parse_count("7\n") == 7 and sriov.parse_count("-1") is None and sriov.parse_count(None) is None

@@ -2,7 +2,7 @@
 
 The real stack: gunicorn with deploy/gunicorn.conf.py (2 workers × 16 threads) on loopback, two
 Celery worker processes on a private Redis, the per-run PostgreSQL test database. Agents are the
-agent's own transport (`agent.transport.Client`, gzip body, Retry-After parsing) pushing real
+agent's own transport (`agent.http.Client`, gzip body, Retry-After parsing) pushing real
 capture-based snapshots, one hostname and token each. The in-flight gate is set low so the burst
 is certain to meet 503 + Retry-After.
 """
@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from agent.http import Client
 from agent.paths import Root
+from agent.push import Outcome, classify, snapshot_body
 from agent.snapshot import build, content_hash
-from agent.transport import Client, Outcome, classify, snapshot_body
 from tests.conftest import CAPTURE_NAMES
 from tests.e2e.processes import BIN, free_port, port_open, wait_until
 

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agent.transport import Client, ssl_context
+from agent.http import Client, ssl_context
 
 
 def _cert(tmp_path, name):
