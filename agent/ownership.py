@@ -31,9 +31,7 @@ import re
 from dataclasses import dataclass, field
 
 from .drivers import DriverClass, driver_class
-
-# DMA ownership checks (iommu_group_claim_dma_owner) arrived in 5.19; before, bridges were exempt.
-DMA_OWNERSHIP_KERNEL = (5, 19)
+from .kernel import DMA_OWNERSHIP_SINCE, kernel_tuple
 
 KERNEL, ARGV, INFERRED = "kernel", "argv", "inferred"
 CERTAINTY_RANK = {KERNEL: 0, ARGV: 1, INFERRED: 2}
@@ -48,7 +46,6 @@ VIA_CDEV_REFUSED = "cdev-refused"    # cdev held, but its group is not viable (b
 REFUSED = frozenset({VIA_GROUP_REFUSED, VIA_CDEV_REFUSED})
 
 _GROUP_NODE = re.compile(r"^/dev/vfio/(?:noiommu-)?([0-9]+)$")
-_KERNEL_RELEASE = re.compile(r"^([0-9]+)\.([0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -149,11 +146,6 @@ class Ownership:
 
 # ---- pieces ---------------------------------------------------------------------------------
 
-def kernel_release(text: str | None) -> tuple[int, int] | None:
-    m = _KERNEL_RELEASE.match(text or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
 def _list(value) -> list:
     return value if isinstance(value, list) else []
 
@@ -164,7 +156,7 @@ def _dict(value) -> dict:
 
 def group_viability(members: list[dict], kernel: tuple[int, int] | None) -> GroupViability:
     """Whether userspace can claim a group with these member devices, and which members stop it."""
-    bridges_exempt = kernel is not None and kernel < DMA_OWNERSHIP_KERNEL
+    bridges_exempt = kernel is not None and kernel < DMA_OWNERSHIP_SINCE
     blockers = {}
     for d in members:
         cls = driver_class(d.get("driver"))
@@ -233,7 +225,7 @@ def _better(a: Reach, b: Reach) -> bool:
 def ownership(doc: dict) -> Ownership:
     """The ownership model of one snapshot document (schema 1 or 2)."""
     devices = {d["bdf"]: d for d in _list(doc.get("devices")) if isinstance(d, dict) and isinstance(d.get("bdf"), str)}
-    kernel = kernel_release(_dict(doc.get("host")).get("kernel"))
+    kernel = kernel_tuple(_dict(doc.get("host")).get("kernel"))
     groups_members: dict[int, list[str]] = {}
     for g in _list(doc.get("groups")):
         if isinstance(g, dict) and isinstance(g.get("id"), int):
