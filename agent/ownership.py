@@ -27,11 +27,11 @@ groups/devices of that path are attributed to it (`inferred`, or `argv` when QEM
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from .drivers import DriverClass, driver_class
 from .kernel import DMA_OWNERSHIP_SINCE, kernel_tuple
+from .upgrade import CURRENT, fds_from_nodes, node_devices, upgrade
 
 KERNEL, ARGV, INFERRED = "kernel", "argv", "inferred"
 CERTAINTY_RANK = {KERNEL: 0, ARGV: 1, INFERRED: 2}
@@ -45,7 +45,6 @@ VIA_GROUP_REFUSED = "group-refused"  # /dev/vfio/N held, but the group is not vi
 VIA_CDEV_REFUSED = "cdev-refused"    # cdev held, but its group is not viable (bind fails)
 REFUSED = frozenset({VIA_GROUP_REFUSED, VIA_CDEV_REFUSED})
 
-_GROUP_NODE = re.compile(r"^/dev/vfio/(?:noiommu-)?([0-9]+)$")
 
 
 @dataclass(frozen=True)
@@ -172,35 +171,12 @@ def group_viability(members: list[dict], kernel: tuple[int, int] | None) -> Grou
 
 
 def holder_fds(holder: dict, cdev_devices: dict[str, str], uio_devices: dict[str, str]) -> list[dict]:
-    """The holder's DMA-relevant fds as `{fd, kind, group, device, device_source}`.
-
-    Schema 2 agents send `fds`; a schema 1 document only has the sorted node paths and a device-fd
-    count, which give the same kinds without fd numbers.
-    """
+    """The holder's DMA-relevant fds (`{fd, kind, group, device, device_source}`); a document without
+    `fds` (hand-made, or schema 1 not upgraded) gets them from its node paths."""
     fds = holder.get("fds")
     if isinstance(fds, list):
         return [f for f in fds if isinstance(f, dict)]
-    out = []
-    for path in _list(holder.get("nodes")):
-        if not isinstance(path, str):
-            continue
-        entry = {"fd": None, "target": path, "kind": None, "group": None, "device": None, "device_source": None}
-        if m := _GROUP_NODE.match(path):
-            entry.update(kind="noiommu_group" if "noiommu" in path else "group", group=int(m.group(1)))
-        elif path == "/dev/vfio/vfio":
-            entry["kind"] = "container"
-        elif path == "/dev/iommu":
-            entry["kind"] = "iommufd"
-        elif path in cdev_devices:
-            entry.update(kind="cdev", device=cdev_devices[path], device_source="cdev")
-        elif path.startswith("/dev/vfio/devices/"):
-            entry["kind"] = "cdev"
-        elif path in uio_devices:
-            entry.update(kind="uio", device=uio_devices[path], device_source="uio-node")
-        elif path.startswith("/dev/uio"):
-            entry["kind"] = "uio"
-        out.append(entry)
-    return out
+    return fds_from_nodes(_list(holder.get("nodes")), cdev_devices, uio_devices)
 
 
 def holder_claims(holder: dict) -> dict[str, str | None]:
@@ -224,6 +200,8 @@ def _better(a: Reach, b: Reach) -> bool:
 
 def ownership(doc: dict) -> Ownership:
     """The ownership model of one snapshot document (schema 1 or 2)."""
+    if doc.get("schema", CURRENT) != CURRENT:
+        doc = upgrade(doc)
     devices = {d["bdf"]: d for d in _list(doc.get("devices")) if isinstance(d, dict) and isinstance(d.get("bdf"), str)}
     kernel = kernel_tuple(_dict(doc.get("host")).get("kernel"))
     groups_members: dict[int, list[str]] = {}
@@ -233,11 +211,7 @@ def ownership(doc: dict) -> Ownership:
     viability = {gid: group_viability([devices[b] for b in members], kernel) for gid, members in groups_members.items()}
     group_of = {b: gid for gid, members in groups_members.items() for b in members}
 
-    vfio = _dict(doc.get("vfio"))
-    cdev_devices = {f"/dev/vfio/devices/{c['name']}": c["device"] for c in _list(vfio.get("cdevs"))
-                    if isinstance(c, dict) and isinstance(c.get("name"), str) and c.get("device")}
-    uio_devices = {n["path"]: n["device"] for n in _list(vfio.get("nodes"))
-                   if isinstance(n, dict) and n.get("kind") == "uio" and n.get("device") and isinstance(n.get("path"), str)}
+    cdev_devices, uio_devices = node_devices(_dict(doc.get("vfio")))
 
     result = {b: DeviceOwnership(b, driver_class(d.get("driver"))) for b, d in devices.items()}
     spaces: list[AddressSpace] = []
