@@ -203,3 +203,19 @@ def test_the_apply_finds_a_hosts_pending_snapshots_without_reading_its_history(p
     assert plan["Actual Rows"] == 1
     assert sum(node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0) for node in nodes) == 0
     assert not any(node["Node Type"] == "Seq Scan" for node in nodes)
+
+
+def test_a_hosts_first_applied_snapshot_activates_it_and_the_audit_log_records_it(capture, queued):
+    from fleet.accounts.models import AuditEntry
+    from fleet.ingest.services import host_token_create
+
+    host, _ = host_token_create(hostname="pending-host")
+    assert host.enrollment == Host.Enrollment.PENDING
+    assert snapshot_apply_task(stored(host, capture("isolated-nics"), seq=1)) == "applied"
+    assert Host.objects.get(pk=host.pk).enrollment == Host.Enrollment.ACTIVE
+    entry = AuditEntry.objects.get(action="host.update", subject__contains="pending-host")
+    assert entry.before == {"enrollment": "pending"} and entry.after == {"enrollment": "active"}
+    # Later snapshots change no audited column: nothing more is recorded.
+    assert snapshot_apply_task(stored(host, capture("shared-group-all-vfio"), seq=2)) == "applied"
+    assert AuditEntry.objects.filter(action="host.update", subject__contains="pending-host").count() == 1
+

@@ -14,7 +14,7 @@ from django.db import DataError, IntegrityError, InterfaceError, OperationalErro
 from django.utils import timezone
 
 from fleet.inventory.models import Host
-from fleet.inventory.services import AppliedDocument, host_apply_document
+from fleet.inventory.services import StateReplaced, host_state_replace
 from fleet.policy import services as policy_services
 from fleet.sqlrows import fetch_models, model_columns
 
@@ -34,7 +34,7 @@ def snapshot_apply(*, snapshot_id: int) -> str:
         return _snapshot_mark_failed(snapshot_id=failed.snapshot_id, error=failed.error)
 
 
-def _policy_sync(host: Host, applied: AppliedDocument) -> None:
+def _policy_sync(host: Host, applied: StateReplaced) -> None:
     """Evaluate policy on the state just written, inside the apply's transaction.
 
     Inside, not after: the violations commit with the state they describe (a lost commit loses both
@@ -124,9 +124,14 @@ def _apply_sql(vendor: str) -> _ApplySQL:
     )
 
 
-def _apply_one(host: Host, item: Snapshot) -> AppliedDocument:
+def _apply_one(host: Host, item: Snapshot) -> StateReplaced:
     document = orjson.loads(item.document_bytes())
-    return host_apply_document(host=host, document=document, snapshot_id=item.pk, seq=item.seq, at=item.received_at, content_hash=item.content_hash)
+    replaced = host_state_replace(host=host, document=document, snapshot_id=item.pk, seq=item.seq, at=item.received_at,
+                                  content_hash=item.content_hash)
+    if host.enrollment == Host.Enrollment.PENDING:
+        host.enrollment = Host.Enrollment.ACTIVE
+        host.save(update_fields=["enrollment"])
+    return replaced
 
 
 def _failure_text(exc: Exception) -> str:
