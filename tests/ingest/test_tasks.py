@@ -177,7 +177,7 @@ def test_the_apply_finds_a_hosts_pending_snapshots_without_reading_its_history(p
     """The batch lookup must cost the same for a host with years of snapshots as for a new one, backlog or not."""
     from django.db import connection
 
-    from fleet.ingest.services.apply import _apply_sql
+    from fleet.ingest.services.apply import pending_batch
 
     if connection.vendor != "postgresql":
         pytest.fail("the test database is not PostgreSQL although PostgreSQL is reachable")
@@ -193,12 +193,10 @@ def test_the_apply_finds_a_hosts_pending_snapshots_without_reading_its_history(p
              for other in others for n in range(1, 12)]
     random.Random(3).shuffle(rows)
     Snapshot.objects.bulk_create(rows)
-    Snapshot.objects.create(host=host, raw=b"", content_hash="f" * 64, seq=1001, received_at=now)
+    pending = Snapshot.objects.create(host=host, raw=b"", content_hash="f" * 64, seq=1001, received_at=now)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE ingest_snapshot")
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + _apply_sql("postgresql").batch_upto, [host.pk, 1001])
-        plan = cursor.fetchone()[0]
-    plan = (plan if isinstance(plan, list) else __import__("json").loads(plan))[0]["Plan"]
+    plan = json.loads(pending_batch(host, pending.pk, 1001).explain(format="json", analyze=True))[0]["Plan"]
     nodes = list(_plan_nodes(plan))
     assert plan["Actual Rows"] == 1
     assert sum(node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0) for node in nodes) == 0

@@ -6,18 +6,16 @@ snapshot only reads its status) and returns the snapshot's status afterwards.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from functools import lru_cache
-
 import orjson
-from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from fleet.inventory.models import Host
 from fleet.inventory.services import StateReplaced, host_state_replace
 from fleet.policy import services as policy_services
-from fleet.sqlrows import fetch_models, model_columns
 
+from ..commit import commit_without_wal_wait
 from ..models import Snapshot
 
 log = logging.getLogger(__name__)
@@ -38,8 +36,8 @@ def _policy_sync(host: Host, applied: StateReplaced) -> None:
     """Evaluate policy on the state just written, inside the apply's transaction.
 
     Inside, not after: the violations commit with the state they describe (a lost commit loses both
-    and the sweeper re-applies), the commit skips the WAL flush like the apply's (a separate
-    transaction waited for one: several ms per task), and the policy reads nothing back.
+    and the sweeper re-applies), without a WAL flush of their own to wait for, and the policy reads
+    nothing back.
     A policy bug must not undo or block the apply: its own savepoint rolls back and it is logged;
     the host's next snapshot or a fleet sync evaluates it again.
     """
@@ -62,66 +60,35 @@ class _ApplyFailed(Exception):
 _APPLY_ERRORS = (ValueError, TypeError, KeyError, AttributeError, DataError, IntegrityError)
 
 
-def _pending_batch(host: Host, snapshot_id: int, seq: int) -> list[Snapshot]:
+def pending_batch(host: Host, snapshot_id: int, seq: int) -> QuerySet[Snapshot]:
     """The snapshots to apply now, oldest first: for seq > 0 every pending one up to this seq."""
-    sql = _apply_sql(connection.vendor)
+    pending = Snapshot.objects.filter(status=Snapshot.Status.RECEIVED)
     if seq == 0:
-        return fetch_models(Snapshot, sql.batch_one, [Snapshot.Status.RECEIVED, snapshot_id])
-    return fetch_models(Snapshot, sql.batch_upto, [host.pk, seq])
+        return pending.filter(pk=snapshot_id)
+    # Through the partial index ingest_snapshot_pending_idx: only the host's few pending rows, however long its history.
+    return pending.filter(host=host, seq__gt=0, seq__lte=seq).order_by("seq")
 
 
 def _mark(item: Snapshot, status: str, error: str = "") -> None:
-    processed_at = connection.ops.adapt_datetimefield_value(timezone.now())  # what the ORM's update() stores
-    with connection.cursor() as cursor:
-        cursor.execute(_apply_sql(connection.vendor).mark, [status, processed_at, error, item.pk])
+    Snapshot.objects.filter(pk=item.pk).update(status=status, processed_at=timezone.now(), error=error)
     item.status = status
 
 
 def _host_locked_for(snapshot_id: int) -> Host | None:
-    """The snapshot's host, row-locked, with the snapshot's seq as `_snapshot_seq`: one statement.
+    """The snapshot's host, row-locked, with the snapshot's seq as `snapshot_seq`.
 
-    One host's snapshots apply one at a time, whatever worker holds them. On PostgreSQL the same
-    statement turns synchronous_commit off for this transaction: the snapshot itself was committed
-    durably when received, and if this commit is lost its status is lost with it, so it is still
-    `received` and the sweeper re-applies it.
+    One host's snapshots apply one at a time, whatever worker holds them. The transaction commits
+    without waiting for the WAL flush: the snapshot itself was committed durably when received, and if
+    this commit is lost its status is lost with it, so it is still `received` and the sweeper re-applies it.
     """
-    found = fetch_models(Host, _apply_sql(connection.vendor).host_lock, [snapshot_id], extra=("_snapshot_seq",))
-    return found[0] if found else None
+    commit_without_wal_wait()
+    return (Host.objects.select_for_update(of=("self",)).filter(snapshots__id=snapshot_id)
+            .annotate(snapshot_seq=F("snapshots__seq")).order_by().first())
 
 
-@dataclass(frozen=True)
-class _ApplySQL:
-    host_lock: str
-    batch_one: str
-    batch_upto: str
-    mark: str
-
-
-@lru_cache(maxsize=None)
-def _apply_sql(vendor: str) -> _ApplySQL:
-    """The apply's own statements (lock, batch, status) as raw SQL, built once per vendor.
-
-    The ORM built them anew on every task (join, annotations, select_for_update): ~1.2 ms of a changed
-    480-device apply's ~19 ms, for statements whose text never changes. Their rows become instances
-    through `fleet.sqlrows` (RawQuerySet resolved columns and converters on every query: ~0.6 ms more).
-    """
-    q = connection.ops.quote_name
-    hosts, snapshots = q(Host._meta.db_table), q(Snapshot._meta.db_table)
-    host_columns = model_columns(Host, alias="h")
-    snapshot_columns = model_columns(Snapshot)
-    if vendor == "postgresql":
-        commit_off, lock = ", set_config('synchronous_commit', 'off', true) AS _commit", " FOR UPDATE OF h"
-    else:  # no row locks (SQLite serialises writers itself)
-        commit_off, lock = "", ""
-    return _ApplySQL(
-        host_lock=(f"SELECT {host_columns}, s.{q('seq')} AS _snapshot_seq{commit_off} FROM {hosts} h "
-                   f"INNER JOIN {snapshots} s ON s.{q('host_id')} = h.{q('id')} WHERE s.{q('id')} = %s{lock}"),
-        batch_one=f"SELECT {snapshot_columns} FROM {snapshots} WHERE {q('status')} = %s AND {q('id')} = %s",
-        # The status as a literal: the planner matches it to the partial index ingest_snapshot_pending_idx.
-        batch_upto=(f"SELECT {snapshot_columns} FROM {snapshots} WHERE {q('status')} = '{Snapshot.Status.RECEIVED.value}' "
-                    f"AND {q('host_id')} = %s AND {q('seq')} > 0 AND {q('seq')} <= %s ORDER BY {q('seq')}"),
-        mark=f"UPDATE {snapshots} SET {q('status')} = %s, {q('processed_at')} = %s, {q('error')} = %s WHERE {q('id')} = %s",
-    )
+def _host_activate(host: Host) -> None:
+    host.enrollment = Host.Enrollment.ACTIVE
+    host.save(update_fields=["enrollment"])
 
 
 def _apply_one(host: Host, item: Snapshot) -> StateReplaced:
@@ -129,8 +96,7 @@ def _apply_one(host: Host, item: Snapshot) -> StateReplaced:
     replaced = host_state_replace(host=host, document=document, snapshot_id=item.pk, seq=item.seq, at=item.received_at,
                                   content_hash=item.content_hash)
     if host.enrollment == Host.Enrollment.PENDING:
-        host.enrollment = Host.Enrollment.ACTIVE
-        host.save(update_fields=["enrollment"])
+        _host_activate(host)
     return replaced
 
 
@@ -143,7 +109,7 @@ def _snapshot_apply_locked(*, snapshot_id: int) -> str:
     host = _host_locked_for(snapshot_id)
     if host is None:
         return "missing"
-    batch = _pending_batch(host, snapshot_id, host._snapshot_seq)
+    batch = list(pending_batch(host, snapshot_id, host.snapshot_seq))
     if snapshot_id not in {item.pk for item in batch}:
         return Snapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).get()
     applied = None
