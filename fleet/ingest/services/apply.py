@@ -11,6 +11,7 @@ from django.db import DataError, IntegrityError, InterfaceError, OperationalErro
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
+from fleet.accounts.services import audit_record
 from fleet.inventory.models import Host
 from fleet.inventory.services import StateReplaced, host_state_replace
 from fleet.policy import services as policy_services
@@ -87,8 +88,11 @@ def _host_locked_for(snapshot_id: int) -> Host | None:
 
 
 def _host_activate(host: Host) -> None:
+    """A pending host's first applied snapshot completes its enrollment: recorded in the audit log."""
+    Host.objects.filter(pk=host.pk).update(enrollment=Host.Enrollment.ACTIVE)
+    audit_record(action="host.update", subject=f"host {host.hostname}",
+                 before={"enrollment": host.enrollment}, after={"enrollment": Host.Enrollment.ACTIVE.value})
     host.enrollment = Host.Enrollment.ACTIVE
-    host.save(update_fields=["enrollment"])
 
 
 def _apply_one(host: Host, item: Snapshot) -> StateReplaced:
