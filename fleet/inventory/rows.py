@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 
 from agent.drivers import is_userspace_driver
 
+from . import limits
 from .models import Device, Group, Holder, Mdev, PasidUser, Unit, VfioNode
 
 
@@ -227,8 +228,8 @@ def host_columns_from_document(doc: dict) -> dict:
     columns = {fact.column: fact.read(doc) for fact in HOST_FACTS}
     agent = doc.get("agent") if isinstance(doc.get("agent"), dict) else {}
     euid = agent.get("euid")
-    columns["agent_version"] = str(agent.get("version") or "")[:40]
-    columns["agent_euid"] = euid if isinstance(euid, int) and abs(euid) < 2**31 else None
+    columns["agent_version"] = str(agent.get("version") or "")[:limits.AGENT_VERSION]
+    columns["agent_euid"] = euid if isinstance(euid, int) and limits.INT32[0] <= euid <= limits.INT32[1] else None
     columns["vfio_noiommu"], columns["vfio_iommufd"] = bool(columns["vfio_noiommu"]), bool(columns["vfio_iommufd"])
     return columns
 
