@@ -16,7 +16,7 @@ from fleet.inventory.models import Host
 from fleet.inventory.services import StateReplaced, host_state_replace
 from fleet.policy import services as policy_services
 
-from ..commit import commit_without_wal_wait
+from ..statements import commit_without_wal_wait
 from ..models import Snapshot
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 
 import orjson
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -40,7 +40,7 @@ from fleet.inventory.models import Host
 from fleet.inventory.rows import document_collected_at
 
 from ..bodies import BodyTooLarge, BodyUnreadable, body_decode
-from ..commit import commit_without_wal_wait
+from ..statements import commit_without_wal_wait, heartbeat_seen
 from ..models import HostToken, Snapshot
 from ..tokens import token_hash
 from ..validation import document_problems, text_problems
@@ -144,7 +144,7 @@ def snapshot_receive_document(*, host: Host, document: dict, remote_addr: str | 
 def heartbeat_receive(*, token: str | None, body: bytes, content_encoding: str | None, remote_addr: str | None = None) -> ReceiveResult:
     """`{"content_hash", "seq"}` from an agent whose state did not change: 200 if we hold that state, else 409.
 
-    The common case is two statements (`_heartbeat_touch`): the UPDATE of last_seen finds the host
+    The common case is one statement (`_heartbeat_seen`): the UPDATE of last_seen finds the host
     through the (unrevoked) token and the current hash together. Anything else takes the full path.
     """
     if not token or len(token) > 200:
@@ -162,7 +162,7 @@ def heartbeat_receive(*, token: str | None, body: bytes, content_encoding: str |
         _host, auth_refusal = host_authenticate(token)
         return auth_refusal or refusal
     now = timezone.now()
-    if _heartbeat_touch(token_digest=token_hash(token), content_digest=digest, now=now):
+    if _heartbeat_seen(token_digest=token_hash(token), content_digest=digest, now=now):
         return ReceiveResult(200, {"status": "unchanged"})
     host, refusal = host_authenticate(token)
     if refusal:
@@ -176,12 +176,19 @@ def heartbeat_receive(*, token: str | None, body: bytes, content_encoding: str |
     return ReceiveResult(409, {"status": "unknown", "errors": [{"path": "$.content_hash", "message": "the server does not hold this state; send the full snapshot"}]})
 
 
-def _heartbeat_touch(*, token_digest: str, content_digest: str, now: datetime) -> bool:
-    """The unchanged heartbeat's two statements: the token's last_used_at when older than
-    HEARTBEAT_TOKEN_TOUCH_EVERY (usually no row), and last_seen of the unrevoked token's host if it
-    holds that state; True when the host was found so."""
+def _heartbeat_seen(*, token_digest: str, content_digest: str, now: datetime) -> bool:
+    """last_seen of the unrevoked token's host if it holds that state, and the token's last_used_at when older
+    than HEARTBEAT_TOKEN_TOUCH_EVERY; True when the host was found so. One SQL statement on PostgreSQL."""
+    touch_before = now - HEARTBEAT_TOKEN_TOUCH_EVERY
+    if connection.vendor == "postgresql":
+        return heartbeat_seen(token_digest=token_digest, content_digest=content_digest, now=now, touch_before=touch_before)
+    return _heartbeat_seen_orm(token_digest=token_digest, content_digest=content_digest, now=now, touch_before=touch_before)
+
+
+def _heartbeat_seen_orm(*, token_digest: str, content_digest: str, now: datetime, touch_before: datetime) -> bool:
+    """What `statements.heartbeat_seen` does, in two ORM statements: the reference, and the path on SQLite."""
     token = HostToken.objects.filter(token_hash=token_digest, revoked_at__isnull=True)
-    token.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - HEARTBEAT_TOKEN_TOUCH_EVERY)).update(last_used_at=now)
+    token.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=touch_before)).update(last_used_at=now)
     hosts = Host.objects.filter(pk__in=token.values("host_id"), content_hash=content_digest).exclude(enrollment=Host.Enrollment.RETIRED)
     return hosts.update(last_seen=now, stale=False) > 0
 
