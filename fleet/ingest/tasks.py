@@ -57,7 +57,7 @@ def _close_old_connections(**kwargs) -> None:
     """What Django does around a request: drop connections past CONN_MAX_AGE or broken, keep the rest.
 
     Celery's own fixup would close every connection around every task (settings.CELERY_DB_REUSE_MAX
-    turns that off): a new PostgreSQL session per task, ~5% of a changed 480-device apply's time.
+    turns that off): a new PostgreSQL session per task cost ~5% of a changed 480-device apply.
     Eager tasks run inside the caller's request or transaction; their connection is the caller's.
     """
     task = kwargs.get("task") or kwargs.get("sender")
@@ -71,11 +71,9 @@ def _close_old_connections(**kwargs) -> None:
 def _freeze_startup_objects(**kwargs) -> None:
     """Move everything loaded at start-up (Django, Celery, the schema) out of the collector's sight.
 
-    Parsing a 480-device snapshot allocates ~100k objects; with the start-up objects still tracked,
-    the full collections this triggers took ~35 ms each (against ~3 ms for the parse itself).
-    Those objects are freed by reference counting when the task ends, not by the collector, so a
-    young generation of 50,000 (not 700) lets a task run with a handful of collections instead of
-    ~140: 2-4 ms less per changed 480-device apply (bench/ingest.py).
+    A task's objects are freed by reference counting when it ends; a young generation of 50,000 lets a
+    480-device apply (~100k allocations) run with a few collections instead of ~140 full ones over the
+    start-up objects: 2-4 ms less per changed apply (bench/ingest.py).
     """
     gc.freeze()
     gc.set_threshold(*WORKER_GC_THRESHOLD)

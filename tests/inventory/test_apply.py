@@ -179,7 +179,7 @@ def test_reapplying_a_freshly_parsed_same_document_rewrites_no_row(capture, name
 
 
 def test_the_host_row_holds_every_column_the_apply_computed(capture):
-    """The host row is written with one prebuilt UPDATE (not save()); each value must read back as computed."""
+    """The host row is written with update() of the columns that moved (not save()); each value must read back as computed."""
     from fleet.inventory.rows import rows_from_document
     from fleet.inventory.services import _host_columns
 
@@ -209,8 +209,8 @@ def test_devices_follow_their_group_rows_when_those_are_rewritten_under_new_ids(
     assert pairs == find_groups(root)
 
 
-def test_without_libpq_pipeline_support_the_apply_reads_its_fingerprints_plainly(capture, monkeypatch):
-    # Stands for psycopg built against a system libpq older than 14 (no pipeline mode).
+def test_the_apply_works_without_libpq_pipeline_support(capture, monkeypatch):
+    # Stands for psycopg built against a system libpq older than 14 (no pipeline mode), which the apply must not need.
     import psycopg
 
     monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
