@@ -33,7 +33,7 @@ def snapshot_apply(*, snapshot_id: int) -> str:
         return _snapshot_mark_failed(snapshot_id=failed.snapshot_id, error=failed.error)
 
 
-def _policy_sync(host: Host, applied: StateReplaced) -> None:
+def _policy_sync(host: Host, replaced: StateReplaced) -> None:
     """Evaluate policy on the state just written, inside the apply's transaction.
 
     Inside, not after: the violations commit with the state they describe (a lost commit loses both
@@ -43,7 +43,7 @@ def _policy_sync(host: Host, applied: StateReplaced) -> None:
     the host's next snapshot or a fleet sync evaluates it again.
     """
     try:
-        policy_services.violations_sync_for_host(host=host, state=applied.state(host))
+        policy_services.violations_sync_for_host(host=host, state=replaced.state(host))
     except (OperationalError, InterfaceError):
         raise  # database trouble: the task retries the whole (idempotent) apply
     except Exception:  # noqa: BLE001 - see above
@@ -116,7 +116,7 @@ def _snapshot_apply_locked(*, snapshot_id: int) -> str:
     batch = list(pending_batch(host, snapshot_id, host.snapshot_seq))
     if snapshot_id not in {item.pk for item in batch}:
         return Snapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).get()
-    applied = None
+    replaced = None
     for item in batch:
         if item.seq > 0 and host.applied_seq is not None and item.seq <= host.applied_seq:
             _mark(item, Snapshot.Status.SUPERSEDED)
@@ -125,22 +125,22 @@ def _snapshot_apply_locked(*, snapshot_id: int) -> str:
             # The usual case: no savepoint (two round trips). A failure leaves the whole transaction,
             # and snapshot_apply marks the snapshot failed in a fresh one.
             try:
-                applied = _apply_one(host, item)
+                replaced = _apply_one(host, item)
             except _APPLY_ERRORS as exc:
                 log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
                 raise _ApplyFailed(item.pk, _failure_text(exc)) from exc
         else:
             try:
                 with transaction.atomic():
-                    applied = _apply_one(host, item)
+                    replaced = _apply_one(host, item)
             except _APPLY_ERRORS as exc:
                 log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
                 host.refresh_from_db()  # the failed apply may have set attributes it did not save
                 _mark(item, Snapshot.Status.FAILED, _failure_text(exc))
                 continue
         _mark(item, Snapshot.Status.APPLIED)
-    if applied is not None:
-        _policy_sync(host, applied)
+    if replaced is not None:
+        _policy_sync(host, replaced)
     return next(item.status for item in batch if item.pk == snapshot_id)
 
 
