@@ -40,8 +40,8 @@ from fleet.inventory.models import Host
 from fleet.inventory.rows import document_collected_at
 
 from ..bodies import BodyTooLarge, BodyUnreadable, body_decode
-from ..statements import commit_without_wal_wait, heartbeat_seen
 from ..models import HostToken, Snapshot
+from ..statements import commit_without_wal_wait, heartbeat_seen
 from ..tokens import token_hash
 from ..validation import document_problems, text_problems
 
