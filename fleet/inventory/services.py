@@ -13,11 +13,11 @@ from datetime import datetime
 
 import orjson
 import xxhash
-from django.db import transaction
+from django.db import connection, transaction
 
 from agent.snapshot import content_hash as document_hash
 
-from .copy_rows import rows_insert
+from .statements import rows_insert, stored_fingerprints
 from .diff import rows_changes
 from .models import Change, Device, Host, PasidUser
 from .rows import (
@@ -44,12 +44,23 @@ def row_fingerprint(row: dict) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
-def _stored(table: Table, host: Host) -> dict:
-    """key -> (id, fingerprint, group_id) of the host's rows (group_id only for devices: their link to the group row)."""
-    key_column = next(f.name for f in table.fields if f.key == table.key)
-    link = ("group_id",) if table is DEVICES else ()
-    found = table.model.objects.filter(host=host).order_by().values_list(key_column, "id", "fingerprint", *link)
-    return {key: (pk, fingerprint, group_id[0] if group_id else None) for key, pk, fingerprint, *group_id in found}
+def _stored_fingerprints_orm(host: Host) -> dict:
+    """What `statements.stored_fingerprints` reads, one values_list per table: the reference, and the path on SQLite."""
+    out: dict = {}
+    for table in KEYED_TABLES:
+        key_column = next(f.name for f in table.fields if f.key == table.key)
+        link = ("group_id",) if table is DEVICES else ()
+        found = table.model.objects.filter(host=host).order_by().values_list(key_column, "id", "fingerprint", *link)
+        out[table.name] = {key: (pk, fingerprint, group_id[0] if group_id else None) for key, pk, fingerprint, *group_id in found}
+    out[PASID_USERS.name] = [row for _, row in table_rows(PASID_USERS, host=host)]
+    return out
+
+
+def _stored(host: Host) -> dict:
+    """table name -> {key: (id, fingerprint, group_id)} of the host's rows; `pasid_users` -> its rows, oldest first."""
+    if connection.vendor == "postgresql":
+        return stored_fingerprints(host.pk)
+    return _stored_fingerprints_orm(host)
 
 
 class _TableWrite:
@@ -145,6 +156,7 @@ def host_state_replace(
     # Device rows are fingerprinted with group_id still None: the group rows' ids are known only
     # once they are written, and the link is compared on its own (_TableWrite).
     fingerprints = {t.name: {k: row_fingerprint(row) for k, row in rows[t.name].items()} for t in KEYED_TABLES}
+    stored = _stored(host)
     old: dict = {"host": host_columns(host)}
     new: dict = {}
     writes: dict[str, _TableWrite] = {}
@@ -153,10 +165,10 @@ def host_state_replace(
             group_ids = writes["groups"].ids
             for row in rows["devices"].values():
                 row["group_id"] = group_ids.get(row["iommu_group"])
-        write = writes[table.name] = _TableWrite(table, host, rows[table.name], _stored(table, host), fingerprints[table.name])
+        write = writes[table.name] = _TableWrite(table, host, rows[table.name], stored[table.name], fingerprints[table.name])
         write.write()
         old[table.name], new[table.name] = write.touched()
-    old["pasid_users"] = [row for _, row in table_rows(PASID_USERS, host=host)]
+    old["pasid_users"] = stored["pasid_users"]
     new["pasid_users"] = rows["pasid_users"]
     _pasid_users_write(host, new["pasid_users"], old["pasid_users"])
 

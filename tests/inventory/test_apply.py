@@ -142,7 +142,7 @@ def test_a_snapshot_changing_most_devices_still_leaves_exactly_its_state(capture
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
 def test_rows_inserted_with_copy_read_back_as_the_document(capture, name, monkeypatch):
     # Captures have ~10 devices; 480-device hosts take the COPY path, forced here for every table.
-    monkeypatch.setattr("fleet.inventory.copy_rows.COPY_MIN_ROWS", 1)
+    monkeypatch.setattr("fleet.inventory.statements.COPY_MIN_ROWS", 1)
     root = capture(name)
     host, doc = applied(root)
     state = host_state(host)

@@ -142,7 +142,7 @@ def test_change_rows_written_with_copy_equal_those_written_with_insert(capture, 
     at = timezone.now()
 
     def replay(hostname, copy_from):
-        monkeypatch.setattr("fleet.inventory.copy_rows.COPY_MIN_ROWS", copy_from)
+        monkeypatch.setattr("fleet.inventory.statements.COPY_MIN_ROWS", copy_from)
         host = Host.objects.create(hostname=hostname)
         for seq, name in ((1, first), (2, second)):
             host_state_replace(host=host, document=document_of(capture(name), seq=seq, hostname=hostname), snapshot_id=seq, seq=seq, at=at)

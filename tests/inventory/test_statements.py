@@ -1,11 +1,13 @@
-"""COPY writes the rows bulk_create (its reference) writes: every topology table and the change rows."""
+"""Inventory's SQL statements do what their ORM references do: COPY writes the rows bulk_create writes (every
+topology table, the change rows), the one-statement fingerprint read reads what one values_list per table reads."""
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from fleet.inventory.copy_rows import rows_copy
 from fleet.inventory.models import Change, Host
 from fleet.inventory.rows import KEYED_TABLES, PASID_USERS, rows_from_document
+from fleet.inventory.services import _stored_fingerprints_orm, host_state_replace
+from fleet.inventory.statements import rows_copy, stored_fingerprints
 from tests.conftest import CAPTURE_NAMES
 from tests.inventory.documents import document_of
 
@@ -66,3 +68,20 @@ def test_copy_writes_change_rows_as_bulk_create_does_and_the_sequence_moves_past
     assert [row["id"] for row in stored[:4]] == ids
     assert [{k: v for k, v in row.items() if k != "id"} for row in stored[:4]] == [{k: v for k, v in row.items() if k != "id"} for row in stored[4:]]
     assert stored[4]["id"] > ids[-1]
+
+
+@pytest.mark.parametrize("name", CAPTURE_NAMES)
+def test_the_one_statement_fingerprint_read_reads_what_the_orm_reads(capture, name):
+    if connection.vendor != "postgresql":
+        pytest.skip("the statement is PostgreSQL's")
+    host = Host.objects.create(hostname="h1")
+    for seq, source in ((1, "shared-bridge-group"), (2, name)):
+        document = {**document_of(capture(source), seq=seq, hostname="h1"), **HAND_MADE}
+        host_state_replace(host=host, document=document, snapshot_id=None, seq=seq, at=timezone.now())
+    read = stored_fingerprints(host.pk)
+    assert read == _stored_fingerprints_orm(host)
+    # Keys keep their types (group numbers and pids are ints), devices carry their group row, PASID users their fields.
+    assert all(isinstance(k, int) for k in (*read["groups"], *read["holders"]))
+    assert {bdf for bdf, (_, _, link) in read["devices"].items() if link is not None} == {
+        d["bdf"] for d in document["devices"] if d["iommu_group"] is not None}
+    assert read["pasid_users"] == [{"device": u["device"], "pid": u["pid"], "source": u["source"]} for u in HAND_MADE["pasid"]["users"]]
