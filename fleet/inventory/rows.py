@@ -50,6 +50,11 @@ class Table:
     derived: tuple[str, ...] = ()  # columns the server computes; not part of the snapshot
 
     @cached_property
+    def key_column(self) -> str | None:
+        """The model field holding the key."""
+        return next((f.name for f in self.fields if f.key == self.key), None)
+
+    @cached_property
     def columns(self) -> tuple[str, ...]:
         """Model field names, in `fields` then `derived` order."""
         return (*(f.name for f in self.fields), *self.derived)

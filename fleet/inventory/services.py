@@ -17,7 +17,6 @@ from django.db import connection, transaction
 
 from agent.snapshot import content_hash as document_hash
 
-from .statements import rows_insert, stored_fingerprints
 from .diff import rows_changes
 from .models import Change, Device, Host, PasidUser
 from .rows import (
@@ -25,10 +24,11 @@ from .rows import (
     rows_from_document, state_from_rows,
 )
 from .selectors import table_rows
+from .statements import rows_insert, stored_fingerprints
 
-# Up to this many changed rows of a table are updated in place, one UPDATE each (ids kept); past it,
-# deleting and re-inserting them is cheaper. (bulk_update, one CASE per column, cost a realistic 8-row
-# change 25 M instructions where the 8 updates cost 6 M: callgrind, 169 against 150 M per apply.)
+# Up to this many changed rows of a table are updated in place, one UPDATE each (ids kept); past it, deleting
+# and re-inserting them is cheaper. One UPDATE per row, not bulk_update: 6 M instructions for a realistic
+# 8-row change where bulk_update's CASE per column took 25 M (callgrind).
 UPDATE_IN_PLACE_MAX = 16
 
 
@@ -48,9 +48,8 @@ def _stored_fingerprints_orm(host: Host) -> dict:
     """What `statements.stored_fingerprints` reads, one values_list per table: the reference, and the path on SQLite."""
     out: dict = {}
     for table in KEYED_TABLES:
-        key_column = next(f.name for f in table.fields if f.key == table.key)
         link = ("group_id",) if table is DEVICES else ()
-        found = table.model.objects.filter(host=host).order_by().values_list(key_column, "id", "fingerprint", *link)
+        found = table.model.objects.filter(host=host).order_by().values_list(table.key_column, "id", "fingerprint", *link)
         out[table.name] = {key: (pk, fingerprint, group_id[0] if group_id else None) for key, pk, fingerprint, *group_id in found}
     out[PASID_USERS.name] = [row for _, row in table_rows(PASID_USERS, host=host)]
     return out

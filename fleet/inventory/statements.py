@@ -63,16 +63,15 @@ def _stored_sql() -> tuple[str, frozenset]:
     parts = []
     for table in KEYED_TABLES:
         meta = table.model._meta
-        key = meta.get_field(next(f.name for f in table.fields if f.key == table.key)).column
+        key = meta.get_field(table.key_column).column
         link = q("group_id") if table is DEVICES else "NULL"
         parts.append(f"SELECT '{table.name}', {q('id')}, CAST({q(key)} AS TEXT), {q('fingerprint')}, {link} "
                      f"FROM {q(meta.db_table)} WHERE {q('host_id')} = %s")
     # PASID users have no key or fingerprint: their three fields ride in the same three columns.
     meta = PASID_USERS.model._meta
-    parts.append(f"SELECT '{PASID_USERS.name}', {q('id')}, {q('device_bdf')}, {q('source')}, {q('pid')} "
-                 f"FROM {q(meta.db_table)} WHERE {q('host_id')} = %s")
-    int_keyed = frozenset(t.name for t in KEYED_TABLES if isinstance(t.model._meta.get_field(
-        next(f.name for f in t.fields if f.key == t.key)), models.IntegerField))
+    device, pid, source = (q(meta.get_field(f.name).column) for f in PASID_USERS.fields)
+    parts.append(f"SELECT '{PASID_USERS.name}', {q('id')}, {device}, {source}, {pid} FROM {q(meta.db_table)} WHERE {q('host_id')} = %s")
+    int_keyed = frozenset(t.name for t in KEYED_TABLES if isinstance(t.model._meta.get_field(t.key_column), models.IntegerField))
     return " UNION ALL ".join(parts), int_keyed
 
 
@@ -87,7 +86,7 @@ def stored_fingerprints(host_id: int) -> dict:
         cursor.execute(sql, [host_id] * (len(KEYED_TABLES) + 1))
         for name, pk, key, fingerprint, link in cursor.fetchall():
             if name == PASID_USERS.name:
-                pasid.append((pk, {"device": key, "pid": link, "source": fingerprint}))
+                pasid.append((pk, dict(zip(PASID_USERS.keys, (key, link, fingerprint)))))
             else:
                 out[name][int(key) if name in int_keyed else key] = (pk, fingerprint, link)
     out[PASID_USERS.name] = [row for _, row in sorted(pasid, key=lambda item: item[0])]
