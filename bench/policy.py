@@ -6,7 +6,7 @@ after an intent change (through the services and PostgreSQL).
 Targets (issue 4): one 480-device host in at most 20 ms; the whole fleet re-evaluated after an
 intent change in at most 30 s on this machine. The fleet lives in the PostgreSQL database
 `fleet_bench_policy` (created and migrated on first use, reused afterwards unless --rebuild),
-filled by applying `fleet.demo.synth.fleet(n)` snapshots through `host_apply_snapshot`.
+filled by applying `fleet.demo.synth.fleet(n)` snapshots through `host_state_replace`.
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def bench_engine(runs: int) -> float:
 def _fill_fleet(n: int) -> None:
     from fleet.demo.synth import fleet
     from fleet.inventory.models import Host
-    from fleet.inventory.services import host_apply_snapshot
+    from fleet.inventory.services import host_state_replace
 
     have = Host.objects.count()
     if have == n:
@@ -96,7 +96,7 @@ def _fill_fleet(n: int) -> None:
     now = datetime.now(timezone.utc)
     for doc in fleet(n):
         host = Host.objects.create(hostname=doc["host"]["hostname"], enrollment=Host.Enrollment.ACTIVE)
-        host_apply_snapshot(host=host, document=doc, snapshot_id=None, seq=None, at=now)
+        host_state_replace(host=host, document=doc, snapshot_id=None, seq=None, at=now)
     print(f"fleet: applied {n} synthetic snapshots in {time.perf_counter() - start:.1f} s (setup, not a target)")
 
 

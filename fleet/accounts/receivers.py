@@ -21,7 +21,6 @@ from .services import audit_record
 # the policy app's IntentChange rows (one per edit, import or baseline acceptance, with the whole
 # intent as TOML before and after), not row by row: an import replaces every table in bulk.
 AUDITED_FIELDS: dict[str, set[str] | None] = {
-    "ingest.hosttoken": {"revoked_at"},
     "inventory.host": {"role", "enrollment", "hostname"},
     "inventory.label": None,
     "policy.waiver": None,

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from fleet.ingest.management.commands.import_capture import capture_document
 from fleet.ingest.services import snapshot_receive_document
+from fleet.ingest.tasks import snapshot_queue_apply
 from fleet.inventory.models import Host, Label
 
 from . import synth
@@ -126,7 +127,7 @@ def demo_fleet_load(*, synthetic: int, large: int = 0, seed: int = 0,
     for item in itertools.chain(capture_hosts(), synthetic_hosts(synthetic, large=large, seed=seed)):
         hostname = item.document["host"]["hostname"]
         host = host_file(hostname=hostname, role=item.role, labels=item.labels)
-        result = snapshot_receive_document(host=host, document=item.document)
+        result = snapshot_receive_document(host=host, document=item.document, queue=snapshot_queue_apply)
         if result.http_status >= 400:
             raise DemoLoadError(f"{hostname}: ingest refused the snapshot ({result.http_status}): {result.body}")
         if item.stale:

@@ -18,6 +18,8 @@ import time
 from django.conf import settings
 from django.http import HttpResponse
 
+from fleet.metrics.queue import queue_depth
+
 GUARDED_PATHS = ("/api/v1/snapshots", "/api/v1/heartbeat")
 
 
@@ -47,8 +49,6 @@ class _QueueDepth:
             if now - self._at < self.ttl:
                 return self._value
             self._at = now
-        from fleet.metrics.queue import queue_depth
-
         value = queue_depth()
         self._value = value
         return value

@@ -55,8 +55,7 @@ class Snapshot(models.Model):
 
     @staticmethod
     def compress(body: bytes) -> bytes:
-        # zstd level 3: a 746 KB 480-device document packs in 0.3 ms to 22 KB and unpacks in 0.07 ms, where
-        # zlib level 6 took 2.9 ms, 26 KB and 0.67 ms (every receive packs one, every apply unpacks one).
+        # zstd 3 packs a 480-device document in 0.3 ms and unpacks it in 0.07 ms (zlib 6: 2.9 and 0.67 ms).
         return zstandard.ZstdCompressor(level=3).compress(body)
 
     def document_bytes(self) -> bytes:

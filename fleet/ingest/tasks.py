@@ -1,4 +1,4 @@
-"""Celery adapters: fetch by id, call the service, retry on transient database trouble."""
+"""Celery adapters: fetch by id, call the service, retry on transient database trouble; and the queueing of an id."""
 import gc
 import logging
 
@@ -7,9 +7,13 @@ from celery.signals import task_postrun, task_prerun, worker_process_init, worke
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
-from . import services
+from .services.apply import snapshot_apply
+from .services.sweep import hosts_mark_stale, snapshots_requeue_stuck
 
 log = logging.getLogger(__name__)
+
+# Publishing to a broker that is down: give up fast (the sweeper re-queues), do not hold the agent's request.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
 @shared_task(
@@ -21,17 +25,30 @@ log = logging.getLogger(__name__)
     max_retries=10,
     ignore_result=True,
 )
-def apply_snapshot(snapshot_id: int) -> str:
+def snapshot_apply_task(snapshot_id: int) -> str:
     """Apply one stored snapshot; a re-delivery or re-run of an applied one does nothing."""
-    return services.snapshot_apply(snapshot_id=snapshot_id)
+    return snapshot_apply(snapshot_id=snapshot_id)
+
+
+def snapshot_queue_apply(snapshot_id: int) -> bool:
+    """Hand a stored snapshot's id to the apply task; False (logged) when the broker cannot take it.
+
+    A broker outage must not turn an accepted, committed snapshot into an error for the agent:
+    the row stays `received` and the sweeper queues it again once the broker is back.
+    """
+    try:
+        snapshot_apply_task.apply_async((snapshot_id,), retry=True, retry_policy=PUBLISH_RETRY)
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; every one means "not queued"
+        log.warning("snapshot %s stored but not queued (%s: %s); the sweeper will queue it", snapshot_id, exc.__class__.__name__, exc)
+        return False
+    return True
 
 
 @shared_task(ignore_result=True)
 def sweep() -> dict:
     """Re-queue snapshots left unprocessed and mark silent hosts stale (beat schedule in settings)."""
-    requeued = services.snapshots_requeue_stuck(older_than_seconds=getattr(settings, "FLEET_REQUEUE_AFTER", 120))
-    stale = services.hosts_mark_stale()
-    return {"requeued": len(requeued), "stale": stale}
+    requeued = snapshots_requeue_stuck(older_than_seconds=getattr(settings, "FLEET_REQUEUE_AFTER", 120), queue=snapshot_queue_apply)
+    return {"requeued": len(requeued), "stale": hosts_mark_stale()}
 
 
 @task_prerun.connect
@@ -40,7 +57,7 @@ def _close_old_connections(**kwargs) -> None:
     """What Django does around a request: drop connections past CONN_MAX_AGE or broken, keep the rest.
 
     Celery's own fixup would close every connection around every task (settings.CELERY_DB_REUSE_MAX
-    turns that off): a new PostgreSQL session per task, ~5% of a changed 480-device apply's time.
+    turns that off): a new PostgreSQL session per task cost ~5% of a changed 480-device apply.
     Eager tasks run inside the caller's request or transaction; their connection is the caller's.
     """
     task = kwargs.get("task") or kwargs.get("sender")
@@ -54,11 +71,9 @@ def _close_old_connections(**kwargs) -> None:
 def _freeze_startup_objects(**kwargs) -> None:
     """Move everything loaded at start-up (Django, Celery, the schema) out of the collector's sight.
 
-    Parsing a 480-device snapshot allocates ~100k objects; with the start-up objects still tracked,
-    the full collections this triggers took ~35 ms each (against ~3 ms for the parse itself).
-    Those objects are freed by reference counting when the task ends, not by the collector, so a
-    young generation of 50,000 (not 700) lets a task run with a handful of collections instead of
-    ~140: 2-4 ms less per changed 480-device apply (bench/ingest.py).
+    A task's objects are freed by reference counting when it ends; a young generation of 50,000 lets a
+    480-device apply (~100k allocations) run with a few collections instead of ~140 full ones over the
+    start-up objects: 2-4 ms less per changed apply (bench/ingest.py).
     """
     gc.freeze()
     gc.set_threshold(*WORKER_GC_THRESHOLD)

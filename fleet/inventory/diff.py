@@ -1,4 +1,8 @@
-"""What changed between two snapshot-shaped dicts, as change facts; pure (no database).
+"""What changed between two states of a host, as change facts; pure (no database).
+
+A state here is keyed rows (`rows.rows_from_document`) plus `"host"`, the host's fact columns
+(`rows.host_columns_from_document`): the apply passes only the rows whose fingerprint moved, on
+both sides, and `snapshot_changes` diffs two whole documents the same way.
 
 A fact is `{"kind": Change.Kind value, "subject": str, "before": …, "after": …}`;
 `before` is None for something that appeared and `after` None for something that left.
@@ -7,6 +11,8 @@ Volatile facts (link training, pinned memory, process start time, warnings) are 
 from __future__ import annotations
 
 from typing import Iterator
+
+from .rows import host_columns_from_document, rows_from_document
 
 DEVICE_SUMMARY = ("vendor_id", "device_id", "class", "driver")
 DEVICE_IDENTITY = (
@@ -29,10 +35,6 @@ def _pick(item: dict, keys) -> dict:
     return {key: item.get(key) for key in keys}
 
 
-def _keyed(items, key: str) -> dict:
-    return {item.get(key): item for item in items or [] if isinstance(item, dict)}
-
-
 def _differing(before: dict, after: dict, keys) -> tuple[dict, dict]:
     changed = [key for key in keys if before.get(key) != after.get(key)]
     return _pick(before, changed), _pick(after, changed)
@@ -46,23 +48,24 @@ def _added_removed(old: dict, new: dict, kind_added: str, kind_removed: str, sum
 
 
 def _host_facts(old: dict, new: dict) -> Iterator[dict]:
-    old_host, new_host = old.get("host") or {}, new.get("host") or {}
-    if old_host.get("kernel") != new_host.get("kernel"):
-        yield _fact("kernel_changed", "kernel", old_host.get("kernel"), new_host.get("kernel"))
-    if old_host.get("cmdline") != new_host.get("cmdline"):
-        yield _fact("cmdline_changed", "cmdline", old_host.get("cmdline"), new_host.get("cmdline"))
+    old_host, new_host = old["host"], new["host"]
+    for column, kind in (("kernel", "kernel_changed"), ("cmdline", "cmdline_changed")):
+        before, after = old_host.get(column) or None, new_host.get(column) or None  # "" in the column is the snapshot's null
+        if before != after:
+            yield _fact(kind, column, before, after)
 
 
 def _iommu_facts(old: dict, new: dict) -> Iterator[dict]:
-    old_iommu, new_iommu = old.get("iommu") or {}, new.get("iommu") or {}
-    if old_iommu.get("enabled") != new_iommu.get("enabled"):
-        yield _fact("iommu_changed", "iommu", {"enabled": old_iommu.get("enabled")}, {"enabled": new_iommu.get("enabled")})
+    before, after = old["host"].get("iommu_enabled"), new["host"].get("iommu_enabled")
+    if before != after:
+        yield _fact("iommu_changed", "iommu", {"enabled": before}, {"enabled": after})
+
     def stable(unit: dict) -> dict:
         features = {k: v for k, v in (unit.get("features") or {}).items() if k not in UNIT_VOLATILE_FEATURES}
         return {**_pick(unit, UNIT_TRACKED), "features": features}
 
-    old_units = {k: stable(v) for k, v in _keyed(old_iommu.get("units"), "name").items()}
-    new_units = {k: stable(v) for k, v in _keyed(new_iommu.get("units"), "name").items()}
+    old_units = {k: stable(v) for k, v in old["units"].items()}
+    new_units = {k: stable(v) for k, v in new["units"].items()}
     for name in sorted(old_units.keys() | new_units.keys(), key=str):
         before, after = old_units.get(name), new_units.get(name)
         if before is None or after is None:
@@ -72,7 +75,7 @@ def _iommu_facts(old: dict, new: dict) -> Iterator[dict]:
 
 
 def _group_facts(old: dict, new: dict) -> Iterator[dict]:
-    old_groups, new_groups = _keyed(old.get("groups"), "id"), _keyed(new.get("groups"), "id")
+    old_groups, new_groups = old["groups"], new["groups"]
     yield from _added_removed(old_groups, new_groups, "group_added", "group_removed", ("type", "name", "devices"))
     for number in sorted(old_groups.keys() & new_groups.keys(), key=str):
         before, after = old_groups[number].get("type"), new_groups[number].get("type")
@@ -81,7 +84,7 @@ def _group_facts(old: dict, new: dict) -> Iterator[dict]:
 
 
 def _device_facts(old: dict, new: dict) -> Iterator[dict]:
-    old_devices, new_devices = _keyed(old.get("devices"), "bdf"), _keyed(new.get("devices"), "bdf")
+    old_devices, new_devices = old["devices"], new["devices"]
     yield from _added_removed(old_devices, new_devices, "device_added", "device_removed", DEVICE_SUMMARY)
     for bdf in sorted(old_devices.keys() & new_devices.keys(), key=str):
         before, after = old_devices[bdf], new_devices[bdf]
@@ -105,7 +108,7 @@ def _device_facts(old: dict, new: dict) -> Iterator[dict]:
 
 
 def _holder_facts(old: dict, new: dict) -> Iterator[dict]:
-    old_holders, new_holders = _keyed(old.get("holders"), "pid"), _keyed(new.get("holders"), "pid")
+    old_holders, new_holders = old["holders"], new["holders"]
     yield from _added_removed(old_holders, new_holders, "holder_added", "holder_removed", HOLDER_SUMMARY)
     for pid in sorted(old_holders.keys() & new_holders.keys(), key=str):
         b, a = _differing(old_holders[pid], new_holders[pid], HOLDER_TRACKED)
@@ -114,11 +117,11 @@ def _holder_facts(old: dict, new: dict) -> Iterator[dict]:
 
 
 def _vfio_facts(old: dict, new: dict) -> Iterator[dict]:
-    old_vfio, new_vfio = old.get("vfio") or {}, new.get("vfio") or {}
     for key in ("noiommu", "iommufd", "parameters", "cdevs"):
-        if old_vfio.get(key) != new_vfio.get(key):
-            yield _fact("vfio_changed", key, old_vfio.get(key), new_vfio.get(key))
-    old_nodes, new_nodes = _keyed(old_vfio.get("nodes"), "path"), _keyed(new_vfio.get("nodes"), "path")
+        before, after = old["host"].get(f"vfio_{key}"), new["host"].get(f"vfio_{key}")
+        if before != after:
+            yield _fact("vfio_changed", key, before, after)
+    old_nodes, new_nodes = old["vfio_nodes"], new["vfio_nodes"]
     for path in sorted(old_nodes.keys() | new_nodes.keys(), key=str):
         before, after = old_nodes.get(path), new_nodes.get(path)
         if before is None or after is None:
@@ -131,7 +134,7 @@ def _vfio_facts(old: dict, new: dict) -> Iterator[dict]:
 
 def _mdev_facts(old: dict, new: dict) -> Iterator[dict]:
     fields = ("parent", "type", "type_name", "iommu_group")
-    old_mdevs, new_mdevs = _keyed(old.get("mdevs"), "uuid"), _keyed(new.get("mdevs"), "uuid")
+    old_mdevs, new_mdevs = old["mdevs"], new["mdevs"]
     for uuid in sorted(old_mdevs.keys() | new_mdevs.keys(), key=str):
         before, after = old_mdevs.get(uuid), new_mdevs.get(uuid)
         before, after = before and _pick(before, fields), after and _pick(after, fields)
@@ -140,10 +143,10 @@ def _mdev_facts(old: dict, new: dict) -> Iterator[dict]:
 
 
 def _pasid_facts(old: dict, new: dict) -> Iterator[dict]:
-    def by_device(doc):
+    def by_device(state):
         out: dict = {}
-        for user in (doc.get("pasid") or {}).get("users") or []:
-            out.setdefault(user.get("device"), set()).add((user.get("pid"), user.get("source")))
+        for user in state["pasid_users"]:
+            out.setdefault(user["device"], set()).add((user["pid"], user["source"]))
         return out
 
     old_users, new_users = by_device(old), by_device(new)
@@ -154,9 +157,20 @@ def _pasid_facts(old: dict, new: dict) -> Iterator[dict]:
             yield _fact("pasid_changed", device, as_list(before), as_list(after))
 
 
-def snapshot_changes(old: dict, new: dict) -> list[dict]:
-    """Every change fact from `old` to `new`, in a stable order (host, IOMMU, groups, devices, holders, VFIO, mdev, PASID)."""
+def rows_changes(old: dict, new: dict) -> list[dict]:
+    """Every change fact from `old` to `new` (keyed rows and host columns), in a stable order
+    (host, IOMMU, groups, devices, holders, VFIO, mdev, PASID)."""
     facts: list[dict] = []
     for section in (_host_facts, _iommu_facts, _group_facts, _device_facts, _holder_facts, _vfio_facts, _mdev_facts, _pasid_facts):
         facts.extend(section(old, new))
     return facts
+
+
+def keyed_state(document: dict) -> dict:
+    """A snapshot document as the diff reads it: its rows and its host columns."""
+    return {"host": host_columns_from_document(document), **rows_from_document(document)}
+
+
+def snapshot_changes(old: dict, new: dict) -> list[dict]:
+    """Every change fact from one snapshot document to another (both through the tables' row mapping)."""
+    return rows_changes(keyed_state(old), keyed_state(new))

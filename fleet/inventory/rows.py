@@ -1,226 +1,271 @@
-"""The mapping between a snapshot's sections and the current-state table rows, both ways.
+"""The one mapping between a snapshot document and the current-state tables, both ways.
 
-`rows_from_document` and `sections_from_rows` are pure and inverse of each other (up to the
-derived owner columns), which is what lets `selectors.host_state` rebuild a snapshot-shaped
-dict that the policy engine evaluates exactly like the agent's document.
+A row is a dict keyed by the snapshot's own field names, plus the few columns the server derives
+(a device's owner and group link), so the diff, the fingerprints and the policy state all speak the
+snapshot's vocabulary. `Field.column` names the model field only where its name differs. Adding a
+device attribute takes the schema, the model field and one `Field` in `DEVICES`.
+
+`rows_from_document` is pure; `state_from_rows` rebuilds from rows (read back from the tables or
+just built) the snapshot-shaped dict the policy engine evaluates exactly like the agent's document.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 
 from django.utils.dateparse import parse_datetime
 
 from agent.drivers import is_userspace_driver
 
-UNIT_FIELDS = ("name", "vendor", "registers", "features", "devices")
-GROUP_FIELDS = ("number", "type", "name", "unit", "reserved_regions", "member_bdfs")
-DEVICE_FIELDS = (
-    "bdf", "vendor_id", "device_id", "subsystem_vendor_id", "subsystem_device_id", "class_code", "revision",
-    "driver", "driver_override", "group_number", "iommu_unit", "parent_bdf", "path", "numa_node", "link",
-    "is_bridge", "header_type", "multifunction", "sriov", "physfn_bdf", "capabilities",
-    "owner_kind", "owner_vm", "owner_pid", "group_id",
+from . import limits
+from .models import Device, Group, Holder, Mdev, PasidUser, Unit, VfioNode
+
+
+@dataclass(frozen=True)
+class Field:
+    """One snapshot key and the model field it is stored in."""
+
+    key: str
+    column: str = ""
+    # A list or dict field holds an empty one when the document has anything else; `default`
+    # replaces a missing or empty value (the column is NOT NULL).
+    shape: type | None = None
+    default: object = None
+
+    @property
+    def name(self) -> str:
+        return self.column or self.key
+
+
+@dataclass(frozen=True)
+class Table:
+    """A list section of the snapshot stored one row per item, keyed by `key` within a host."""
+
+    name: str
+    model: type
+    path: tuple[str, ...]  # where the list sits in the document
+    key: str | None  # None: no natural key, the rows are compared as a whole list
+    fields: tuple[Field, ...]
+    derived: tuple[str, ...] = ()  # columns the server computes; not part of the snapshot
+
+    @cached_property
+    def key_column(self) -> str | None:
+        """The model field holding the key."""
+        return next((f.name for f in self.fields if f.key == self.key), None)
+
+    @cached_property
+    def columns(self) -> tuple[str, ...]:
+        """Model field names, in `fields` then `derived` order."""
+        return (*(f.name for f in self.fields), *self.derived)
+
+    @cached_property
+    def keys(self) -> tuple[str, ...]:
+        """Row keys, in the same order as `columns`."""
+        return (*(f.key for f in self.fields), *self.derived)
+
+    @cached_property
+    def _snapshot_keys(self) -> tuple[str, ...]:
+        return tuple(f.key for f in self.fields)
+
+    @cached_property
+    def _shaped(self) -> tuple[tuple[str, type], ...]:
+        return tuple((f.key, f.shape) for f in self.fields if f.shape is not None)
+
+    @cached_property
+    def _defaulted(self) -> tuple[tuple[str, object], ...]:
+        return tuple((f.key, f.default) for f in self.fields if f.default is not None)
+
+    def row(self, item: dict) -> dict:
+        # Runs for every item of every snapshot (~1,200 for a 480-device host): a plain comprehension, then
+        # the few fields that need it fixed up.
+        get = item.get
+        out = {key: get(key) for key in self._snapshot_keys}
+        for key, shape in self._shaped:
+            if not isinstance(out[key], shape):
+                out[key] = shape()
+        for key, default in self._defaulted:
+            if not out[key]:
+                out[key] = default
+        return out
+
+    def item(self, row: dict) -> dict:
+        """The snapshot item of a row (derived columns left out)."""
+        return {f.key: row[f.key] for f in self.fields}
+
+    def values(self, row: dict) -> dict:
+        """model field -> value of a row."""
+        return {column: row[key] for column, key in zip(self.columns, self.keys)}
+
+    def instance(self, row: dict, **extra):
+        return self.model(**self.values(row), **extra)
+
+
+L, D = list, dict
+UNITS = Table("units", Unit, ("iommu", "units"), "name", (
+    Field("name"), Field("vendor", default="unknown"), Field("devices", shape=L), Field("registers", shape=D),
+    Field("features", shape=D),
+))
+GROUPS = Table("groups", Group, ("groups",), "id", (
+    Field("id", "number"), Field("type"), Field("name"), Field("devices", "member_bdfs", shape=L),
+    Field("reserved_regions", shape=L), Field("unit"),
+))
+DEVICES = Table("devices", Device, ("devices",), "bdf", (
+    Field("bdf"), Field("vendor_id"), Field("device_id"), Field("subsystem_vendor_id"), Field("subsystem_device_id"),
+    Field("class", "class_code"), Field("revision"), Field("driver"), Field("driver_override"),
+    Field("iommu_group", "group_number"), Field("iommu_unit"), Field("parent", "parent_bdf"), Field("path", default=""),
+    Field("numa_node"), Field("link", shape=D), Field("is_bridge"), Field("header_type"), Field("multifunction"),
+    Field("sriov"), Field("capabilities", shape=D),
+), derived=("physfn_bdf", "owner_kind", "owner_vm", "owner_pid", "group_id"))
+VFIO_NODES = Table("vfio_nodes", VfioNode, ("vfio", "nodes"), "path", (
+    Field("path"), Field("mode", default=""), Field("uid"), Field("gid"), Field("rdev"), Field("kind", default=""),
+    Field("group", "group_number"), Field("device", "device_bdf"),
+))
+HOLDERS = Table("holders", Holder, ("holders",), "pid", (
+    Field("pid"), Field("name", default=""), Field("user"), Field("uid"), Field("cmdline", shape=L), Field("nodes", shape=L),
+    Field("device_fds", default=0), Field("groups", shape=L), Field("devices", shape=L), Field("kind", default="other"),
+    Field("vm"), Field("workload"), Field("cgroup"), Field("vm_pinned_kb"), Field("start_time"),
+))
+MDEVS = Table("mdevs", Mdev, ("mdevs",), "uuid", (
+    Field("uuid"), Field("parent", default=""), Field("type", default=""), Field("type_name"),
+    Field("iommu_group", "group_number"),
+))
+PASID_USERS = Table("pasid_users", PasidUser, ("pasid", "users"), None, (
+    Field("device", "device_bdf"), Field("pid"), Field("source", default=""),
+))
+
+# Groups first: device rows point at group rows by id.
+KEYED_TABLES = (GROUPS, DEVICES, UNITS, VFIO_NODES, HOLDERS, MDEVS)
+TABLES = (*KEYED_TABLES, PASID_USERS)
+
+
+@dataclass(frozen=True)
+class HostFact:
+    """A host-level snapshot value stored in a Host column."""
+
+    column: str
+    path: tuple[str, ...]
+    shape: type | None = None
+    text: bool = False  # NOT NULL text column: "" stands for the snapshot's null
+
+    def read(self, doc: dict):
+        value = _at(doc, self.path)
+        if self.shape is not None:
+            return value if isinstance(value, self.shape) else self.shape()
+        if self.text:
+            return value or ""
+        return value
+
+    def item(self, value):
+        return (value or None) if self.text else value
+
+
+HOST_FACTS = (
+    HostFact("kernel", ("host", "kernel"), text=True), HostFact("kernel_version", ("host", "kernel_version"), text=True),
+    HostFact("cmdline", ("host", "cmdline"), text=True), HostFact("cmdline_flags", ("host", "cmdline_flags"), shape=D),
+    HostFact("tainted", ("host", "tainted")), HostFact("cpu_count", ("host", "cpu_count")),
+    HostFact("memory_bytes", ("host", "memory_bytes")), HostFact("boot_time", ("host", "boot_time"), text=True),
+    HostFact("dmi", ("host", "dmi"), shape=D),
+    HostFact("iommu_enabled", ("iommu", "enabled")),
+    HostFact("vfio_noiommu", ("vfio", "noiommu")), HostFact("vfio_iommufd", ("vfio", "iommufd")),
+    HostFact("vfio_parameters", ("vfio", "parameters"), shape=D), HostFact("vfio_cdevs", ("vfio", "cdevs"), shape=L),
+    HostFact("mdev_parents", ("mdev_parents",), shape=L),
+    HostFact("pasid_idxd", ("pasid", "idxd"), shape=L),
+    HostFact("warnings", ("warnings",), shape=L),
 )
-NODE_FIELDS = ("path", "kind", "group_number", "mode", "uid", "gid", "rdev", "device_bdf")
-HOLDER_FIELDS = (
-    "pid", "name", "user", "uid", "cmdline", "kind", "vm", "workload", "cgroup", "nodes", "groups", "devices",
-    "device_fds", "vm_pinned_kb", "start_time",
-)
-MDEV_FIELDS = ("uuid", "parent", "type", "type_name", "group_number")
-PASID_FIELDS = ("device_bdf", "pid", "source")
-
-# table name -> (fields, key field); pasid users have no natural key and are compared as a whole.
-TABLES = {
-    "units": (UNIT_FIELDS, "name"),
-    "groups": (GROUP_FIELDS, "number"),
-    "devices": (DEVICE_FIELDS, "bdf"),
-    "vfio_nodes": (NODE_FIELDS, "path"),
-    "holders": (HOLDER_FIELDS, "pid"),
-    "mdevs": (MDEV_FIELDS, "uuid"),
-}
 
 
-def _list(value) -> list:
-    return value if isinstance(value, list) else []
+def _at(doc, path: tuple[str, ...]):
+    for part in path:
+        doc = doc.get(part) if isinstance(doc, dict) else None
+    return doc
 
 
-def _dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
+def _items(doc: dict, table: Table) -> list[dict]:
+    found = _at(doc, table.path)
+    return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+
+
+USERSPACE, HOST, UNBOUND = Device.OwnerKind.USERSPACE.value, Device.OwnerKind.HOST.value, Device.OwnerKind.UNBOUND.value
 
 
 def device_owners(holders: list[dict]) -> dict[str, dict]:
     """BDF -> the holder (lowest pid) that can reach it."""
     owners: dict[str, dict] = {}
     for holder in sorted(holders, key=lambda h: h.get("pid") or 0):
-        for bdf in _list(holder.get("devices")):
+        for bdf in holder.get("devices") if isinstance(holder.get("devices"), list) else []:
             owners.setdefault(bdf, holder)
     return owners
 
 
 def device_row(device: dict, owner: dict | None) -> dict:
-    driver = device.get("driver")
-    sriov = device.get("sriov")
+    """A device's row: its snapshot fields, who owns it (from its driver and the holders) and its PF."""
+    row = DEVICES.row(device)
+    driver, sriov = row["driver"], row["sriov"]
+    # In DEVICES.derived order, so that a row read back from the table fingerprints the same.
+    row["physfn_bdf"] = sriov.get("physfn") if isinstance(sriov, dict) else None
     if is_userspace_driver(driver) or owner is not None:
-        owner_kind = "userspace"
-    elif not driver:
-        owner_kind = "unbound"
+        row["owner_kind"] = USERSPACE
     else:
-        owner_kind = "host"
-    return {
-        "bdf": device.get("bdf"),
-        "vendor_id": device.get("vendor_id"),
-        "device_id": device.get("device_id"),
-        "subsystem_vendor_id": device.get("subsystem_vendor_id"),
-        "subsystem_device_id": device.get("subsystem_device_id"),
-        "class_code": device.get("class"),
-        "revision": device.get("revision"),
-        "driver": driver,
-        "driver_override": device.get("driver_override"),
-        "group_number": device.get("iommu_group"),
-        "iommu_unit": device.get("iommu_unit"),
-        "parent_bdf": device.get("parent"),
-        "path": device.get("path") or "",
-        "numa_node": device.get("numa_node"),
-        "link": _dict(device.get("link")),
-        "is_bridge": device.get("is_bridge"),
-        "header_type": device.get("header_type"),
-        "multifunction": device.get("multifunction"),
-        "sriov": sriov,
-        "physfn_bdf": sriov.get("physfn") if isinstance(sriov, dict) else None,
-        "capabilities": _dict(device.get("capabilities")),
-        "owner_kind": owner_kind,
-        "owner_vm": (owner.get("vm") or owner.get("workload")) if owner else None,
-        "owner_pid": owner.get("pid") if owner else None,
-        "group_id": None,  # the Group row's id: only the apply service knows it
-    }
+        row["owner_kind"] = HOST if driver else UNBOUND
+    row["owner_vm"] = (owner.get("vm") or owner.get("workload")) if owner else None
+    row["owner_pid"] = owner.get("pid") if owner else None
+    row["group_id"] = None  # the Group row's id: only the apply knows it
+    return row
 
 
-def rows_from_document(doc: dict) -> dict[str, dict]:
-    """table -> {key: row dict with the model's column names}; `pasid_users` is a list."""
-    holders = _list(doc.get("holders"))
+def rows_from_document(doc: dict) -> dict:
+    """table name -> {key: row} for the keyed tables; `pasid_users` -> a list of rows."""
+    holders = _items(doc, HOLDERS)
     owners = device_owners(holders)
-    iommu = _dict(doc.get("iommu"))
-    vfio = _dict(doc.get("vfio"))
-    return {
-        "units": {
-            u["name"]: {"name": u["name"], "vendor": u.get("vendor") or "unknown", "registers": _dict(u.get("registers")),
-                        "features": _dict(u.get("features")), "devices": _list(u.get("devices"))}
-            for u in _list(iommu.get("units"))
-        },
-        "groups": {
-            g["id"]: {"number": g["id"], "type": g.get("type"), "name": g.get("name"), "unit": g.get("unit"),
-                      "reserved_regions": _list(g.get("reserved_regions")), "member_bdfs": _list(g.get("devices"))}
-            for g in _list(doc.get("groups"))
-        },
-        "devices": {d["bdf"]: device_row(d, owners.get(d["bdf"])) for d in _list(doc.get("devices"))},
-        "vfio_nodes": {
-            n["path"]: {"path": n["path"], "kind": n.get("kind") or "", "group_number": n.get("group"), "mode": n.get("mode") or "",
-                        "uid": n.get("uid"), "gid": n.get("gid"), "rdev": n.get("rdev"), "device_bdf": n.get("device")}
-            for n in _list(vfio.get("nodes"))
-        },
-        "holders": {
-            h["pid"]: {"pid": h["pid"], "name": h.get("name") or "", "user": h.get("user"), "uid": h.get("uid"),
-                       "cmdline": _list(h.get("cmdline")), "kind": h.get("kind") or "other", "vm": h.get("vm"),
-                       "workload": h.get("workload"), "cgroup": h.get("cgroup"), "nodes": _list(h.get("nodes")),
-                       "groups": _list(h.get("groups")), "devices": _list(h.get("devices")), "device_fds": h.get("device_fds") or 0,
-                       "vm_pinned_kb": h.get("vm_pinned_kb"), "start_time": h.get("start_time")}
-            for h in holders
-        },
-        "mdevs": {
-            m["uuid"]: {"uuid": m["uuid"], "parent": m.get("parent") or "", "type": m.get("type") or "", "type_name": m.get("type_name"),
-                        "group_number": m.get("iommu_group")}
-            for m in _list(doc.get("mdevs"))
-        },
-        "pasid_users": [
-            {"device_bdf": u.get("device"), "pid": u.get("pid"), "source": u.get("source") or ""}
-            for u in _list(_dict(doc.get("pasid")).get("users"))
-        ],
-    }
-
-
-def sections_from_rows(rows: dict[str, dict]) -> dict:
-    """The snapshot sections (`iommu.units`, `groups`, `devices`, `vfio.nodes`, `holders`, `mdevs`, `pasid.users`) of table rows."""
-    return {
-        "units": [
-            {"name": r["name"], "vendor": r["vendor"], "devices": r["devices"], "registers": r["registers"], "features": r["features"]}
-            for _, r in sorted(rows["units"].items())
-        ],
-        "groups": [
-            {"id": r["number"], "type": r["type"], "name": r["name"], "devices": r["member_bdfs"],
-             "reserved_regions": r["reserved_regions"], "unit": r["unit"]}
-            for _, r in sorted(rows["groups"].items())
-        ],
-        "devices": [
-            {"bdf": r["bdf"], "vendor_id": r["vendor_id"], "device_id": r["device_id"], "subsystem_vendor_id": r["subsystem_vendor_id"],
-             "subsystem_device_id": r["subsystem_device_id"], "class": r["class_code"], "revision": r["revision"], "driver": r["driver"],
-             "driver_override": r["driver_override"], "iommu_group": r["group_number"], "iommu_unit": r["iommu_unit"],
-             "parent": r["parent_bdf"], "path": r["path"], "numa_node": r["numa_node"], "link": r["link"], "is_bridge": r["is_bridge"],
-             "header_type": r["header_type"], "multifunction": r["multifunction"], "sriov": r["sriov"], "capabilities": r["capabilities"]}
-            for _, r in sorted(rows["devices"].items())
-        ],
-        "nodes": [
-            {"path": r["path"], "kind": r["kind"], "group": r["group_number"], "mode": r["mode"], "uid": r["uid"], "gid": r["gid"],
-             "rdev": r["rdev"], "device": r["device_bdf"]}
-            for _, r in sorted(rows["vfio_nodes"].items())
-        ],
-        "holders": [
-            {"pid": r["pid"], "name": r["name"], "user": r["user"], "uid": r["uid"], "cmdline": r["cmdline"], "nodes": r["nodes"],
-             "device_fds": r["device_fds"], "groups": r["groups"], "devices": r["devices"], "kind": r["kind"], "vm": r["vm"],
-             "workload": r["workload"], "cgroup": r["cgroup"], "vm_pinned_kb": r["vm_pinned_kb"], "start_time": r["start_time"]}
-            for _, r in sorted(rows["holders"].items())
-        ],
-        "mdevs": [
-            {"uuid": r["uuid"], "parent": r["parent"], "type": r["type"], "type_name": r["type_name"], "iommu_group": r["group_number"]}
-            for _, r in sorted(rows["mdevs"].items())
-        ],
-        "pasid_users": [{"device": r["device_bdf"], "pid": r["pid"], "source": r["source"]} for r in rows["pasid_users"]],
-    }
-
-
-# Host text columns are NOT NULL with "" for unknown; the snapshot says null. "" and null map onto each other.
-HOST_TEXT_FACTS = ("kernel", "kernel_version", "cmdline", "boot_time")
-HOST_VALUE_FACTS = ("tainted", "cpu_count", "memory_bytes")
+    out: dict = {}
+    for table in KEYED_TABLES:
+        if table is DEVICES:
+            out["devices"] = {d.get("bdf"): device_row(d, owners.get(d.get("bdf"))) for d in _items(doc, DEVICES)}
+        else:
+            out[table.name] = {item.get(table.key): table.row(item) for item in _items(doc, table)}
+    out["pasid_users"] = [PASID_USERS.row(item) for item in _items(doc, PASID_USERS)]
+    return out
 
 
 def host_columns_from_document(doc: dict) -> dict:
-    """Host column values of a document's host-level facts (everything except identity and counts)."""
-    facts = _dict(doc.get("host"))
-    agent = _dict(doc.get("agent"))
-    vfio = _dict(doc.get("vfio"))
-    pasid = _dict(doc.get("pasid"))
-    columns = {key: facts.get(key) or "" for key in HOST_TEXT_FACTS}
-    columns.update({key: facts.get(key) for key in HOST_VALUE_FACTS})
-    columns.update(
-        cmdline_flags=_dict(facts.get("cmdline_flags")),
-        dmi=_dict(facts.get("dmi")),
-        agent_version=str(agent.get("version") or "")[:40],
-        agent_euid=agent.get("euid") if isinstance(agent.get("euid"), int) and abs(agent["euid"]) < 2**31 else None,
-        iommu_enabled=_dict(doc.get("iommu")).get("enabled"),
-        vfio_noiommu=bool(vfio.get("noiommu")),
-        vfio_iommufd=bool(vfio.get("iommufd")),
-        vfio_parameters=_dict(vfio.get("parameters")),
-        vfio_cdevs=_list(vfio.get("cdevs")),
-        pasid_idxd=_list(pasid.get("idxd")),
-        mdev_parents=_list(doc.get("mdev_parents")),
-        warnings=_list(doc.get("warnings")),
-    )
+    """Host column values of a document's host-level facts (everything except identity, counts and bookkeeping)."""
+    columns = {fact.column: fact.read(doc) for fact in HOST_FACTS}
+    agent = doc.get("agent") if isinstance(doc.get("agent"), dict) else {}
+    euid = agent.get("euid")
+    columns["agent_version"] = str(agent.get("version") or "")[:limits.AGENT_VERSION]
+    columns["agent_euid"] = euid if isinstance(euid, int) and limits.INT32[0] <= euid <= limits.INT32[1] else None
+    columns["vfio_noiommu"], columns["vfio_iommufd"] = bool(columns["vfio_noiommu"]), bool(columns["vfio_iommufd"])
     return columns
 
 
-def host_section(host) -> dict:
-    """The snapshot's `host` object rebuilt from a Host row."""
-    section = {"hostname": host.hostname, "machine_id": host.machine_id or None}
-    section.update({key: getattr(host, key) or None for key in HOST_TEXT_FACTS})
-    section.update({key: getattr(host, key) for key in HOST_VALUE_FACTS})
-    section.update(cmdline_flags=host.cmdline_flags, dmi=host.dmi)
-    return section
+def host_columns(host) -> dict:
+    """The host-level fact columns of a Host row, as `host_columns_from_document` gives them for a document."""
+    return {fact.column: getattr(host, fact.column) for fact in HOST_FACTS}
 
 
-def iommu_mode(groups: list[dict], iommu_enabled: bool | None) -> str:
+def _place(state: dict, path: tuple[str, ...], value) -> None:
+    for part in path[:-1]:
+        state = state.setdefault(part, {})
+    state[path[-1]] = value
+
+
+def state_from_rows(host, rows: dict) -> dict:
+    """The host's state as a snapshot-shaped dict (docs/snapshot.md): Host columns plus table rows, sorted by key."""
+    state: dict = {"host": {"hostname": host.hostname, "machine_id": host.machine_id or None}}
+    for fact in HOST_FACTS:
+        _place(state, fact.path, fact.item(getattr(host, fact.column)))
+    for table in KEYED_TABLES:
+        _place(state, table.path, [table.item(row) for _, row in sorted(rows[table.name].items())])
+    _place(state, PASID_USERS.path, [PASID_USERS.item(row) for row in rows["pasid_users"]])
+    return state
+
+
+def iommu_mode(groups, iommu_enabled: bool | None) -> str:
     """off / translated / passthrough / mixed, from the default domain types of the real (non-VFIO-synthetic) groups."""
     kinds = set()
-    for group in groups:
-        if group.get("name") == "vfio-noiommu":
-            continue
+    real = [g for g in groups if g.get("name") != "vfio-noiommu"]
+    for group in real:
         kind = group.get("type")
         if kind == "identity":
             kinds.add("passthrough")
@@ -230,7 +275,6 @@ def iommu_mode(groups: list[dict], iommu_enabled: bool | None) -> str:
         return "mixed"
     if kinds:
         return kinds.pop()
-    real = [g for g in groups if g.get("name") != "vfio-noiommu"]
     return "translated" if (iommu_enabled and real) else "off"
 
 

@@ -116,16 +116,6 @@ def host_states(hosts) -> dict[int, dict]:
     One query per inventory table for the whole batch instead of one per table per host:
     a fleet-wide re-evaluation after an intent change rebuilds 1,000 states this way.
     """
-    from fleet.inventory.models import PasidUser
-    from fleet.inventory.rows import PASID_FIELDS, TABLES
-    from fleet.inventory.selectors import TABLE_MODELS, host_state_from_rows
+    from fleet.inventory.selectors import host_states as inventory_host_states
 
-    ids = [h.pk for h in hosts]
-    rows: dict[int, dict] = {pk: {**{t: {} for t in TABLE_MODELS}, "pasid_users": []} for pk in ids}
-    for table, (model, fields) in TABLE_MODELS.items():
-        key = TABLES[table][1]
-        for row in model.objects.filter(host_id__in=ids).values("id", "host_id", *fields):
-            rows[row.pop("host_id")][table][row[key]] = row
-    for row in PasidUser.objects.filter(host_id__in=ids).order_by("id").values("id", "host_id", *PASID_FIELDS):
-        rows[row.pop("host_id")]["pasid_users"].append(row)
-    return {h.pk: host_state_from_rows(h, rows[h.pk]) for h in hosts}
+    return inventory_host_states(hosts)

@@ -48,7 +48,7 @@ def queued(monkeypatch):
     from fleet.ingest import tasks
 
     ids: list[int] = []
-    monkeypatch.setattr(tasks.apply_snapshot, "apply_async", lambda args, **options: ids.append(args[0]))
+    monkeypatch.setattr(tasks.snapshot_apply_task, "apply_async", lambda args, **options: ids.append(args[0]))
     return ids
 
 

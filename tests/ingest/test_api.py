@@ -219,7 +219,7 @@ def test_a_heartbeat_with_the_current_hash_is_200_and_an_unknown_one_409(enrolle
 
 
 def test_an_unchanged_heartbeat_refreshes_its_tokens_last_use_now_and_then(enrolled, push):
-    from fleet.ingest.services import HEARTBEAT_TOKEN_TOUCH_EVERY
+    from fleet.ingest.services.receive import HEARTBEAT_TOKEN_TOUCH_EVERY
 
     host, token, doc = enrolled(ISOLATED)
     assert push(token, doc).status_code == 202
@@ -260,7 +260,7 @@ def test_the_snapshot_is_committed_before_its_id_is_queued_and_202_returned(enro
         with psycopg.connect(**dsn) as other:
             seen_by_other_connection.append(other.execute("SELECT status FROM ingest_snapshot WHERE id = %s", [snapshot_id]).fetchone())
 
-    monkeypatch.setattr(tasks.apply_snapshot, "apply_async", lambda args, **options: from_outside(args[0]))
+    monkeypatch.setattr(tasks.snapshot_apply_task, "apply_async", lambda args, **options: from_outside(args[0]))
     response = push(token, doc)
     assert response.status_code == 202
     assert seen_by_other_connection == [("received",)]
@@ -274,7 +274,7 @@ def test_a_broker_outage_still_answers_202_and_leaves_the_snapshot_for_the_sweep
     def broker_down(*args, **options):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.apply_snapshot, "apply_async", broker_down)
+    monkeypatch.setattr(tasks.snapshot_apply_task, "apply_async", broker_down)
     _, token, doc = enrolled(ISOLATED)
     response = push(token, doc)
     assert response.status_code == 202

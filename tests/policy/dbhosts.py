@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fleet.inventory.models import Host
-from fleet.inventory.services import host_apply_snapshot
+from fleet.inventory.services import host_state_replace
 from fleet.policy.models import Violation
 from fleet.policy.services import violations_sync_for_host
 
@@ -14,7 +14,7 @@ def host_named(hostname: str) -> Host:
 
 
 def apply_and_sync(host: Host, document: dict, at: datetime) -> dict:
-    host_apply_snapshot(host=host, document=document, snapshot_id=None, seq=None, at=at)
+    host_state_replace(host=host, document=document, snapshot_id=None, seq=None, at=at)
     host.refresh_from_db()
     return violations_sync_for_host(host=host, now=at)
 

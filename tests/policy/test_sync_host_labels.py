@@ -12,7 +12,7 @@ from fleet.policy import services
 from fleet.policy.intent import Intent, Role
 
 from .dbhosts import host_named, open_keys
-from fleet.inventory.services import host_apply_snapshot
+from fleet.inventory.services import host_state_replace
 
 T0 = datetime(2026, 11, 25, 14, 0, tzinfo=timezone.utc)
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ def isolated_nics(captures_root):
 def _labelled_host(name, document):
     host = host_named(name)
     host.labels.add(Label.objects.create(name=f"{name}-pool"))
-    host_apply_snapshot(host=host, document=document, snapshot_id=None, seq=None, at=T0)
+    host_state_replace(host=host, document=document, snapshot_id=None, seq=None, at=T0)
     host.refresh_from_db()
     return host
 

@@ -1,5 +1,7 @@
 from django.db import models
 
+from .. import limits
+
 
 class Label(models.Model):
     """A free-form tag an operator puts on hosts (rack, site, tenant pool…), used in filters and intent."""
@@ -26,8 +28,8 @@ class Host(models.Model):
         ACTIVE = "active", "active"
         RETIRED = "retired", "retired"
 
-    hostname = models.CharField(max_length=253, unique=True)
-    machine_id = models.CharField(max_length=64, blank=True, default="")
+    hostname = models.CharField(max_length=limits.HOSTNAME, unique=True)
+    machine_id = models.CharField(max_length=limits.MACHINE_ID, blank=True, default="")
     role = models.CharField(max_length=100, blank=True, default="", db_index=True)
     labels = models.ManyToManyField(Label, blank=True, related_name="hosts")
     enrollment = models.CharField(max_length=16, choices=Enrollment.choices, default=Enrollment.PENDING)
@@ -43,16 +45,16 @@ class Host(models.Model):
     collected_at = models.DateTimeField(null=True, blank=True)
 
     # Host facts from the last applied snapshot.
-    kernel = models.CharField(max_length=200, blank=True, default="")
+    kernel = models.CharField(max_length=limits.KERNEL_RELEASE, blank=True, default="")
     kernel_version = models.TextField(blank=True, default="")
     cmdline = models.TextField(blank=True, default="")
     cmdline_flags = models.JSONField(default=dict, blank=True)
     tainted = models.BigIntegerField(null=True, blank=True)
     cpu_count = models.IntegerField(null=True, blank=True)
     memory_bytes = models.BigIntegerField(null=True, blank=True)
-    boot_time = models.CharField(max_length=40, blank=True, default="")
+    boot_time = models.CharField(max_length=limits.BOOT_TIME, blank=True, default="")
     dmi = models.JSONField(default=dict, blank=True)
-    agent_version = models.CharField(max_length=40, blank=True, default="")
+    agent_version = models.CharField(max_length=limits.AGENT_VERSION, blank=True, default="")
     agent_euid = models.IntegerField(null=True, blank=True)
     iommu_enabled = models.BooleanField(null=True, blank=True)
     # Derived for the overview: "off", "translated", "passthrough", "mixed".

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from agent.paths import Root
 from agent.snapshot import build
 from fleet.ingest.services import snapshot_receive_document
+from fleet.ingest.tasks import snapshot_queue_apply
 from fleet.inventory.models import Host
 
 
@@ -43,7 +44,7 @@ class Command(BaseCommand):
         if not isinstance(hostname, str) or not hostname:
             raise CommandError("the capture has no hostname; pass --host NAME")
         target, _ = Host.objects.get_or_create(hostname=hostname)
-        result = snapshot_receive_document(host=target, document=document)
+        result = snapshot_receive_document(host=target, document=document, queue=snapshot_queue_apply)
         if result.http_status >= 400:
             raise CommandError(f"refused ({result.http_status}): {result.body}")
         self.stdout.write(f"{hostname}: snapshot {result.body.get('id')} {result.body.get('status')}")
