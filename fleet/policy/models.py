@@ -9,13 +9,7 @@ from django.db import models
 
 from fleet.inventory.models import Host
 
-
-class Severity(models.TextChoices):
-    CRITICAL = "critical", "critical"
-    HIGH = "high", "high"
-    MEDIUM = "medium", "medium"
-    LOW = "low", "low"
-    INFO = "info", "info"
+from .severity import Severity
 
 
 class Violation(models.Model):

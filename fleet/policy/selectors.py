@@ -68,13 +68,23 @@ def _intent_read() -> Intent:
     )
 
 
+def violations_open_unwaived(*, now: datetime | None = None) -> QuerySet[Violation]:
+    """Open violations that no active waiver hides: what the open list, the fleet tiles and /metrics count.
+
+    Unordered and without joins, so callers can aggregate it (`.values(...).annotate(...)`).
+    """
+    now = now or timezone.now()
+    return Violation.objects.filter(status=Violation.Status.OPEN).filter(Q(waived_until__isnull=True) | Q(waived_until__lte=now))
+
+
 def violations_open(*, host=None, rule: str | None = None, severity: str | None = None,
                     now: datetime | None = None, include_waived: bool = False) -> QuerySet[Violation]:
-    """Open violations, without those hidden by an active waiver unless `include_waived`."""
-    now = now or timezone.now()
-    qs = Violation.objects.filter(status=Violation.Status.OPEN).select_related("host")
-    if not include_waived:
-        qs = qs.filter(Q(waived_until__isnull=True) | Q(waived_until__lte=now))
+    """Open violations, without those hidden by an active waiver unless `include_waived`, in listing order."""
+    if include_waived:
+        qs = Violation.objects.filter(status=Violation.Status.OPEN)
+    else:
+        qs = violations_open_unwaived(now=now)
+    qs = qs.select_related("host")
     if host is not None:
         qs = qs.filter(host__hostname=host) if isinstance(host, str) else qs.filter(host=host)
     if rule:
