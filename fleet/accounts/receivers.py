@@ -24,11 +24,9 @@ AUDITED_FIELDS: dict[str, set[str] | None] = {
     "ingest.hosttoken": {"revoked_at"},
     "inventory.host": {"role", "enrollment", "hostname"},
     "inventory.label": None,
-    "policy.waiver": None,
-    "policy.intentchange": None,
 }
-# The engine's own rows, of which only the human parts (acknowledgement, waiver window) count.
-MACHINE_WRITTEN = {"policy.violation": ("ack", "acknowledged", "waive", "waived", "waiver")}
+# Waivers, acknowledgements and intent changes are audited by the policy services themselves.
+MACHINE_WRITTEN: dict[str, tuple[str, ...]] = {}
 SECRET_FIELDS = {"token_hash", "password", "secret"}
 ACTOR_FIELDS = ("actor", "created_by", "updated_by", "waived_by", "acknowledged_by", "revoked_by", "author", "by")
 
@@ -101,10 +99,6 @@ def _record_save(sender, instance, created, raw=False, **kwargs):
     if created:
         if instance._meta.label_lower in MACHINE_WRITTEN or instance._meta.label_lower == "inventory.host":
             return  # the engine opening a violation, ingest enrolling a host: facts, not decisions
-        if instance._meta.label_lower == "policy.intentchange":
-            audit_record(actor=_actor(instance), action="intent.change", subject=f"intent ({instance.source}): {instance.summary}",
-                         before={"toml": instance.before}, after={"toml": instance.after})
-            return
         audit_record(actor=_actor(instance), action=_action(instance, "create"), subject=_subject(instance), after=after)
         return
     before = getattr(instance, "_audit_before", None)

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+
+from fleet.inventory.models import PasidUser
+from fleet.inventory.rows import PASID_FIELDS, TABLES
+from fleet.inventory.selectors import TABLE_MODELS, host_state_from_rows
 
 from .intent import Baseline, DeviceExpectation, Intent, Role, Tenant
 from .models import DeviceExpectation as DeviceExpectationRow
@@ -19,23 +24,19 @@ _intent_cache: tuple[str, str, Intent] | None = None
 def intent_current() -> Intent:
     """The intent stored in the database (what `policy export` writes).
 
-    Re-read from the five intent tables only when the intent version token moved since this
-    process last read them (one primary-key query otherwise): every task sees an intent change,
-    including one made earlier in its own transaction.
+    Re-read from the five intent tables only when the intent version token moved since this process
+    last read them (one primary-key query otherwise). The intent services bump it in the transaction
+    that writes the tables, so every task sees a change, one made earlier in its own transaction included.
     """
     global _intent_cache
-    from django.db import connection
-
-    with connection.cursor() as cursor:  # not the ORM: building its query cost more than running this one
-        cursor.execute(f"SELECT token FROM {connection.ops.quote_name(IntentVersion._meta.db_table)} WHERE id = 1")
-        row = cursor.fetchone()
-    token = row[0] if row else None
+    token = IntentVersion.objects.filter(pk=1).values_list("token", flat=True).first()
+    database = connection.settings_dict["NAME"]
     cached = _intent_cache
-    if token is not None and cached is not None and cached[0] == connection.settings_dict["NAME"] and cached[1] == token:
+    if token is not None and cached is not None and cached[:2] == (database, token):
         return cached[2]
     intent = _intent_read()
-    # No row yet (nothing written since the tables were emptied by hand): nothing to key a cache on.
-    _intent_cache = (connection.settings_dict["NAME"], token, intent) if token is not None else None
+    # No row yet (nothing written through the services since the tables were emptied): nothing to key a cache on.
+    _intent_cache = (database, token, intent) if token is not None else None
     return intent
 
 
@@ -126,10 +127,6 @@ def host_states(hosts) -> dict[int, dict]:
     One query per inventory table for the whole batch instead of one per table per host:
     a fleet-wide re-evaluation after an intent change rebuilds 1,000 states this way.
     """
-    from fleet.inventory.models import PasidUser
-    from fleet.inventory.rows import PASID_FIELDS, TABLES
-    from fleet.inventory.selectors import TABLE_MODELS, host_state_from_rows
-
     ids = [h.pk for h in hosts]
     rows: dict[int, dict] = {pk: {**{t: {} for t in TABLE_MODELS}, "pasid_users": []} for pk in ids}
     for table, (model, fields) in TABLE_MODELS.items():
