@@ -1,4 +1,4 @@
-"""Audit of logins: Django's own authentication signals (login, logout, failed login).
+"""Audit of logins, and the failure count of the login throttle: Django's own authentication signals.
 
 Every other audited action is recorded by the service or admin that performs it, calling
 `audit_record` itself; there are no generic model-signal receivers.
@@ -8,6 +8,7 @@ from django.dispatch import receiver
 
 from .context import client_addr
 from .services import audit_record
+from .throttle import login_failure_record, login_failures_clear
 
 # Read by fleet/inventory/services.py only (which host columns make its apply call save()); it goes
 # with that import when the apply audits a host's activation itself. Nothing here uses it.
@@ -16,7 +17,9 @@ AUDITED_FIELDS: dict[str, set[str] | None] = {"inventory.host": {"role", "enroll
 
 @receiver(user_logged_in, dispatch_uid="audit-login")
 def _record_login(sender, request, user, **kwargs):
-    audit_record(actor=user, action="login", subject=f"user {user.get_username()}", remote_addr=client_addr(request) if request else None)
+    addr = client_addr(request) if request else None
+    audit_record(actor=user, action="login", subject=f"user {user.get_username()}", remote_addr=addr)
+    login_failures_clear(username=user.get_username(), remote_addr=addr)
 
 
 @receiver(user_logged_out, dispatch_uid="audit-logout")
@@ -29,4 +32,6 @@ def _record_logout(sender, request, user, **kwargs):
 def _record_login_failed(sender, credentials, request=None, **kwargs):
     # Django already masks the password in `credentials`; keep only the username.
     username = str(credentials.get("username", ""))[:150]
-    audit_record(actor="anonymous", action="login_failed", subject=f"user {username}", remote_addr=client_addr(request) if request else None)
+    addr = client_addr(request) if request else None
+    audit_record(actor="anonymous", action="login_failed", subject=f"user {username}", remote_addr=addr)
+    login_failure_record(username=username, remote_addr=addr)
