@@ -89,7 +89,16 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-AUTH_PASSWORD_VALIDATORS = []
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Login throttling (fleet.accounts.throttle): this many failed logins for one user name from one address
+# within the window refuse further attempts from there (429) until the oldest leaves the window.
+FLEET_LOGIN_MAX_FAILURES = env_int("FLEET_LOGIN_MAX_FAILURES", 5)
+FLEET_LOGIN_LOCKOUT_SECONDS = env_int("FLEET_LOGIN_LOCKOUT_SECONDS", 900)
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -161,6 +170,7 @@ MIDDLEWARE.insert(1, "fleet.ingest.admission.IngestAdmissionMiddleware")
 MIDDLEWARE.insert(1, "fleet.metrics.middleware.IngestMetricsMiddleware")
 MIDDLEWARE.insert(1, "fleet.security.csp.ContentSecurityPolicyMiddleware")
 MIDDLEWARE.insert(MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1, "fleet.accounts.context.AuditContextMiddleware")
+MIDDLEWARE.insert(MIDDLEWARE.index("fleet.accounts.context.AuditContextMiddleware") + 1, "fleet.accounts.throttle.LoginThrottleMiddleware")
 
 REST_FRAMEWORK = {**globals().get("REST_FRAMEWORK", {}), "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {

@@ -1,4 +1,4 @@
-"""Who is acting right now, for audit entries written far from the request (signal receivers).
+"""Who is acting right now, for audit entries written far from the request (services called by views).
 
 Set by `AuditContextMiddleware` for web requests; management commands run with no request,
 so entries they cause are attributed to the operating-system user.

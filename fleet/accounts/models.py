@@ -47,3 +47,21 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         state = "revoked" if self.revoked_at else ("read-write" if self.write else "read-only")
         return f"API token {self.prefix}… of {self.user} ({state})"
+
+
+class LoginFailure(models.Model):
+    """One failed login for a user name from an address, kept for the lockout window (`fleet.accounts.throttle`).
+
+    Not the audit trail (that keeps every failure for good): operational state, pruned once it is
+    older than the window. `username` is as typed (case-folded), so it need not name a real user.
+    """
+
+    username = models.CharField(max_length=150)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["username", "remote_addr", "at"], name="accounts_loginfail_key_at_idx")]
+
+    def __str__(self) -> str:
+        return f"failed login for {self.username} from {self.remote_addr or '?'} at {self.at:%Y-%m-%d %H:%M:%S}"

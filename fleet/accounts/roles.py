@@ -6,6 +6,9 @@ patterns against the permissions that exist now and runs again after every `migr
 """
 from fnmatch import fnmatchcase
 
+from django.contrib.auth.models import Group, Permission
+from django.db import DEFAULT_DB_ALIAS
+
 VIEWER = "viewer"
 OPERATOR = "operator"
 SECURITY_REVIEWER = "security-reviewer"
@@ -86,8 +89,6 @@ def user_can_read_audit(user) -> bool:
 
 def roles_sync() -> dict[str, int]:
     """Create the role groups and give each exactly the permissions its patterns match. Idempotent."""
-    from django.contrib.auth.models import Group, Permission
-
     perms = {f"{p.content_type.app_label}.{p.codename}": p for p in Permission.objects.select_related("content_type")}
     counts = {}
     for role in ROLES:
@@ -100,8 +101,6 @@ def roles_sync() -> dict[str, int]:
 
 def roles_sync_after_migrate(sender, using=None, **kwargs) -> None:
     # post_migrate fires once per app; only the last one (ours or any) matters, so sync on each cheaply.
-    from django.db import DEFAULT_DB_ALIAS
-
     if (using or DEFAULT_DB_ALIAS) != DEFAULT_DB_ALIAS:
         return
     roles_sync()

@@ -1,10 +1,12 @@
 """Isolation policy: the rule catalogue (DOMAIN.md §6), declared intent, violations with a lifecycle.
 
-- `rules/` pure rule functions, `facts.py` the per-host indexes they read, `explain.py` why
-  devices share a group (ACS), `engine.evaluate()` runs them all without a database.
+- `rules/` pure rule functions, `facts.py` the per-host indexes they read, `engine.evaluate()`
+  runs them all without a database; why devices share a group is the agent's explanation
+  (`agent.explain.group_reasons`), so the server and `fleet-agent show` say the same sentences.
 - `intent.py` the declared intent as a value and its TOML form; `models.py` its editable
   tables, violations, waivers, history and the intent audit.
-- `services.py` writes (sync per host / fleet, waive, acknowledge, intent changes),
+- `services/` writes: `sync` (violation lifecycle per host / fleet), `triage` (waive, revoke,
+  acknowledge, expiry), `intent` (imports, baselines, admin edits), `quotas` (tenant PASIDs);
   `selectors.py` reads, `tasks.py` thin Celery adapters, `management/commands` the CLI.
 
 Decisions worth knowing:

@@ -1,33 +1,33 @@
-"""Admin: intent tables are editable (each save is audited and re-evaluates the fleet); violations are read-mostly."""
+"""Admin: the intent tables are editable (each save is one audited intent change that re-evaluates the
+fleet); violations and the intent's history are read here and never deleted."""
 from django.contrib import admin
-from django.db import transaction
 
-from . import selectors, services
-from .intent import to_toml
+from fleet.accounts.admin_audit import AuditedAdmin, UndeletableAdmin
+
+from . import services
 from .models import (
     DeviceExpectation, GroupBaseline, HostRole, IntentChange, IntentSettings, Tenant, Violation, ViolationEvent, Waiver,
 )
 
 
-class IntentAdmin(admin.ModelAdmin):
-    """Wraps every write in an audit row (TOML before/after, who) and a fleet re-evaluation, without signals."""
+class IntentAdmin(AuditedAdmin):
+    """Every write is an `intent_edit`: the IntentChange (TOML before/after, who) is its audit entry."""
 
-    def _audited(self, request, summary, write):
-        with transaction.atomic():
-            before = to_toml(selectors.intent_current())
-            write()
-            services.intent_record_change(before=before, by=request.user.get_username(), source="admin", summary=summary)
+    audited_by_service = True
+
+    def _edit(self, request, summary, write):
+        services.intent_edit(write=write, user=request.user, source="admin", summary=summary)
 
     def save_model(self, request, obj, form, change):
-        self._audited(request, f"{'edit' if change else 'add'} {obj._meta.verbose_name} {obj}",
-                      lambda: super(IntentAdmin, self).save_model(request, obj, form, change))
+        self._edit(request, f"{'edit' if change else 'add'} {obj._meta.verbose_name} {obj}",
+                   lambda: super(IntentAdmin, self).save_model(request, obj, form, change))
 
     def delete_model(self, request, obj):
-        self._audited(request, f"delete {obj._meta.verbose_name} {obj}", lambda: super(IntentAdmin, self).delete_model(request, obj))
+        self._edit(request, f"delete {obj._meta.verbose_name} {obj}", lambda: super(IntentAdmin, self).delete_model(request, obj))
 
     def delete_queryset(self, request, queryset):
-        self._audited(request, f"delete {queryset.count()} {queryset.model._meta.verbose_name_plural}",
-                      lambda: super(IntentAdmin, self).delete_queryset(request, queryset))
+        self._edit(request, f"delete {queryset.count()} {queryset.model._meta.verbose_name_plural}",
+                   lambda: super(IntentAdmin, self).delete_queryset(request, queryset))
 
 
 @admin.register(Tenant)
@@ -59,27 +59,29 @@ class IntentSettingsAdmin(IntentAdmin):
     list_display = ("allowed_userspace_drivers", "host_pasid_quota", "stale_after_seconds")
 
 
-@admin.register(IntentChange)
-class IntentChangeAdmin(admin.ModelAdmin):
-    list_display = ("at", "by", "source", "summary")
-    list_filter = ("source",)
-    readonly_fields = ("at", "by", "source", "summary", "before", "after")
-
-    def has_add_permission(self, request):
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
 
 
-class WaiverInline(admin.TabularInline):
+@admin.register(IntentChange)
+class IntentChangeAdmin(ReadOnlyMixin, UndeletableAdmin):
+    list_display = ("at", "by", "source", "summary")
+    list_filter = ("source",)
+    readonly_fields = ("at", "by", "source", "summary", "before", "after")
+
+
+class WaiverInline(ReadOnlyMixin, admin.TabularInline):
     model = Waiver
     extra = 0
     readonly_fields = ("justification", "expires_at", "created_by", "created_at", "revoked_at", "revoked_by", "expired_at")
     can_delete = False
 
 
-class EventInline(admin.TabularInline):
+class EventInline(ReadOnlyMixin, admin.TabularInline):
     model = ViolationEvent
     extra = 0
     readonly_fields = ("kind", "at", "by", "detail")
@@ -87,12 +89,11 @@ class EventInline(admin.TabularInline):
 
 
 @admin.register(Violation)
-class ViolationAdmin(admin.ModelAdmin):
+class ViolationAdmin(ReadOnlyMixin, UndeletableAdmin):
+    """Read here; waive and acknowledge on the violations page, through the triage services that keep the history."""
+
     list_display = ("host", "rule", "severity", "subject_kind", "subject_id", "status", "opened_at", "waived_until")
     list_filter = ("status", "severity", "rule")
     search_fields = ("host__hostname", "subject_id", "message")
     readonly_fields = [f.name for f in Violation._meta.fields]
     inlines = [WaiverInline, EventInline]
-
-    def has_add_permission(self, request):
-        return False

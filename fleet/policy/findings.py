@@ -3,33 +3,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-CATALOGUE: dict[str, str] = {
-    "iommu-disabled": "critical",
-    "noiommu-mode": "critical",
-    "uio-driver": "high",
-    "unsafe-interrupts": "high",
-    "acs-override": "high",
-    "group-mixed-ownership": "critical",
-    "group-shared-p2p": "high",
-    "group-split-owners": "critical",
-    "device-node-permissions": "high",
-    "unknown-holder": "high",
-    "vf-shares-pf-group": "high",
-    "pf-userspace-vfs-elsewhere": "high",
-    "mdev-parent-not-isolated": "medium",
-    "reserved-region-direct": "medium",
-    "identity-domain-multitenant": "medium",
-    "ats-without-tb": "medium",
-    "pasid-unsupported-by-iommu": "low",
-    "pasid-quota": "medium",
-    "driver-drift": "high",
-    "group-changed": "medium",
-    "nested-host": "info",
-    "old-kernel-viability": "info",
-    "stale-host": "medium",
-}
+from .severity import Severity
 
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+CATALOGUE: dict[str, Severity] = {
+    "iommu-disabled": Severity.CRITICAL,
+    "noiommu-mode": Severity.CRITICAL,
+    "uio-driver": Severity.HIGH,
+    "unsafe-interrupts": Severity.HIGH,
+    "acs-override": Severity.HIGH,
+    "group-mixed-ownership": Severity.CRITICAL,
+    "group-shared-p2p": Severity.HIGH,
+    "group-split-owners": Severity.CRITICAL,
+    "device-node-permissions": Severity.HIGH,
+    "unknown-holder": Severity.HIGH,
+    "vf-shares-pf-group": Severity.HIGH,
+    "pf-userspace-vfs-elsewhere": Severity.HIGH,
+    "mdev-parent-not-isolated": Severity.MEDIUM,
+    "reserved-region-direct": Severity.MEDIUM,
+    "identity-domain-multitenant": Severity.MEDIUM,
+    "ats-without-tb": Severity.MEDIUM,
+    "pasid-unsupported-by-iommu": Severity.LOW,
+    "pasid-quota": Severity.MEDIUM,
+    "driver-drift": Severity.HIGH,
+    "group-changed": Severity.MEDIUM,
+    "nested-host": Severity.INFO,
+    "old-kernel-viability": Severity.INFO,
+    "stale-host": Severity.MEDIUM,
+}
 
 
 @dataclass(frozen=True)

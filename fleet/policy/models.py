@@ -9,13 +9,8 @@ from django.db import models
 
 from fleet.inventory.models import Host
 
-
-class Severity(models.TextChoices):
-    CRITICAL = "critical", "critical"
-    HIGH = "high", "high"
-    MEDIUM = "medium", "medium"
-    LOW = "low", "low"
-    INFO = "info", "info"
+from .intent import IntentError, check_patterns
+from .severity import Severity
 
 
 class Violation(models.Model):
@@ -69,6 +64,11 @@ class Violation(models.Model):
     def subject(self) -> str:
         return f"{self.subject_kind} {self.subject_id}"
 
+    @property
+    def title(self) -> str:
+        """'group-shared-p2p group 5 of host h1': the violation in words (audit subjects, the admin)."""
+        return f"{self.rule} {self.subject} of host {self.host.hostname}"
+
 
 class Waiver(models.Model):
     """A reviewer's decision to accept a violation until `expires_at`, with the reason.
@@ -88,6 +88,9 @@ class Waiver(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"waiver {self.pk} on {self.violation.title}"
 
 
 class ViolationEvent(models.Model):
@@ -139,8 +142,6 @@ class IntentSettings(models.Model):
 def _check_pattern_fields(instance, *fields: str, lists: tuple[str, ...] = ()) -> None:
     """The admin's form validation: pattern fields get the same refusal (and message) as a TOML import;
     `lists` (and list-valued pattern fields) must hold strings, or every later evaluation would fail."""
-    from .intent import IntentError, check_patterns
-
     errors = {}
     for name in (*fields, *lists):
         value = getattr(instance, name)
@@ -293,12 +294,12 @@ class TenantPasidUsage(models.Model):
 
 
 class IntentVersion(models.Model):
-    """One row whose `token` changes whenever any intent table is written (database triggers, migration 0003).
+    """One row whose `token` the intent services change with every intent write (`intent_version_bump`).
 
     Workers keep the parsed intent in memory and check this row (one primary-key read) per sync instead
-    of reading the five intent tables; triggers, not signals, so bulk writes, admin edits, raw SQL and
-    TRUNCATE all move it. A random token, not a counter: a rolled-back change must never leave another
-    transaction's later change with the number a worker already cached.
+    of reading the five intent tables. A random token, not a counter: a rolled-back change must never
+    leave another transaction's later change with the value a worker already cached. Writes that bypass
+    the services (a hand-run SQL statement) are not seen until the next bump or worker restart.
     """
 
     id = models.PositiveSmallIntegerField(primary_key=True)

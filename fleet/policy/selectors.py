@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+
+from fleet.inventory.selectors import host_states as inventory_host_states
 
 from .intent import Baseline, DeviceExpectation, Intent, Role, Tenant
 from .models import DeviceExpectation as DeviceExpectationRow
@@ -19,23 +22,19 @@ _intent_cache: tuple[str, str, Intent] | None = None
 def intent_current() -> Intent:
     """The intent stored in the database (what `policy export` writes).
 
-    Re-read from the five intent tables only when the intent version token moved since this
-    process last read them (one primary-key query otherwise): every task sees an intent change,
-    including one made earlier in its own transaction.
+    Re-read from the five intent tables only when the intent version token moved since this process
+    last read them (one primary-key query otherwise). The intent services bump it in the transaction
+    that writes the tables, so every task sees a change, one made earlier in its own transaction included.
     """
     global _intent_cache
-    from django.db import connection
-
-    with connection.cursor() as cursor:  # not the ORM: building its query cost more than running this one
-        cursor.execute(f"SELECT token FROM {connection.ops.quote_name(IntentVersion._meta.db_table)} WHERE id = 1")
-        row = cursor.fetchone()
-    token = row[0] if row else None
+    token = IntentVersion.objects.filter(pk=1).values_list("token", flat=True).first()
+    database = connection.settings_dict["NAME"]
     cached = _intent_cache
-    if token is not None and cached is not None and cached[0] == connection.settings_dict["NAME"] and cached[1] == token:
+    if token is not None and cached is not None and cached[:2] == (database, token):
         return cached[2]
     intent = _intent_read()
-    # No row yet (nothing written since the tables were emptied by hand): nothing to key a cache on.
-    _intent_cache = (connection.settings_dict["NAME"], token, intent) if token is not None else None
+    # No row yet (nothing written through the services since the tables were emptied): nothing to key a cache on.
+    _intent_cache = (database, token, intent) if token is not None else None
     return intent
 
 
@@ -68,13 +67,23 @@ def _intent_read() -> Intent:
     )
 
 
+def violations_open_unwaived(*, now: datetime | None = None) -> QuerySet[Violation]:
+    """Open violations that no active waiver hides: what the open list, the fleet tiles and /metrics count.
+
+    Unordered and without joins, so callers can aggregate it (`.values(...).annotate(...)`).
+    """
+    now = now or timezone.now()
+    return Violation.objects.filter(status=Violation.Status.OPEN).filter(Q(waived_until__isnull=True) | Q(waived_until__lte=now))
+
+
 def violations_open(*, host=None, rule: str | None = None, severity: str | None = None,
                     now: datetime | None = None, include_waived: bool = False) -> QuerySet[Violation]:
-    """Open violations, without those hidden by an active waiver unless `include_waived`."""
-    now = now or timezone.now()
-    qs = Violation.objects.filter(status=Violation.Status.OPEN).select_related("host")
-    if not include_waived:
-        qs = qs.filter(Q(waived_until__isnull=True) | Q(waived_until__lte=now))
+    """Open violations, without those hidden by an active waiver unless `include_waived`, in listing order."""
+    if include_waived:
+        qs = Violation.objects.filter(status=Violation.Status.OPEN)
+    else:
+        qs = violations_open_unwaived(now=now)
+    qs = qs.select_related("host")
     if host is not None:
         qs = qs.filter(host__hostname=host) if isinstance(host, str) else qs.filter(host=host)
     if rule:
@@ -116,6 +125,4 @@ def host_states(hosts) -> dict[int, dict]:
     One query per inventory table for the whole batch instead of one per table per host:
     a fleet-wide re-evaluation after an intent change rebuilds 1,000 states this way.
     """
-    from fleet.inventory.selectors import host_states as inventory_host_states
-
     return inventory_host_states(hosts)

@@ -54,3 +54,63 @@ def test_the_admin_refuses_a_baseline_whose_groups_are_not_lists_of_bdfs(client)
         "hostname": "hv-1", "groups": '[["0000:03:00.0", "0000:03:00.1"]]', "accepted_at_0": "", "accepted_at_1": "",
         "accepted_by": "judy"})
     assert response.status_code == 302 and GroupBaseline.objects.get().groups == [["0000:03:00.0", "0000:03:00.1"]]
+
+
+# --- nothing that is history is deleted from the admin (issue 10 item 7) ------------------------
+
+def _open_critical(hostname="hv-crit"):
+    from django.utils import timezone
+
+    from fleet.inventory.models import Host
+    from fleet.policy.models import Violation
+
+    now = timezone.now()
+    host = Host.objects.create(hostname=hostname)
+    return Violation.objects.create(
+        host=host, rule="group-mixed-ownership", severity="critical", subject_kind="group", subject_id="4",
+        message="group 4 is not viable", opened_at=now, updated_at=now, last_seen_at=now, fingerprint=hostname.ljust(64, "0"))
+
+
+@pytest.fixture
+def reviewer(db):
+    from tests.accounts.people import make_user
+
+    return make_user("rev-admin", "security-reviewer")
+
+
+def test_a_security_reviewer_deleting_an_open_critical_violation_in_the_admin_is_refused_and_it_stays(client, reviewer):
+    from fleet.policy.models import Violation
+
+    violation = _open_critical()
+    client.force_login(reviewer)
+    assert client.post(f"/admin/policy/violation/{violation.pk}/delete/", {"post": "yes"}).status_code == 403
+    response = client.post("/admin/policy/violation/", {"action": "delete_selected", "_selected_action": [violation.pk], "post": "yes"})
+    assert response.status_code in (200, 302)  # the changelist again: no such action
+    assert Violation.objects.filter(pk=violation.pk, status="open").exists()
+
+
+@pytest.mark.parametrize("path", ["policy/violation/{violation}", "policy/intentchange/{change}", "accounts/auditentry/{entry}",
+                                  "inventory/host/{host}"])
+def test_not_even_a_superuser_deletes_violations_intent_changes_audit_rows_or_a_host_with_history(client, path):
+    from fleet.accounts.models import AuditEntry
+    from fleet.policy.models import IntentChange, Violation
+
+    violation = _open_critical()
+    change = IntentChange.objects.create(at=violation.opened_at, by="x", source="import", before="", after="")
+    entry = AuditEntry.objects.create(action="login", subject="user x")
+    ids = {"violation": violation.pk, "change": change.pk, "entry": entry.pk, "host": violation.host_id}
+    client.force_login(User.objects.create_superuser("root", "r@example.com", "pw"))
+    url = f"/admin/{path.format(**ids)}/delete/"
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    assert Violation.objects.filter(pk=violation.pk).exists() and IntentChange.objects.filter(pk=change.pk).exists()
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_violations_are_read_only_in_the_admin_waivers_go_through_the_violations_page(client, reviewer):
+    violation = _open_critical()
+    client.force_login(reviewer)
+    assert client.get(f"/admin/policy/violation/{violation.pk}/change/").status_code == 200  # viewable
+    response = client.post(f"/admin/policy/violation/{violation.pk}/change/", {"waivers-TOTAL_FORMS": "1", "waivers-INITIAL_FORMS": "0",
+                                                                                "waivers-0-justification": "sneaky"})
+    assert response.status_code == 403
+    assert not violation.waivers.exists()

@@ -36,10 +36,12 @@ def test_shared_bridge_group_is_mixed_ownership_of_the_vfio_nic_and_the_e1000_ni
     assert set(finding.evidence["assigned"]) == vfio and set(finding.evidence["host_dma"]) == e1000
     assert {m["bdf"]: m["driver"] for m in finding.evidence["members"]} == {b: truth.drivers[b] for b in truth.groups[gid]}
     bridge = next(b for b, kind in truth.express.items() if kind.startswith("PCI-Express to PCI"))
-    assert f"PCIe-to-PCI bridge {bridge}" in finding.remediation
     assert all(f"bind {b} to vfio-pci" in finding.remediation for b in e1000)
-    endpoints = sorted(b for b in truth.groups[gid] if not truth.is_bridge(b))
-    assert f"{', '.join(endpoints[:-1])} and {endpoints[-1]} share group {gid} because PCIe-to-PCI bridge {bridge}" in finding.remediation
+    # The agent's sentence (the one `fleet-agent show` prints), with its short BDFs.
+    endpoints = sorted(b.removeprefix("0000:") for b in truth.groups[gid] if not truth.is_bridge(b))
+    assert (f"why they share group {gid}: {', '.join(endpoints[:-1])} and {endpoints[-1]} sit behind PCIe-to-PCI bridge "
+            f"{bridge.removeprefix('0000:')}") in finding.remediation
+    assert finding.evidence["explained_by"][0].startswith(f"{', '.join(endpoints[:-1])} and {endpoints[-1]} sit behind")
 
 
 def test_shared_group_all_vfio_is_peer_to_peer_exposure_held_by_one_vm_and_not_mixed(snapshots, capture):

@@ -129,8 +129,18 @@ def test_mixed_group_explains_the_root_port_without_acs_and_the_multifunction_de
     (f,) = [f for f in evaluate(_two_nics_under_port_without_acs()) if f.rule == "group-mixed-ownership"]
     assert f.subject_id == "14"
     assert "bind 0000:03:00.1 to vfio-pci as well" in f.remediation
-    assert "root port 0000:00:1c.0 has no ACS" in f.remediation
-    assert "multi-function device 0000:03:00 without ACS" in f.remediation
+    assert ("why they share group 14: 03:00.0 and 03:00.1 are functions of one multi-function device 03:00 with no ACS"
+            in f.remediation)
+
+
+def test_a_shared_group_of_two_cards_names_the_root_port_without_acs_above_them():
+    # Two single-function NICs in two slots behind one consumer-board root port without ACS, both given to one VM.
+    port = root_port("0000:00:1c.0", 14, acs=NO_ACS)
+    a, b = nic("0000:03:00.0", 14, acs=FULL_ACS), nic("0000:04:00.0", 14, acs=FULL_ACS)
+    st = state(devices=[port, a, b], holders=[holder(4001, vm="vm-a", groups=[14])])
+    (f,) = [f for f in evaluate(st) if f.rule == "group-shared-p2p"]
+    assert "why they share group 14: root port 00:1c.0 has no ACS" in f.remediation
+    assert f.evidence["explained_by"] == [f.remediation.split("why they share group 14: ")[1].rstrip(".")]
 
 
 def test_pcieport_pci_stub_and_unbound_members_do_not_make_a_group_mixed():

@@ -1,9 +1,15 @@
 """IOMMU groups as isolation units: mixed ownership, peer-to-peer exposure, split owners, changes since baseline."""
 from __future__ import annotations
 
-from ..explain import and_list, because, group_reasons
+from agent.explain import and_list, group_reasons
+
 from ..facts import HostFacts
 from ..findings import Finding
+
+
+def _why(facts: HostFacts, gid, members: list[str]) -> str:
+    """Why `members` share group `gid`, in the agent's words (the same sentences `fleet-agent show` prints)."""
+    return f"why they share group {gid}: " + "; ".join(group_reasons(members, facts.devices))
 
 
 def _group_evidence(facts: HostFacts, gid, members: list[str]) -> dict:
@@ -12,7 +18,7 @@ def _group_evidence(facts: HostFacts, gid, members: list[str]) -> dict:
         "group": gid,
         "type": group.get("type"),
         "members": [facts.member_evidence(b) for b in members],
-        "explained_by": group_reasons(facts, members),
+        "explained_by": group_reasons(members, facts.devices),
     }
 
 
@@ -32,7 +38,7 @@ def group_mixed_ownership(facts: HostFacts) -> list[Finding]:
             f"{verb(host_dma)} driven by the host.",
             evidence=_group_evidence(facts, gid, members) | {"assigned": assigned, "host_dma": host_dma},
             remediation=f"bind {and_list(host_dma)} to vfio-pci as well (or unbind {it}), or move the devices to slots behind "
-                        f"root ports with ACS; {because(facts, gid, members)}.",
+                        f"root ports with ACS; {_why(facts, gid, members)}.",
         ))
     return out
 
@@ -53,7 +59,7 @@ def group_shared_p2p(facts: HostFacts) -> list[Finding]:
             f"{'each can reach the other' if len(endpoints) == 2 else 'each can reach the others'} by peer-to-peer DMA.",
             evidence=_group_evidence(facts, gid, members) | {"endpoints": endpoints, "assigned": assigned, "holders": owners},
             remediation=f"accept it (waive) only if one owner should have all of {and_list(endpoints)}; otherwise move the devices to "
-                        f"slots behind ports with ACS so they get their own groups; {because(facts, gid, members)}.",
+                        f"slots behind ports with ACS so they get their own groups; {_why(facts, gid, members)}.",
         ))
     return out
 
@@ -75,7 +81,7 @@ def group_split_owners(facts: HostFacts) -> list[Finding]:
             f"members of group {gid} belong to different {' and '.join(split)} ({', '.join(vms or tenants)}), which share one DMA domain.",
             evidence=_group_evidence(facts, gid, members) | {"vms": vms, "tenants": tenants, "labels": [list(x) for x in labels]},
             remediation=f"give the whole group {gid} to one owner (stop all but one of {', '.join(vms or tenants)}), or move devices "
-                        f"so each owner gets its own group; {because(facts, gid, members)}.",
+                        f"so each owner gets its own group; {_why(facts, gid, members)}.",
         ))
     return out
 

@@ -1,7 +1,8 @@
 """Host-wide IOMMU state: disabled, VFIO no-IOMMU mode, nested (emulated) IOMMU, identity domains."""
 from __future__ import annotations
 
-from ..explain import and_list
+from agent.explain import and_list
+
 from ..facts import HostFacts
 from ..findings import Finding
 

@@ -5,8 +5,9 @@ from django.core.management.base import BaseCommand
 
 from agent.terminal import clean
 
-from fleet.policy.findings import CATALOGUE, SEVERITY_ORDER
+from fleet.policy.findings import CATALOGUE
 from fleet.policy.selectors import violation_as_dict, violations_open
+from fleet.policy.severity import SEVERITIES, SEVERITY_RANK
 
 
 class Command(BaseCommand):
@@ -15,12 +16,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host")
         parser.add_argument("--rule", choices=sorted(CATALOGUE))
-        parser.add_argument("--severity", choices=SEVERITY_ORDER)
+        parser.add_argument("--severity", choices=SEVERITIES)
         parser.add_argument("--json", action="store_true", help="one JSON array of violations")
 
     def handle(self, *args, **opts):
         rows = [violation_as_dict(v) for v in violations_open(host=opts["host"], rule=opts["rule"], severity=opts["severity"])]
-        rows.sort(key=lambda r: (SEVERITY_ORDER.index(r["severity"]), r["host"], r["rule"], r["subject"]))
+        rows.sort(key=lambda r: (SEVERITY_RANK[r["severity"]], r["host"], r["rule"], r["subject"]))
         if opts["json"]:
             self.stdout.write(json.dumps(rows, indent=2, sort_keys=True))
             return
