@@ -1,6 +1,6 @@
 """Is an incoming document a snapshot we can store? Schema first, then what our columns hold.
 
-The schema is the agent's own file (`agent/schema/snapshot-v1.schema.json`), so the agent's
+The schema is the agent's own file (`agent/schema/snapshot-v<N>.schema.json`, each version the server reads), so the agent's
 tests and this check cannot drift. jsonschema-rs validates a 480-device snapshot in 7 ms where
 fastjsonschema's generated code took 1.5 s; a refused document goes through its `iter_errors`,
 which lists every problem with its JSON path.
@@ -17,7 +17,8 @@ from functools import lru_cache
 import jsonschema_rs
 from django.db import models
 
-from agent.snapshot import SCHEMA_PATH, SCHEMA_VERSION
+from agent.snapshot import SCHEMA_PATH
+from agent.upgrade import SUPPORTED
 from fleet.inventory import limits
 from fleet.inventory.models import Host
 from fleet.inventory.rows import HOST_FACTS, TABLES
@@ -25,9 +26,10 @@ from fleet.inventory.rows import HOST_FACTS, TABLES
 MAX_ERRORS = 50
 
 
-@lru_cache(maxsize=1)
-def _validator():
-    return jsonschema_rs.validator_for(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+@lru_cache(maxsize=len(SUPPORTED))
+def _validator(version: int):
+    path = SCHEMA_PATH.with_name(f"snapshot-v{version}.schema.json")
+    return jsonschema_rs.validator_for(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _column_bound(field) -> int | tuple[int, int] | None:
@@ -70,10 +72,11 @@ def json_path(parts) -> str:
 
 def schema_problems(doc) -> list[dict]:
     """Every schema violation of `doc` as `{"path": "$.devices[3].bdf", "message": …}`; empty when valid."""
-    if isinstance(doc, dict) and doc.get("schema") != SCHEMA_VERSION:
-        found = doc.get("schema")
-        return [{"path": "$.schema", "message": f"unknown schema version {str(found)[:40]!r}; this server reads version {SCHEMA_VERSION}"}]
-    validator = _validator()
+    version = doc.get("schema") if isinstance(doc, dict) else None
+    if isinstance(version, bool) or version not in SUPPORTED:
+        readable = " and ".join(str(v) for v in SUPPORTED)
+        return [{"path": "$.schema", "message": f"unknown schema version {str(version)[:40]!r}; this server reads versions {readable}"}]
+    validator = _validator(version)
     if validator.is_valid(doc):
         return []
     problems = []

@@ -16,7 +16,7 @@ from functools import cached_property
 
 from django.utils.dateparse import parse_datetime
 
-from agent.drivers import is_userspace_driver
+from agent.ownership import Ownership, ownership
 
 from . import limits
 from .models import Device, Group, Holder, Mdev, PasidUser, Unit, VfioNode
@@ -189,39 +189,30 @@ def _items(doc: dict, table: Table) -> list[dict]:
 USERSPACE, HOST, UNBOUND = Device.OwnerKind.USERSPACE.value, Device.OwnerKind.HOST.value, Device.OwnerKind.UNBOUND.value
 
 
-def device_owners(holders: list[dict]) -> dict[str, dict]:
-    """BDF -> the holder (lowest pid) that can reach it."""
-    owners: dict[str, dict] = {}
-    for holder in sorted(holders, key=lambda h: h.get("pid") or 0):
-        for bdf in holder.get("devices") if isinstance(holder.get("devices"), list) else []:
-            owners.setdefault(bdf, holder)
-    return owners
-
-
-def device_row(device: dict, owner: dict | None) -> dict:
-    """A device's row: its snapshot fields, who owns it (from its driver and the holders) and its PF."""
+def device_row(device: dict, holders_by_pid: dict[int, dict], model: Ownership) -> dict:
+    """A device's row: its snapshot fields, who can reach it (the ownership model) and its PF."""
     row = DEVICES.row(device)
-    driver, sriov = row["driver"], row["sriov"]
+    sriov = row["sriov"]
     # In DEVICES.derived order, so that a row read back from the table fingerprints the same.
     row["physfn_bdf"] = sriov.get("physfn") if isinstance(sriov, dict) else None
-    if is_userspace_driver(driver) or owner is not None:
-        row["owner_kind"] = USERSPACE
-    else:
-        row["owner_kind"] = HOST if driver else UNBOUND
+    owned = model.devices.get(row["bdf"])
+    reach = owned.owner if owned is not None else None
+    owner = holders_by_pid.get(reach.pid) if reach is not None else None
+    row["owner_kind"] = owned.owner_kind if owned is not None else (HOST if row["driver"] else UNBOUND)
     row["owner_vm"] = (owner.get("vm") or owner.get("workload")) if owner else None
-    row["owner_pid"] = owner.get("pid") if owner else None
+    row["owner_pid"] = reach.pid if reach is not None else None
     row["group_id"] = None  # the Group row's id: only the apply knows it
     return row
 
 
 def rows_from_document(doc: dict) -> dict:
-    """table name -> {key: row} for the keyed tables; `pasid_users` -> a list of rows."""
-    holders = _items(doc, HOLDERS)
-    owners = device_owners(holders)
+    """table name -> {key: row} for the keyed tables; `pasid_users` -> a list of rows. `doc` in schema 2's shape."""
+    holders = {h.get("pid"): h for h in _items(doc, HOLDERS)}
+    model = ownership(doc)
     out: dict = {}
     for table in KEYED_TABLES:
         if table is DEVICES:
-            out["devices"] = {d.get("bdf"): device_row(d, owners.get(d.get("bdf"))) for d in _items(doc, DEVICES)}
+            out["devices"] = {d.get("bdf"): device_row(d, holders, model) for d in _items(doc, DEVICES)}
         else:
             out[table.name] = {item.get(table.key): table.row(item) for item in _items(doc, table)}
     out["pasid_users"] = [PASID_USERS.row(item) for item in _items(doc, PASID_USERS)]

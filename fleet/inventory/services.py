@@ -16,6 +16,7 @@ import xxhash
 from django.db import connection, transaction
 
 from agent.snapshot import content_hash as document_hash
+from agent.upgrade import upgrade
 
 from .diff import rows_changes
 from .models import Change, Device, Host, PasidUser
@@ -151,6 +152,8 @@ def host_state_replace(
     `content_hash` is the document's `agent.snapshot.content_hash` when the caller has it already.
     """
     first = host.applied_at is None
+    digest = content_hash or document_hash(document)  # of the document as the agent sent it (its heartbeats quote that)
+    document = upgrade(document)
     rows = rows_from_document(document)
     # Device rows are fingerprinted with group_id still None: the group rows' ids are known only
     # once they are written, and the link is compared on its own (_TableWrite).
@@ -171,7 +174,7 @@ def host_state_replace(
     new["pasid_users"] = rows["pasid_users"]
     _pasid_users_write(host, new["pasid_users"], old["pasid_users"])
 
-    columns = _host_columns(host, document, rows, at=at, snapshot_id=snapshot_id, seq=seq, digest=content_hash or document_hash(document))
+    columns = _host_columns(host, document, rows, at=at, snapshot_id=snapshot_id, seq=seq, digest=digest)
     new["host"] = columns
     if first:
         facts = [{"kind": Change.Kind.HOST_ENROLLED, "subject": host.hostname[:256], "before": None,

@@ -1,4 +1,5 @@
 """POST /api/v1/snapshots and /api/v1/heartbeat: who may push, what is refused, what is stored."""
+import copy
 import gzip
 import json
 
@@ -8,6 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from agent.snapshot import content_hash
+from agent.upgrade import upgrade
 from fleet.ingest.models import HostToken, Snapshot
 from fleet.ingest.services import host_token_create, host_token_revoke, host_token_rotate
 from fleet.inventory.models import Change, Host
@@ -101,10 +103,21 @@ def test_every_wrongly_typed_field_is_named_by_its_json_path(enrolled, push):
 
 def test_an_unknown_schema_version_is_refused(enrolled, push):
     _, token, doc = enrolled(ISOLATED)
-    doc["schema"] = 2
+    doc["schema"] = 3
     response = push(token, doc)
     assert response.status_code == 400
     assert problems(response)[0]["path"] == "$.schema"
+    assert "versions 1 and 2" in problems(response)[0]["message"]
+
+
+def test_a_schema_2_document_is_accepted_and_checked_against_schema_2(enrolled, push):
+    _, token, doc = enrolled(ISOLATED)
+    v2 = upgrade(doc)
+    incomplete = copy.deepcopy(v2)
+    del incomplete["holders"][0]["claims"]  # required in schema 2
+    response = push(token, incomplete)
+    assert response.status_code == 400 and problems(response)[0]["path"] == "$.holders[0]"
+    assert push(token, v2).status_code == 202
 
 
 def test_strings_postgresql_cannot_hold_are_refused_not_crashed_on(enrolled, push):

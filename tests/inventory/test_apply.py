@@ -2,6 +2,7 @@
 import pytest
 from django.utils import timezone
 
+from agent.upgrade import upgrade
 from fleet.inventory.models import Change, Device, Group, Host
 from fleet.inventory.selectors import host_state
 from fleet.inventory.services import host_state_replace
@@ -23,9 +24,23 @@ def applied(root, name="h1", seq=1):
     return host, doc
 
 
+# Schema 2 facts the tables do not hold yet (issue 12 stores them).
+NOT_STORED = {"holders": {"fds", "claims", "vm_locked_kb"}, "host": {"software"}, "vfio": {"cdev_support", "modules"}}
+
+
+def stored_view(doc: dict) -> dict:
+    """The applied document as the server holds it: in schema 2's shape, less what is not stored yet."""
+    doc = upgrade(doc)
+    out = {**doc, "holders": [{k: v for k, v in h.items() if k not in NOT_STORED["holders"]} for h in doc["holders"]]}
+    for section in ("host", "vfio"):
+        out[section] = {k: v for k, v in doc[section].items() if k not in NOT_STORED[section]}
+    return out
+
+
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
 def test_host_state_gives_back_every_section_of_the_applied_document(capture, name):
     host, doc = applied(capture(name))
+    doc = stored_view(doc)
     state = host_state(host)
     for section in ("devices", "groups", "holders", "mdevs", "mdev_parents", "warnings"):
         assert len(state[section]) == len(doc[section]), section
@@ -145,6 +160,7 @@ def test_rows_inserted_with_copy_read_back_as_the_document(capture, name, monkey
     monkeypatch.setattr("fleet.inventory.statements.COPY_MIN_ROWS", 1)
     root = capture(name)
     host, doc = applied(root)
+    doc = stored_view(doc)
     state = host_state(host)
     for section in ("devices", "groups", "holders"):
         assert state[section] == doc[section], section

@@ -121,8 +121,9 @@ def test_a_thousand_agents_in_the_same_second_are_all_stored_exactly_once(procs,
     spread = max(first_sent) - min(first_sent)
     print(f"\nburst: {AGENTS} agents, first attempts within {spread:.2f}s; all answered in {elapsed:.1f}s; "
           f"answers {dict(totals)}; most attempts by one agent {max(sum(c.values()) for c in statuses)}")
-    # One barrier releases them all; waking 1,000 threads on the shared 2-core machine alone can take most of a second.
-    assert spread < 2.0, "the agents did not start together"
+    # One barrier releases them all, but waking 1,000 threads on a loaded 2-core CI machine has taken ~5 s;
+    # the 503 count below is what proves the burst met the gate, so the spread only has to be far inside the deadline.
+    assert spread < DEADLINE / 10, "the agents did not start together"
     assert all(delivered), [dict(statuses[i]) for i, ok in enumerate(delivered) if not ok][:5]
     assert set(totals) <= {202, 503, 429}, totals  # accepted or told to retry: no error, no lost connection
     assert totals[503] > 0, "the gate never refused: the burst did not test admission"
