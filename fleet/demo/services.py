@@ -21,9 +21,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.ingest.management.commands.import_capture import capture_document
-from fleet.ingest.services import snapshot_receive_document
+from fleet.ingest.services import host_labels_add, host_role_set, snapshot_receive_document
 from fleet.ingest.tasks import snapshot_queue_apply
-from fleet.inventory.models import Host, Label
+from fleet.inventory.models import Host
 
 from . import synth
 
@@ -144,10 +144,8 @@ def demo_fleet_load(*, synthetic: int, large: int = 0, seed: int = 0,
 def host_file(*, hostname: str, role: str, labels: tuple[str, ...]) -> Host:
     """The host row filed under `role` with `labels` (what an operator does when enrolling it)."""
     host, _ = Host.objects.get_or_create(hostname=hostname)
-    if host.role != role:
-        host.role = role
-        host.save(update_fields=["role"])
-    host.labels.add(*(Label.objects.get_or_create(name=name)[0] for name in labels))
+    host_role_set(host, role)
+    host_labels_add(host, list(labels))
     return host
 
 

@@ -6,7 +6,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from fleet.ingest.models import Snapshot
 from fleet.inventory.models import Host
-from fleet.policy.models import Violation
+from fleet.policy.selectors import violations_open_unwaived, violations_open_waived
 
 from .queue import queue_depth
 from .task_failures import task_failures_in_broker
@@ -27,8 +27,7 @@ class FleetCollector:
         now = timezone.now()
         violations = GaugeMetricFamily("fleet_violations_open", "Open violations not hidden by a waiver, by rule and severity.", labels=["rule", "severity"])
         rows = (
-            Violation.objects.filter(status=Violation.Status.OPEN)
-            .filter(Q(waived_until__isnull=True) | Q(waived_until__lte=now))
+            violations_open_unwaived(now=now)
             .values("rule", "severity")
             .annotate(n=Count("id"))
             .order_by("rule", "severity")
@@ -36,7 +35,7 @@ class FleetCollector:
         for row in rows:
             violations.add_metric([row["rule"], row["severity"]], row["n"])
         yield violations
-        waived = Violation.objects.filter(status=Violation.Status.OPEN, waived_until__gt=now).count()
+        waived = violations_open_waived(now=now).count()
         yield GaugeMetricFamily("fleet_violations_waived", "Open violations currently hidden by a waiver.", value=waived)
 
         snapshots = GaugeMetricFamily("fleet_snapshots", "Stored snapshots waiting to be applied or that failed to apply.", labels=["status"])

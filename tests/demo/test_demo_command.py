@@ -95,3 +95,18 @@ def test_running_the_demo_again_keeps_the_fleet_and_still_prints_a_working_login
         (hosts,) = db.execute("SELECT COUNT(*) FROM inventory_host").fetchone()
     assert check_password(password, encoded)
     assert hosts == len(capture_truth()) + SYNTHETIC
+
+
+@pytest.mark.slow
+def test_every_role_and_label_the_demo_files_is_in_the_audit_log(demo_db):
+    tmp, _ = demo_db
+    with sqlite3.connect(tmp / "demo.sqlite3") as db:
+        roles = db.execute("SELECT hostname FROM inventory_host WHERE role != ''").fetchall()
+        labelled = db.execute("SELECT DISTINCT h.hostname FROM inventory_host h "
+                              "JOIN inventory_host_labels hl ON hl.host_id = h.id").fetchall()
+        audited = db.execute("SELECT action, subject FROM accounts_auditentry").fetchall()
+    role_subjects = {subject for action, subject in audited if action == "host.update"}
+    label_subjects = {subject for action, subject in audited if action == "host.labels_add"}
+    assert roles and labelled
+    assert {f"host {h}" for (h,) in roles} <= role_subjects
+    assert {f"host {h}" for (h,) in labelled} <= label_subjects

@@ -145,4 +145,4 @@ def fleet_tiles() -> dict:
         codes.append(worst)
         opened.append(count)
         stale.append(1 if is_stale else 0)
-    return {"severities": SEVERITIES + ["none"], "hostnames": names, "worst": codes, "open": opened, "stale": stale}
+    return {"severities": [*SEVERITIES, "none"], "hostnames": names, "worst": codes, "open": opened, "stale": stale}

@@ -9,13 +9,12 @@ from django.utils import timezone
 
 from fleet.inventory.models import Device
 from fleet.policy.models import Violation, ViolationEvent
+from fleet.policy.selectors import violations_open_unwaived, violations_open_waived
+from fleet.policy.severity import SEVERITIES, SEVERITY_RANK
 from fleet.web import params
 from fleet.web.selectors.filters import QueryFilters
 from fleet.web.selectors.history import event_note
 from fleet.web.selectors.tenants import tenant_vm_q
-
-SEVERITIES = ["critical", "high", "medium", "low", "info"]
-SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 def severity_rank():
@@ -25,10 +24,8 @@ def severity_rank():
 
 
 def open_violations() -> QuerySet:
-    """Open and not currently waived (a waiver hides a violation until it expires)."""
-    now = timezone.now()
-    return Violation.objects.filter(status=Violation.Status.OPEN).filter(
-        Q(waived_until__isnull=True) | Q(waived_until__lte=now))
+    """Open and not currently waived (a waiver hides a violation until it expires): policy's one definition."""
+    return violations_open_unwaived()
 
 
 def violation_counts_by_host(host_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -97,7 +94,7 @@ def violations_filtered(filters: ViolationFilters) -> QuerySet:
     if filters.status == "open":
         qs = open_violations()
     elif filters.status == "waived":
-        qs = Violation.objects.filter(status=Violation.Status.OPEN, waived_until__gt=now)
+        qs = violations_open_waived(now=now)
     elif filters.status == "resolved":
         qs = Violation.objects.filter(status=Violation.Status.RESOLVED)
     else:
