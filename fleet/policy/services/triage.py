@@ -79,6 +79,30 @@ def waiver_revoke(*, waiver: Waiver, user=None, by: str | None = None, now: date
 
 
 @transaction.atomic
+def waiver_extend(*, waiver: Waiver, expires_at: datetime, user=None, by: str | None = None,
+                  now: datetime | None = None) -> Waiver:
+    """Move an active waiver's expiry (later or earlier, still in the future); the justification stays."""
+    now = now or timezone.now()
+    user = by or user
+    waiver = Waiver.objects.select_for_update().select_related("violation").get(pk=waiver.pk)
+    if waiver.revoked_at or waiver.expired_at or waiver.expires_at <= now:
+        raise PolicyError("this waiver has ended; waive the violation again instead")
+    if expires_at <= now:
+        raise PolicyError("a waiver must expire in the future")
+    before = waiver.expires_at
+    waiver.expires_at = expires_at
+    waiver.save(update_fields=["expires_at"])
+    _refresh_waived_until(waiver.violation, now)
+    # A waiver's new term is a waiving decision: the `waived` kind, its detail saying it extends one.
+    ViolationEvent.objects.create(violation=waiver.violation, kind=ViolationEvent.Kind.WAIVED, at=now, by=actor_name(user),
+                                  detail={"waiver": waiver.pk, "extended_from": before.isoformat(), "expires_at": expires_at.isoformat(),
+                                          "justification": waiver.justification})
+    audit_record(actor=audit_actor(user), action="waiver.extend", subject=str(waiver),
+                 before={"expires_at": _when(before)}, after={"expires_at": _when(expires_at)})
+    return waiver
+
+
+@transaction.atomic
 def waivers_expire(*, now: datetime | None = None, host: Host | None = None) -> int:
     """Mark waivers past their expiry; their violations show in the open list again (event `waiver_expired`)."""
     now = now or timezone.now()

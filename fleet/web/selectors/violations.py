@@ -8,7 +8,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from fleet.inventory.models import Device
-from fleet.policy.models import Violation, ViolationEvent
+from fleet.policy.models import Violation, ViolationEvent, Waiver
 from fleet.policy.selectors import violations_open_unwaived, violations_open_waived
 from fleet.policy.severity import SEVERITIES, SEVERITY_RANK
 from fleet.web import params
@@ -130,3 +130,31 @@ def violation_events_for(violation_ids: list[int]) -> dict[int, list[ViolationEv
         e.note = event_note(e.detail)
         out.setdefault(e.violation_id, []).append(e)
     return out
+
+
+def active_waivers_for(violation_ids: list[int], *, now=None) -> dict[int, list[Waiver]]:
+    """violation id -> its waivers in force (not revoked, not expired, not past their expiry), latest expiry first."""
+    now = now or timezone.now()
+    out: dict[int, list[Waiver]] = {}
+    active = Waiver.objects.filter(violation_id__in=violation_ids, revoked_at__isnull=True, expired_at__isnull=True,
+                                   expires_at__gt=now).order_by("-expires_at", "-id")
+    for waiver in active:
+        out.setdefault(waiver.violation_id, []).append(waiver)
+    return out
+
+
+EXPORT_FIELDS = ["id", "hostname", "rule", "severity", "subject_kind", "subject_id", "status", "opened_at",
+                 "resolved_at", "waived_until", "acknowledged_by", "message", "remediation", "link"]
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def violation_export_row(v: Violation, link: str) -> dict:
+    """One violation for the CSV/JSON download; `link` is its card's absolute address."""
+    return {"id": v.pk, "hostname": v.host.hostname, "rule": v.rule, "severity": v.severity,
+            "subject_kind": v.subject_kind, "subject_id": v.subject_id, "status": v.status,
+            "opened_at": _iso(v.opened_at), "resolved_at": _iso(v.resolved_at), "waived_until": _iso(v.waived_until),
+            "acknowledged_by": v.acknowledged_by or None, "message": v.message, "remediation": v.remediation,
+            "link": link}
