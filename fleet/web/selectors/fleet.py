@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.exceptions import BadRequest
 from django.core.paginator import Paginator
 from django.db.models import Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -73,9 +74,10 @@ class FleetFilters(QueryFilters):
     sort: str = "worst"
 
     def clean(self) -> None:
-        self.sort = SORT_ALIASES.get(self.sort, self.sort)
+        self.sort = SORT_ALIASES.get(self.sort, self.sort) or "worst"
         if self.sort not in SORTS:
-            self.sort = "worst"
+            names = ", ".join(sorted({k.lstrip("-") for k in SORTS} | set(SORT_ALIASES)))
+            raise BadRequest(f"sort: {self.sort[:40]!r} is not a column; sort by one of {names} (a leading - reverses)")
         self.severity = params.choice(self.severity, name="severity", choices=SEVERITIES)
         self.stale = params.choice(self.stale, name="stale", choices=("yes", "no"))
 
@@ -135,12 +137,17 @@ def fleet_facets() -> dict:
     }
 
 
-def fleet_tiles() -> dict:
-    """Compact per-host worst open severity (and open count) for the tile grid; parallel arrays to stay small at 10,000 hosts."""
+def fleet_tiles(filters: FleetFilters) -> dict:
+    """Compact per-host worst open severity (and open count) for the tile grid, for the hosts the page's filters
+    select; worst first, then by hostname, so the tiles come grouped by severity. Parallel arrays to stay small
+    at 10,000 hosts."""
     summary = open_summary_by_host()
+    none = (len(SEVERITIES), 0)
+    hosts = hosts_filtered(filters).order_by().values_list("pk", "hostname", "stale")
+    ordered = sorted(hosts, key=lambda h: (summary.get(h[0], none)[0], h[1]))
     names, codes, opened, stale = [], [], [], []
-    for pk, hostname, is_stale in Host.objects.order_by("hostname").values_list("pk", "hostname", "stale"):
-        worst, count = summary.get(pk, (len(SEVERITIES), 0))
+    for pk, hostname, is_stale in ordered:
+        worst, count = summary.get(pk, none)
         names.append(hostname)
         codes.append(worst)
         opened.append(count)
