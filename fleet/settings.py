@@ -200,6 +200,12 @@ FLEET_INGEST_MAX_INFLIGHT = max(1, min(env_int("FLEET_INGEST_MAX_INFLIGHT", FLEE
 # Seconds an agent has to send its whole request body (a heartbeat, or a snapshot of up to FLEET_MAX_BODY_BYTES
 # gzip); a slower one gets 408. The agent's own deadline for the whole exchange is 30 s.
 FLEET_INGEST_BODY_DEADLINE = env_int("FLEET_INGEST_BODY_DEADLINE", 20)
+# One snapshot's apply (state and policy): a 480-device host takes well under a second (bench/ingest.py).
+# Past the soft limit the snapshot is marked failed; the hard limit kills a worker that did not stop.
+FLEET_APPLY_SOFT_TIME_LIMIT = env_int("FLEET_APPLY_SOFT_TIME_LIMIT", 60)
+FLEET_APPLY_TIME_LIMIT = env_int("FLEET_APPLY_TIME_LIMIT", FLEET_APPLY_SOFT_TIME_LIMIT + 30)
+# Attempts (retries after database trouble, redeliveries after a killed worker) before a snapshot is marked failed.
+FLEET_APPLY_MAX_ATTEMPTS = env_int("FLEET_APPLY_MAX_ATTEMPTS", 5)
 FLEET_INGEST_MAX_QUEUE = env_int("FLEET_INGEST_MAX_QUEUE", 20000)
 FLEET_INGEST_RETRY_AFTER = env_int("FLEET_INGEST_RETRY_AFTER", 5)
 FLEET_CSP_REPORT_ONLY = env_bool("FLEET_CSP_REPORT_ONLY", False)

@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.db.models import Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from fleet.ingest.freshness import FRESH, with_report_state
 from fleet.inventory.models import Device, Host, Label
 from fleet.web import params
 from fleet.web.selectors.filters import QueryFilters
@@ -111,7 +112,7 @@ def hosts_filtered(filters: FleetFilters) -> QuerySet:
 def fleet_page(filters: FleetFilters, page_number) -> dict:
     """One page of hosts with per-severity open-violation counts; 2-3 queries whatever the fleet size."""
     paginator = Paginator(
-        hosts_filtered(filters).only(
+        with_report_state(hosts_filtered(filters)).only(
             "hostname", "role", "kernel", "iommu_mode", "iommu_enabled", "stale", "last_seen",
             "device_count", "group_count", "assigned_count"),
         PAGE_SIZE)
@@ -139,10 +140,11 @@ def fleet_tiles() -> dict:
     """Compact per-host worst open severity (and open count) for the tile grid; parallel arrays to stay small at 10,000 hosts."""
     summary = open_summary_by_host()
     names, codes, opened, stale = [], [], [], []
-    for pk, hostname, is_stale in Host.objects.order_by("hostname").values_list("pk", "hostname", "stale"):
+    # A host whose shown state is not its latest report is drawn as stale: not fresh.
+    for pk, hostname, state in with_report_state(Host.objects.order_by("hostname")).values_list("pk", "hostname", "report_state"):
         worst, count = summary.get(pk, (len(SEVERITIES), 0))
         names.append(hostname)
         codes.append(worst)
         opened.append(count)
-        stale.append(1 if is_stale else 0)
+        stale.append(0 if state == FRESH else 1)
     return {"severities": SEVERITIES + ["none"], "hostnames": names, "worst": codes, "open": opened, "stale": stale}
