@@ -193,7 +193,20 @@ SPECTACULAR_SETTINGS = {
 FLEET_DASHBOARD_STATEMENT_TIMEOUT_MS = env_int("FLEET_DASHBOARD_STATEMENT_TIMEOUT_MS", 5000)
 MIDDLEWARE.append("fleet.web.middleware.DashboardLimitsMiddleware")  # noqa: F405
 FLEET_METRICS_TOKEN = os.environ.get("FLEET_METRICS_TOKEN", "")
-FLEET_INGEST_MAX_INFLIGHT = env_int("FLEET_INGEST_MAX_INFLIGHT", 16)
+# Agent requests handled at once per web process: below the web threads (FLEET_WEB_THREADS, read by
+# deploy/gunicorn.conf.py too), so however many agents (or slow clients) come, some threads are left
+# for the dashboard. A larger value is lowered to threads - 1.
+FLEET_WEB_THREADS = env_int("FLEET_WEB_THREADS", 8)
+FLEET_INGEST_MAX_INFLIGHT = max(1, min(env_int("FLEET_INGEST_MAX_INFLIGHT", FLEET_WEB_THREADS // 2), FLEET_WEB_THREADS - 1))
+# Seconds an agent has to send its whole request body (a heartbeat, or a snapshot of up to FLEET_MAX_BODY_BYTES
+# gzip); a slower one gets 408. The agent's own deadline for the whole exchange is 30 s.
+FLEET_INGEST_BODY_DEADLINE = env_int("FLEET_INGEST_BODY_DEADLINE", 20)
+# One snapshot's apply (state and policy): a 480-device host takes well under a second (bench/ingest.py).
+# Past the soft limit the snapshot is marked failed; the hard limit kills a worker that did not stop.
+FLEET_APPLY_SOFT_TIME_LIMIT = env_int("FLEET_APPLY_SOFT_TIME_LIMIT", 60)
+FLEET_APPLY_TIME_LIMIT = env_int("FLEET_APPLY_TIME_LIMIT", FLEET_APPLY_SOFT_TIME_LIMIT + 30)
+# Attempts (retries after database trouble, redeliveries after a killed worker) before a snapshot is marked failed.
+FLEET_APPLY_MAX_ATTEMPTS = env_int("FLEET_APPLY_MAX_ATTEMPTS", 5)
 FLEET_INGEST_MAX_QUEUE = env_int("FLEET_INGEST_MAX_QUEUE", 20000)
 FLEET_INGEST_RETRY_AFTER = env_int("FLEET_INGEST_RETRY_AFTER", 5)
 FLEET_CSP_REPORT_ONLY = env_bool("FLEET_CSP_REPORT_ONLY", False)

@@ -4,6 +4,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from fleet.ingest.freshness import hosts_behind_count
 from fleet.ingest.models import Snapshot
 from fleet.inventory.models import Host
 from fleet.policy.selectors import violations_open_unwaived, violations_open_waived
@@ -48,6 +49,8 @@ class FleetCollector:
         for status in (Snapshot.Status.RECEIVED, Snapshot.Status.FAILED):
             snapshots.add_metric([status], by_status.get(status, 0))
         yield snapshots
+        yield GaugeMetricFamily("fleet_hosts_behind", "Hosts whose latest report failed to apply or waits past the re-queue delay "
+                                "(fleet.ingest.freshness).", value=hosts_behind_count())
 
         failures = task_failures_in_broker()
         if failures is not None:
