@@ -192,6 +192,8 @@ SPECTACULAR_SETTINGS = {
 FLEET_DASHBOARD_STATEMENT_TIMEOUT_MS = env_int("FLEET_DASHBOARD_STATEMENT_TIMEOUT_MS", 5000)
 MIDDLEWARE.append("fleet.web.middleware.DashboardLimitsMiddleware")  # noqa: F405
 FLEET_METRICS_TOKEN = os.environ.get("FLEET_METRICS_TOKEN", "")
+# Above this many hosts /metrics leaves out the per-host fleet_host_* families (9 series a host).
+FLEET_METRICS_MAX_HOSTS = env_int("FLEET_METRICS_MAX_HOSTS", 2000)
 FLEET_INGEST_MAX_INFLIGHT = env_int("FLEET_INGEST_MAX_INFLIGHT", 16)
 FLEET_INGEST_MAX_QUEUE = env_int("FLEET_INGEST_MAX_QUEUE", 20000)
 FLEET_INGEST_RETRY_AFTER = env_int("FLEET_INGEST_RETRY_AFTER", 5)
