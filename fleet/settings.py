@@ -164,7 +164,7 @@ if CELERY_TASK_ALWAYS_EAGER:
 
 # --- Operating it for real (accounts, read API, metrics, hardening) -----------------------
 # Additive on purpose: the apps and middleware of issue 6, and FLEET_PRODUCTION=1 for a real deployment.
-INSTALLED_APPS += ["django_filters", "drf_spectacular", "drf_spectacular_sidecar", "fleet.accounts", "fleet.api", "fleet.metrics"]  # noqa: F405
+INSTALLED_APPS += ["django_filters", "drf_spectacular", "drf_spectacular_sidecar", "fleet.accounts", "fleet.api", "fleet.metrics", "fleet.alerts"]  # noqa: F405
 # Agent requests are counted and admitted before sessions or auth are touched; the CSP goes on every response.
 MIDDLEWARE.insert(1, "fleet.ingest.admission.IngestAdmissionMiddleware")
 MIDDLEWARE.insert(1, "fleet.metrics.middleware.IngestMetricsMiddleware")
@@ -194,6 +194,14 @@ MIDDLEWARE.append("fleet.web.middleware.DashboardLimitsMiddleware")  # noqa: F40
 FLEET_METRICS_TOKEN = os.environ.get("FLEET_METRICS_TOKEN", "")
 # Above this many hosts /metrics leaves out the per-host fleet_host_* families (9 series a host).
 FLEET_METRICS_MAX_HOSTS = env_int("FLEET_METRICS_MAX_HOSTS", 2000)
+# Outbound webhooks (fleet.alerts, docs/deploy.md): links in payloads start with FLEET_PUBLIC_URL.
+FLEET_PUBLIC_URL = os.environ.get("FLEET_PUBLIC_URL", "")
+FLEET_ALERT_MAX_ATTEMPTS = env_int("FLEET_ALERT_MAX_ATTEMPTS", 8)
+FLEET_ALERT_RETRY_BASE = env_int("FLEET_ALERT_RETRY_BASE", 30)  # seconds, doubled after each failure
+FLEET_ALERT_RETRY_MAX = env_int("FLEET_ALERT_RETRY_MAX", 3600)
+FLEET_ALERT_TIMEOUT = env_int("FLEET_ALERT_TIMEOUT", 10)
+FLEET_ALERT_BATCH = env_int("FLEET_ALERT_BATCH", 100)  # violations per delivery
+FLEET_ALERT_FIRING_HOLD = env_int("FLEET_ALERT_FIRING_HOLD", 7 * 86400)  # Alertmanager endsAt of an open violation
 FLEET_INGEST_MAX_INFLIGHT = env_int("FLEET_INGEST_MAX_INFLIGHT", 16)
 FLEET_INGEST_MAX_QUEUE = env_int("FLEET_INGEST_MAX_QUEUE", 20000)
 FLEET_INGEST_RETRY_AFTER = env_int("FLEET_INGEST_RETRY_AFTER", 5)
