@@ -139,6 +139,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("FLEET_SWEEP_INTERVAL", 60)),
     },
     "policy-tick": {"task": "fleet.policy.tasks.policy_tick", "schedule": float(env_int("FLEET_POLICY_TICK_INTERVAL", 60))},
+    "alerts-requeue": {"task": "fleet.alerts.tasks.alert_requeue_task", "schedule": 300.0},
 }
 
 # --- Ingest limits ---------------------------------------------------------
@@ -198,10 +199,11 @@ FLEET_METRICS_MAX_HOSTS = env_int("FLEET_METRICS_MAX_HOSTS", 2000)
 FLEET_PUBLIC_URL = os.environ.get("FLEET_PUBLIC_URL", "")
 FLEET_ALERT_MAX_ATTEMPTS = env_int("FLEET_ALERT_MAX_ATTEMPTS", 8)
 FLEET_ALERT_RETRY_BASE = env_int("FLEET_ALERT_RETRY_BASE", 30)  # seconds, doubled after each failure
-FLEET_ALERT_RETRY_MAX = env_int("FLEET_ALERT_RETRY_MAX", 3600)
+FLEET_ALERT_RETRY_MAX = env_int("FLEET_ALERT_RETRY_MAX", 1800)  # under the broker visibility timeout: no duplicate
 FLEET_ALERT_TIMEOUT = env_int("FLEET_ALERT_TIMEOUT", 10)
 FLEET_ALERT_BATCH = env_int("FLEET_ALERT_BATCH", 100)  # violations per delivery
 FLEET_ALERT_FIRING_HOLD = env_int("FLEET_ALERT_FIRING_HOLD", 7 * 86400)  # Alertmanager endsAt of an open violation
+FLEET_ALERT_REQUEUE_AFTER = env_int("FLEET_ALERT_REQUEUE_AFTER", 600)  # a pending delivery this overdue lost its task
 FLEET_INGEST_MAX_INFLIGHT = env_int("FLEET_INGEST_MAX_INFLIGHT", 16)
 FLEET_INGEST_MAX_QUEUE = env_int("FLEET_INGEST_MAX_QUEUE", 20000)
 FLEET_INGEST_RETRY_AFTER = env_int("FLEET_INGEST_RETRY_AFTER", 5)

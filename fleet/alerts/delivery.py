@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import Delivery, Endpoint
@@ -81,3 +82,10 @@ def delivery_attempt(*, delivery_id: int, now: datetime | None = None) -> Attemp
     delay = retry_delay(attempts)
     Delivery.objects.filter(pk=delivery.pk).update(**fields, next_attempt_at=now + timedelta(seconds=delay))
     return Attempt(False, delay)
+
+
+def deliveries_overdue(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
+    """Pending deliveries FLEET_ALERT_REQUEUE_AFTER seconds past their due attempt: their task was lost."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.FLEET_ALERT_REQUEUE_AFTER)
+    due = Q(next_attempt_at__lt=cutoff) | Q(next_attempt_at__isnull=True, created_at__lt=cutoff)
+    return list(Delivery.objects.filter(due, status=Delivery.Status.PENDING).order_by("created_at").values_list("pk", flat=True)[:limit])

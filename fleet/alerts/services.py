@@ -41,5 +41,5 @@ def alerts_raise(*, event: str, violations: list, now: datetime | None = None) -
     ]
     created = Delivery.objects.bulk_create(deliveries)
     ids = [d.pk for d in created]
-    transaction.on_commit(lambda: [tasks.alert_deliver_task.delay(pk) for pk in ids])
+    transaction.on_commit(lambda: tasks.deliveries_queue(ids))
     return len(ids)

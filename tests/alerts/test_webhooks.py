@@ -6,11 +6,12 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from fleet.accounts.models import AuditEntry
 from fleet.alerts import delivery
 from fleet.alerts.models import Delivery, Endpoint
-from fleet.alerts.tasks import alert_deliver_task
+from fleet.alerts.tasks import alert_deliver_task, alert_requeue_task
 from fleet.inventory.models import Host
 from fleet.policy.models import Violation
 from fleet.policy.services import violation_waive, waivers_expire
@@ -179,3 +180,31 @@ def test_an_endpoint_added_in_the_admin_keeps_its_secret_out_of_pages_and_audit(
     assert not any(secret in str(e.before) + str(e.after) for e in AuditEntry.objects.all())
     short = client.post(reverse("admin:alerts_endpoint_add"), {**form, "name": "b", "secret": "short"})
     assert short.status_code == 200 and b"at least 16 characters" in short.content
+
+
+def test_the_requeue_tick_sends_deliveries_whose_task_was_lost_and_only_those(receiver, endpoint, settings):
+    settings.FLEET_ALERT_REQUEUE_AFTER = 600
+    now = timezone.now()
+    target = endpoint()
+    lost = _queued(target, now=now - timedelta(minutes=20))  # never attempted: its task never ran
+    fresh = _queued(target, now=now)  # its task is surely still on its way
+    waiting = _queued(target, now=now - timedelta(hours=1))
+    Delivery.objects.filter(pk=waiting.pk).update(attempts=2, next_attempt_at=now + timedelta(minutes=5))  # a retry scheduled
+    alert_requeue_task.apply()
+    assert [r.headers["x-fleet-delivery"] for r in receiver.requests] == [str(lost.pk)]
+    assert Delivery.objects.get(pk=lost.pk).status == "delivered"
+    assert {Delivery.objects.get(pk=d.pk).status for d in (fresh, waiting)} == {"pending"}
+
+
+def test_a_broker_that_refuses_the_task_fails_nothing_already_committed(endpoint, monkeypatch, django_capture_on_commit_callbacks):
+    def broker_down(*args, **options):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(alert_deliver_task, "apply_async", broker_down)
+    endpoint()
+    endpoint()
+    v = a_violation(Host.objects.create(hostname="h"))
+    with django_capture_on_commit_callbacks(execute=True):
+        SyncPlan.between({v.fingerprint: v}, [], timezone.now()).write()
+    assert Violation.objects.get(pk=v.pk).status == "resolved"
+    assert list(Delivery.objects.values_list("status", flat=True)) == ["pending", "pending"], "left for the requeue tick"
