@@ -9,6 +9,7 @@ from fleet.ingest.models import Snapshot
 from fleet.inventory.models import Host
 from fleet.policy.selectors import violations_open_unwaived, violations_open_waived
 
+from .hosts import host_families
 from .queue import queue_depth
 from .task_failures import task_failures_in_broker
 
@@ -66,3 +67,5 @@ class FleetCollector:
         if depth is not None:
             queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
             yield GaugeMetricFamily("fleet_queue_depth", f"Task messages waiting in the broker queue {queue!r}.", value=depth)
+
+        yield from host_families()

@@ -12,6 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.accounts.services import audit_record
+from fleet.alerts import events as alert_events
+from fleet.alerts.services import alerts_raise
 from fleet.inventory.models import Host
 
 from ..models import Violation, ViolationEvent, Waiver
@@ -109,7 +111,7 @@ def waivers_expire(*, now: datetime | None = None, host: Host | None = None) -> 
     due = Waiver.objects.select_for_update().filter(revoked_at__isnull=True, expired_at__isnull=True, expires_at__lte=now)
     if host is not None:
         due = due.filter(violation__host=host)
-    count = 0
+    expired = []
     for waiver in due.select_related("violation"):
         waiver.expired_at = now
         waiver.save(update_fields=["expired_at"])
@@ -117,8 +119,9 @@ def waivers_expire(*, now: datetime | None = None, host: Host | None = None) -> 
         ViolationEvent.objects.create(violation=waiver.violation, kind=ViolationEvent.Kind.WAIVER_EXPIRED, at=now, by=ENGINE,
                                       detail={"waiver": waiver.pk, "expires_at": waiver.expires_at.isoformat(),
                                               "status": waiver.violation.status})
-        count += 1
-    return count
+        expired.append(waiver.violation)
+    alerts_raise(event=alert_events.WAIVER_EXPIRED, violations=list({v.pk: v for v in expired}.values()), now=now)
+    return len(expired)
 
 
 @transaction.atomic
