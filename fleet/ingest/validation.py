@@ -192,7 +192,8 @@ def cardinality_problems(doc: dict) -> list[dict]:
         count = len(_section(doc, section))
         if count > cap:
             problems.append(_cap_problem(json_path(section), count, cap, name, what))
-    drivers = {d.get("driver") for d in _section(doc, ("devices",)) if isinstance(d, dict)} - {None}
+    # Before the schema check: a driver may be anything here, and only names count.
+    drivers = {d.get("driver") for d in _section(doc, ("devices",)) if isinstance(d, dict) and isinstance(d.get("driver"), str)}
     if len(drivers) > limits.MAX_DRIVERS:
         problems.append(_cap_problem("$.devices[*].driver", len(drivers), limits.MAX_DRIVERS, "MAX_DRIVERS", "distinct driver names"))
     refs = sum(len(h.get(k) or ()) for h in _section(doc, ("holders",)) if isinstance(h, dict) for k in HOLDER_REFS
