@@ -1,6 +1,7 @@
 // The host drawing in bridge-tree layout: (data, options) -> detached <svg>.
 // data: the topology.json document; options: { rows, focus, violation, width, height, onSelect, onExpand }.
 import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, ownerSymbol } from './palette.js';
+import { drawMdev } from './mdevs.js';
 
 const ROW = 50;
 const COL = 200;
@@ -56,7 +57,8 @@ export function topologyChart(data, options) {
   const maxX = d3.max(nodes, (n) => n.y) || 0;
   const holderX = maxX + COL + 8;
   const holders = data.holders.map((h) => {
-    const ys = h.devices.map((b) => devicePos.get(b)).filter(Boolean).map((p) => p.y);
+    const ys = [...h.devices.map((b) => devicePos.get(b)), ...(h.mdevs || []).map((u) => pos.get(`mdev:${u}`))]
+      .filter(Boolean).map((p) => p.y);
     return { ...h, x: holderX, y: ys.length ? d3.mean(ys) : null };
   }).filter((h) => h.y != null);
   spreadVertically(holders, ROW * 1.6);
@@ -88,6 +90,7 @@ export function topologyChart(data, options) {
     .attr('transform', (n) => `translate(${n.y},${n.x})`)
     .attr('class', (n) => `node kind-${n.data.kind}${n.data.kind === 'device' ? ` owner-${n.data.owner_kind}` : ''}`);
   ng.filter((n) => n.data.kind === 'device').each(function (n) { drawDevice(d3, d3.select(this), n.data, options); });
+  ng.filter((n) => n.data.kind === 'mdev').each(function (n) { drawMdev(d3, d3.select(this), n.data, data, truncate); });
   ng.filter((n) => n.data.kind === 'aggregate').each(function (n) { drawAggregate(d3.select(this), n.data); });
   const hostRules = [...new Set(data.violations.filter((v) => v.subject_kind === 'host').map((v) => v.rule))];
   ng.filter((n) => ['host', 'unit', 'rc'].includes(n.data.kind)).each(function (n) {
@@ -100,13 +103,13 @@ export function topologyChart(data, options) {
     .attr('class', 'holder').attr('data-holder', (h) => h.pid)
     .attr('transform', (h) => `translate(${h.x},${h.y})`)
     .attr('tabindex', 0).attr('role', 'button')
-    .attr('aria-label', (h) => `holder ${h.name} pid ${h.pid}${h.vm ? `, VM ${h.vm}` : ''}`);
+    .attr('aria-label', (h) => `holder ${h.name} pid ${h.pid}${h.vm ? `, VM ${h.vm}` : ''}, tenant ${h.tenant || 'none'}`);
   hg.append('rect').attr('x', -8).attr('y', -14).attr('width', HOLDER_W).attr('height', 28).attr('rx', 14)
     .attr('fill', '#fff').attr('stroke', HOLDER_COLOR).attr('stroke-width', 2);
-  hg.append('title').text((h) => `${h.vm || h.workload || h.name} — ${h.kind}, pid ${h.pid}${h.user ? `, user ${h.user}` : ''}`);
+  hg.append('title').text((h) => `${h.vm || h.workload || h.name} — ${h.kind}, pid ${h.pid}${h.user ? `, user ${h.user}` : ''}, tenant ${h.tenant || 'none'}`);
   hg.append('text').attr('x', 6).attr('y', -1).attr('class', 'holder-name').text((h) => truncate(h.vm || h.workload || h.name, 24));
   hg.append('text').attr('x', 6).attr('y', 10).attr('class', 'sub')
-    .text((h) => truncate(`${h.kind} · pid ${h.pid}${h.user ? ` · ${h.user}` : ''}`, 30)); // 10.5px: 30 characters fill the pill
+    .text((h) => truncate(`${h.tenant ? `tenant ${h.tenant}` : 'no tenant'} · ${h.kind} · pid ${h.pid}`, 30)); // 10.5px: 30 characters fill the pill
   hg.each(function (h) { d3.select(this).datum({ kind: 'holder', holder: h }); });
 
   const bounds = {
@@ -164,7 +167,8 @@ function layoutRows(root) {
       n.x = (n.children[0].x + n.children[n.children.length - 1].x) / 2;
       return;
     }
-    const g = groupOf(n) ?? `leaf:${n.data.id}`;
+    // The mdevs of one parent stand as one band (no gap between them): they are its slices, not groups of their own.
+    const g = groupOf(n) ?? (n.data.kind === 'mdev' ? `mdevs:${n.data.parentId}` : `leaf:${n.data.id}`);
     if (lastGroup !== undefined) next += ROW + (g !== lastGroup ? GROUP_GAP : 0);
     lastGroup = g;
     n.x = next;

@@ -2,8 +2,9 @@
 import { topologyChart } from '../charts/topology.js';
 import { groupsChart } from '../charts/groups.js';
 import { foldRows, ancestorsOf } from '../charts/collapse.js';
-import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, ownerSymbol } from '../charts/palette.js';
-import { renderDevicePanel, renderGroupPanel, renderHolderPanel } from '../components/panel.js';
+import { withMdevs } from '../charts/mdevs.js';
+import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, MDEV_COLOR, ownerSymbol } from '../charts/palette.js';
+import { renderDevicePanel, renderGroupPanel, renderHolderPanel, renderMdevPanel } from '../components/panel.js';
 
 const d3 = window.d3;
 const pageData = JSON.parse(document.getElementById('host-page-data').textContent);
@@ -55,7 +56,7 @@ function render() {
     svg = groupsChart(data, { width, height, violation: state.violation, expandedGroups: state.expandedGroups, focusBdfs });
   } else {
     const { rows } = foldRows(data, { focusBdfs, expanded: state.expanded });
-    svg = topologyChart(data, { rows, width, height, violation: state.violation });
+    svg = topologyChart(data, { rows: withMdevs(rows, data.mdevs), width, height, violation: state.violation });
   }
   container.replaceChildren(svg);
   state.svg = svg;
@@ -142,6 +143,11 @@ function select(target) {
   } else if (target.kind === 'holder') {
     const h = data.holders.find((x) => x.pid === target.pid);
     if (h) renderHolderPanel(panel, data, h, pick);
+  } else if (target.kind === 'mdev') {
+    const m = data.mdevs.find((x) => x.uuid === target.uuid);
+    if (!m) return;
+    d3.select(state.svg).selectAll(`[data-mdev="${CSS.escape(m.uuid)}"]`).classed('selected', true);
+    renderMdevPanel(panel, data, m, pick);
   }
 }
 
@@ -179,7 +185,8 @@ function closeSelection() {
   url.hash = '';
   history.replaceState(null, '', url);
   const selector = target.kind === 'device' ? `[data-bdf="${CSS.escape(target.bdf)}"]`
-    : target.kind === 'group' ? `[data-group="${CSS.escape(String(target.id))}"]` : `[data-holder="${CSS.escape(String(target.pid))}"]`;
+    : target.kind === 'group' ? `[data-group="${CSS.escape(String(target.id))}"]`
+      : target.kind === 'mdev' ? `[data-mdev="${CSS.escape(target.uuid)}"]` : `[data-holder="${CSS.escape(String(target.pid))}"]`;
   const el = state.svg.querySelector(selector);
   if (el) el.focus({ preventScroll: true });
   return true;
@@ -197,11 +204,12 @@ function revealFocused(ev) {
 }
 
 function activate(target) {
-  const el = target.closest('[data-bdf], [data-group], [data-aggregate], [data-holder]');
+  const el = target.closest('[data-bdf], [data-group], [data-aggregate], [data-holder], [data-mdev]');
   if (!el || !state.svg.contains(el)) return;
   if (el.hasAttribute('data-bdf')) select({ kind: 'device', bdf: el.getAttribute('data-bdf') });
   else if (el.hasAttribute('data-group')) select({ kind: 'group', id: Number(el.getAttribute('data-group')) });
   else if (el.hasAttribute('data-holder')) select({ kind: 'holder', pid: Number(el.getAttribute('data-holder')) });
+  else if (el.hasAttribute('data-mdev')) select({ kind: 'mdev', uuid: el.getAttribute('data-mdev') });
   else if (el.hasAttribute('data-aggregate')) {
     const what = el.getAttribute('data-aggregate');
     if (what === 'groups') state.expandedGroups = true; else state.expanded.add(what);
@@ -258,6 +266,7 @@ function legend() {
   item((g) => g.append('rect').attr('x', -9).attr('y', -7).attr('width', 18).attr('height', 14).attr('rx', 4).attr('fill', GROUP_COLOR).attr('fill-opacity', 0.15).attr('stroke', GROUP_COLOR), 'IOMMU group');
   item((g) => g.append('rect').attr('x', -9).attr('y', -7).attr('width', 18).attr('height', 14).attr('rx', 4).attr('fill', 'none').attr('stroke', VIOLATION_COLOR).attr('stroke-width', 2.5).attr('stroke-dasharray', '4 2'), '⚠ violation (hatched, dashed)');
   item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 6).attr('fill', '#fff').attr('stroke', HOLDER_COLOR).attr('stroke-width', 2), 'VM / process holding devices');
+  item((g) => g.append('path').attr('d', d3.symbol(d3.symbolTriangle, 90)()).attr('fill', MDEV_COLOR).attr('stroke', '#222'), 'mediated device (mdev)');
   item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('class', 'agg-shape'), 'folded devices (Enter to expand)');
   box.append(title, ul);
 }
