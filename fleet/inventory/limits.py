@@ -25,6 +25,7 @@ DRIVER = 100
 DEVICE_PATH = 512
 HEADER_TYPE = 16
 OWNER_KIND = 16
+CDEV_NAME = 32
 
 # IOMMU units and groups
 UNIT_NAME = 100  # also a device's and a group's `iommu_unit`/`unit`
@@ -45,6 +46,12 @@ HOLDER_KIND = 16
 VM_NAME = 200  # a holder's `vm` and `workload`, a device's owner_vm
 CGROUP = 512
 START_TIME = 40
+
+# Address spaces (derived by the ownership model: bounded by what it builds from bounded inputs)
+ADDRESS_SPACE_KEY = 40  # "<pid>:<fd>", two int32
+ADDRESS_SPACE_KIND = 16
+ATTACHMENT_KEY = 80  # "<space>/device/<bdf>"
+CERTAINTY = 16
 
 # Mediated devices and PASID users
 UUID = 36
