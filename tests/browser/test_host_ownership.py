@@ -3,7 +3,7 @@ import pytest
 
 from fleet.demo.synth import host as demo_host
 from fleet.ingest.services import host_token_create, snapshot_apply, snapshot_receive_document
-from fleet.inventory.models import Mdev
+from fleet.inventory.models import AddressSpace, Attachment, Device, Group, Holder, Host, Mdev
 from tests.accounts.fleet_data import import_capture
 from tests.agent.groundtruth import find_groups
 from tests.browser.conftest import screenshot
@@ -50,3 +50,94 @@ def test_a_group_panel_says_not_viable_and_why_on_the_bridge_capture(page, captu
     assert "0000:02:02.0 is on e1000" in block.inner_text()
     assert "PCIe-to-PCI bridge" in block.locator(".why-shared").inner_text()
     screenshot(page, "host-group-not-viable", full_page=False)
+
+
+def _demo(index):
+    doc = demo_host(index)
+    host, _ = host_token_create(hostname=doc["host"]["hostname"])
+    snapshot_apply(snapshot_id=snapshot_receive_document(host=host, document=doc).body["id"])
+    return doc, host
+
+
+NFV_BOTH_BACKENDS = 10  # the demo's nfv host on 6.8: DPDK and VNF VMs, some through iommufd cdevs, some on containers
+
+
+def drawn_layer(page):
+    return page.evaluate("""() => ({
+      spaces: [...document.querySelectorAll('#topology [data-space]')].map((e) => e.getAttribute('data-space')),
+      attachments: [...document.querySelectorAll('#topology [data-attachment]')].map((e) => [e.getAttribute('data-attachment'), e.getAttribute('data-certainty')]),
+    })""")
+
+
+def test_the_address_space_layer_draws_exactly_the_stored_spaces_and_attachments(page):
+    _doc, host = _demo(NFV_BOTH_BACKENDS)
+    spaces = set(AddressSpace.objects.filter(host=host).values_list("key", flat=True))
+    attachments = set(Attachment.objects.filter(host=host).values_list("key", "certainty"))
+    assert {"legacy", "iommufd"} <= set(AddressSpace.objects.filter(host=host).values_list("backend", flat=True))
+    assert attachments
+    open_host(page, host.hostname)
+    got = drawn_layer(page)
+    assert sorted(got["spaces"]) == sorted(spaces)
+    assert sorted(map(tuple, got["attachments"])) == sorted(attachments)
+    screenshot(page, "host-address-spaces", full_page=False)
+
+
+def test_keyboard_tab_reaches_an_address_space_enter_reads_it_in_the_panel_escape_returns(page):
+    _doc, host = _demo(NFV_BOTH_BACKENDS)
+    space = AddressSpace.objects.filter(host=host, backend="iommufd").order_by("key").first()
+    mapped = sorted(Attachment.objects.filter(host=host, space=space.key).values_list("key", flat=True))
+    open_host(page, host.hostname)
+    panel = page.locator("#side-panel")
+    assert panel.get_attribute("aria-live") == "polite"
+    page.locator("body").focus()
+    key = None
+    for _ in range(200):
+        page.keyboard.press("Tab")
+        key = page.evaluate("document.activeElement && document.activeElement.getAttribute('data-space')")
+        if key == space.key:
+            break
+    assert key == space.key, "Tab reaches the address space"
+    assert page.evaluate("getComputedStyle(document.activeElement.querySelector('.focus-ring')).display") != "none"
+    page.keyboard.press("Enter")
+    fd = f" fd {space.fd}" if space.fd is not None else ""  # a schema 1 agent sends no fd numbers
+    assert panel.locator("h2").inner_text() == f"Address space: iommufd{fd} of pid {space.pid}"
+    assert sorted(e.get_attribute("data-attachment") for e in panel.locator("[data-attachment]").all()) == mapped
+    assert "iommufd context" in panel.inner_text()
+    screenshot(page, "host-address-space-panel", full_page=False)
+    page.keyboard.press("Escape")
+    assert panel.locator("h2").inner_text() == "Details"
+    assert page.evaluate("document.activeElement.getAttribute('data-space')") == space.key
+
+
+HOSTILE_VM = "<img src=x onerror=alert(3)>"
+
+
+def test_unknown_attachments_are_drawn_as_unknown_and_hostile_names_stay_text(page):
+    # Hand-made rows: a holder with two iommufd contexts (the ownership model cannot tell which maps what) whose
+    # VM name is attacker-chosen. No capture has such a holder yet.
+    host = Host.objects.create(hostname="hand-two-contexts", kernel="6.12.0", device_count=1, group_count=1, assigned_count=1)
+    group = Group.objects.create(host=host, number=7, type="DMA")
+    Device.objects.create(host=host, bdf="0000:02:00.0", vendor_id="8086", device_id="10d3", class_code="020000",
+                          driver="vfio-pci", group=group, group_number=7, owner_kind="userspace", cdev="vfio0",
+                          owner_vm=HOSTILE_VM, path="pci0000:00/0000:02:00.0")
+    Holder.objects.create(host=host, pid=90, name="qemu", kind="qemu", vm=HOSTILE_VM, devices=["0000:02:00.0"],
+                          nodes=["/dev/iommu", "/dev/vfio/devices/vfio0"])
+    for fd in (20, 21):
+        AddressSpace.objects.create(host=host, key=f"90:{fd}", pid=90, fd=fd, kind="iommufd", backend="iommufd",
+                                    attachment_known=False, vm=HOSTILE_VM)
+    open_host(page, host.hostname)
+    assert sorted(drawn_layer(page)["spaces"]) == ["90:20", "90:21"]
+    assert drawn_layer(page)["attachments"] == []
+    unknown = page.locator("#topology .space.attachment-unknown")
+    assert unknown.count() == 2
+    assert "attachments unknown" in unknown.first.locator(".sub").text_content()
+    assert page.locator('#topology .space-shape[stroke-dasharray]').count() == 2
+    unknown.first.focus()
+    page.keyboard.press("Enter")
+    text = page.locator("#side-panel").inner_text()
+    assert "unknown: this holder has several address spaces" in text and HOSTILE_VM in text
+    assert page.locator("#side-panel img").count() == 0 and page.locator("#topology img").count() == 0
+    page.locator('[data-bdf="0000:02:00.0"]').focus()
+    page.keyboard.press("Enter")
+    assert "/dev/vfio/devices/vfio0" in page.locator("#side-panel").inner_text()
+    assert page.dialogs == []

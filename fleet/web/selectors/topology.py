@@ -1,5 +1,6 @@
 """The host drawing's data: IOMMU units -> root complexes -> PCI bridge tree -> devices (and the mdevs carved
-from them), plus groups (with their viability and why their members share them) and holders (with their tenant).
+from them), plus groups (with their viability and why their members share them), holders (with their tenant)
+and the holders' I/O address spaces with what each maps.
 
 Shaped for d3.stratify ({id, parentId} rows); no raw snapshot reaches the browser.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 from fleet.inventory.models import Device, Group, Holder, Host, Mdev, Unit
 from fleet.web.pci_names import class_name, vendor_name
 from fleet.web.selectors.host_facts import holder_tenants, host_ownership_facts
+from fleet.web.selectors.spaces import host_address_spaces
 from fleet.web.selectors.violations import host_open_violations
 
 ROOT_ID = "host"
@@ -115,7 +117,7 @@ def host_topology(host: Host) -> dict:
             "vendor": vendor_name(d.vendor_id),
             "subsystem": f"{d.subsystem_vendor_id or '????'}:{d.subsystem_device_id or '????'}",
             "class": d.class_code, "revision": d.revision,
-            "driver": d.driver, "driver_override": d.driver_override,
+            "driver": d.driver, "driver_override": d.driver_override, "cdev": d.cdev,
             "owner_kind": d.owner_kind, "vm": d.owner_vm, "pid": d.owner_pid,
             "group": d.group_number, "unit": d.iommu_unit, "bridge": bool(d.is_bridge),
             "numa_node": d.numa_node, "link": d.link or {},
@@ -175,6 +177,7 @@ def host_topology(host: Host) -> dict:
         "groups": group_rows,
         "holders": holder_rows,
         "mdevs": mdev_rows,
+        "address_spaces": host_address_spaces(host),
         "edges": edges,
         "violations": violations,
     }

@@ -2,6 +2,7 @@
 // data: the topology.json document; options: { rows, focus, violation, width, height, onSelect, onExpand }.
 import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, ownerSymbol } from './palette.js';
 import { drawMdev } from './mdevs.js';
+import { SPACE_COL, drawSpaceEdges, drawSpaceNodes, placeSpaces } from './spaces.js';
 
 const ROW = 50;
 const COL = 200;
@@ -55,16 +56,34 @@ export function topologyChart(data, options) {
   // where the next device column would (its pill starts at maxX + COL), no further: on a deep tree every unit
   // of width costs, since fit() in pages/host.js never zooms out past the legible 0.55.
   const maxX = d3.max(nodes, (n) => n.y) || 0;
-  const holderX = maxX + COL + 8;
+  // With address spaces, their column stands between the devices and the holders.
+  const spaceX = maxX + COL + 8;
+  const holderX = spaceX + ((data.address_spaces || []).length ? SPACE_COL : 0);
+  const withSpace = new Set((data.address_spaces || []).map((s) => s.pid));
   const holders = data.holders.map((h) => {
     const ys = [...h.devices.map((b) => devicePos.get(b)), ...(h.mdevs || []).map((u) => pos.get(`mdev:${u}`))]
       .filter(Boolean).map((p) => p.y);
     return { ...h, x: holderX, y: ys.length ? d3.mean(ys) : null };
-  }).filter((h) => h.y != null);
-  spreadVertically(holders, ROW * 1.6);
-  const holderPos = new Map(holders.map((h) => [h.id, h]));
+  });
+  const placedHolders = holders.filter((h) => h.y != null);
+  spreadVertically(placedHolders, ROW * 1.6);
+  // A holder with address spaces but no device at all (nothing folded away) still stands, below the others.
+  let nextY = (d3.max([...placedHolders.map((h) => h.y), ...nodes.map((n) => n.x)]) || 0) + ROW * 1.6;
+  for (const h of holders) {
+    if (h.y == null && withSpace.has(h.pid) && !h.devices.length && !(h.mdevs || []).length) {
+      h.y = nextY;
+      nextY += ROW * 1.6;
+      placedHolders.push(h);
+    }
+  }
+  const holderPos = new Map(placedHolders.map((h) => [h.id, h]));
+  const spaces = placeSpaces(data, { devicePos, boxOf, holderPos, x: spaceX, spread: spreadVertically });
+  // A device mapped by one of its holder's drawn spaces leads to the holder through that space instead.
+  const viaSpace = new Set(spaces.flatMap((s) => s.devices.map((a) => `dev:${a.device}>holder:${s.pid}`)));
+  drawSpaceEdges(d3, zoomLayer, spaces, { devicePos, boxOf });
   zoomLayer.append('g').attr('class', 'holder-edges')
-    .selectAll('path').data(data.edges.filter((e) => holderPos.has(e.target) && pos.has(e.source))).join('path')
+    .selectAll('path').data(data.edges.filter((e) => holderPos.has(e.target) && pos.has(e.source)
+      && !viaSpace.has(`${e.source}>${e.target}`))).join('path')
     .attr('d', (e) => {
       const s = pos.get(e.source);
       const t = holderPos.get(e.target);
@@ -97,9 +116,10 @@ export function topologyChart(data, options) {
     drawStructural(d3.select(this), n.data, n.data.kind === 'host' ? pickRule(hostRules, options.violation) : null);
   });
 
-  // Holders after the devices, in the order they stand (top to bottom).
+  // Address spaces, then holders, after the devices, each in the order they stand (top to bottom).
+  drawSpaceNodes(zoomLayer, spaces, truncate);
   const hg = zoomLayer.append('g').attr('class', 'holders')
-    .selectAll('g').data(holders).join('g')
+    .selectAll('g').data(placedHolders).join('g')
     .attr('class', 'holder').attr('data-holder', (h) => h.pid)
     .attr('transform', (h) => `translate(${h.x},${h.y})`)
     .attr('tabindex', 0).attr('role', 'button')
@@ -114,7 +134,7 @@ export function topologyChart(data, options) {
 
   const bounds = {
     x0: -40, y0: (d3.min(nodes, (n) => n.x) || 0) - ROW,
-    x1: (holders.length ? holderX + HOLDER_W : maxX + COL), y1: (d3.max([...nodes.map((n) => n.x), ...holders.map((h) => h.y)]) || 0) + ROW,
+    x1: (placedHolders.length ? holderX + HOLDER_W : maxX + COL), y1: (d3.max([...nodes.map((n) => n.x), ...placedHolders.map((h) => h.y)]) || 0) + ROW,
   };
   return Object.assign(svg.node(), { zoomLayer: zoomLayer.node(), bounds, positions: pos });
 }

@@ -1,13 +1,14 @@
 // The host page's side panel: every fact of the selected device, group or holder, built with textContent only.
+import { attachedCount, kib, spaceName } from '../charts/spaces.js';
 
-function el(tag, attrs = {}, text) {
+export function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
   if (text != null) node.textContent = String(text);
   return node;
 }
 
-function factList(pairs) {
+export function factList(pairs) {
   const dl = el('dl', { class: 'facts' });
   for (const [k, v] of pairs) {
     if (v === undefined) continue;
@@ -50,17 +51,17 @@ function violationBlock(list) {
   return wrap;
 }
 
-function memberButton(bdf, onPick) {
+export function memberButton(bdf, onPick) {
   const b = el('button', { type: 'button', class: 'linkish', 'data-pick-bdf': bdf }, bdf);
   b.addEventListener('click', () => onPick(bdf));
   return b;
 }
 
-function holderText(h) {
+export function holderText(h) {
   return `${h.vm || h.workload || h.name} (pid ${h.pid}, ${h.kind}${h.user ? `, user ${h.user}` : ''}, tenant ${h.tenant || 'none declared'})`;
 }
 
-function textList(items, cls) {
+export function textList(items, cls) {
   const ul = el('ul', cls ? { class: cls } : {});
   for (const t of items) ul.append(el('li', {}, t));
   return ul;
@@ -99,6 +100,7 @@ export function renderDevicePanel(panel, data, d, onPick) {
     ['Class', d.class],
     ['Revision', d.revision],
     ['Driver', d.driver || '(none)'],
+    ['VFIO cdev', d.cdev ? `/dev/vfio/devices/${d.cdev}` : 'none (no VFIO cdev for this device)'],
     ['driver_override', d.driver_override || '(not set)'],
     ['Owner', { host: 'host driver', userspace: 'VFIO / userspace', unbound: 'no driver' }[d.owner_kind] || d.owner_kind],
     ['VM / holder', holders.length ? holders.map(holderText).join('; ') : (d.vm || 'none')],
@@ -156,7 +158,12 @@ export function renderHolderPanel(panel, data, h, onPick) {
     ['Device nodes', h.nodes.join(', ') || 'none'], ['VFIO groups', h.groups.join(', ') || 'none'],
     ['Device fds', h.device_fds], ['Devices', h.devices.length ? devs : 'none'],
     ['mdevs', (h.mdevs || []).length ? h.mdevs.join(', ') : undefined],
+    ['Address spaces', spacesOf(data, h.pid).map((s) => `${spaceName(s)} (${s.attachment_known ? `${attachedCount(s)} attached` : 'attachments unknown'}, pinned ${kib(s.pinned_kb)})`).join('; ') || 'none'],
   ]));
+}
+
+function spacesOf(data, pid) {
+  return (data.address_spaces || []).filter((s) => s.pid === pid);
 }
 
 export function renderMdevPanel(panel, data, m, onPick) {

@@ -4,7 +4,9 @@ import { groupsChart } from '../charts/groups.js';
 import { foldRows, ancestorsOf } from '../charts/collapse.js';
 import { withMdevs } from '../charts/mdevs.js';
 import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, MDEV_COLOR, ownerSymbol } from '../charts/palette.js';
+import { BACKEND, CERTAINTY } from '../charts/spaces.js';
 import { renderDevicePanel, renderGroupPanel, renderHolderPanel, renderMdevPanel } from '../components/panel.js';
+import { renderSpacePanel } from '../components/space_panel.js';
 
 const d3 = window.d3;
 const pageData = JSON.parse(document.getElementById('host-page-data').textContent);
@@ -148,6 +150,11 @@ function select(target) {
     if (!m) return;
     d3.select(state.svg).selectAll(`[data-mdev="${CSS.escape(m.uuid)}"]`).classed('selected', true);
     renderMdevPanel(panel, data, m, pick);
+  } else if (target.kind === 'space') {
+    const sp = (data.address_spaces || []).find((x) => x.key === target.key);
+    if (!sp) return;
+    d3.select(state.svg).selectAll(`[data-space="${CSS.escape(sp.key)}"]`).classed('selected', true);
+    renderSpacePanel(panel, data, sp, pick);
   }
 }
 
@@ -186,7 +193,8 @@ function closeSelection() {
   history.replaceState(null, '', url);
   const selector = target.kind === 'device' ? `[data-bdf="${CSS.escape(target.bdf)}"]`
     : target.kind === 'group' ? `[data-group="${CSS.escape(String(target.id))}"]`
-      : target.kind === 'mdev' ? `[data-mdev="${CSS.escape(target.uuid)}"]` : `[data-holder="${CSS.escape(String(target.pid))}"]`;
+      : target.kind === 'mdev' ? `[data-mdev="${CSS.escape(target.uuid)}"]`
+        : target.kind === 'space' ? `[data-space="${CSS.escape(target.key)}"]` : `[data-holder="${CSS.escape(String(target.pid))}"]`;
   const el = state.svg.querySelector(selector);
   if (el) el.focus({ preventScroll: true });
   return true;
@@ -204,12 +212,13 @@ function revealFocused(ev) {
 }
 
 function activate(target) {
-  const el = target.closest('[data-bdf], [data-group], [data-aggregate], [data-holder], [data-mdev]');
+  const el = target.closest('[data-bdf], [data-group], [data-aggregate], [data-holder], [data-mdev], [data-space]');
   if (!el || !state.svg.contains(el)) return;
   if (el.hasAttribute('data-bdf')) select({ kind: 'device', bdf: el.getAttribute('data-bdf') });
   else if (el.hasAttribute('data-group')) select({ kind: 'group', id: Number(el.getAttribute('data-group')) });
   else if (el.hasAttribute('data-holder')) select({ kind: 'holder', pid: Number(el.getAttribute('data-holder')) });
   else if (el.hasAttribute('data-mdev')) select({ kind: 'mdev', uuid: el.getAttribute('data-mdev') });
+  else if (el.hasAttribute('data-space')) select({ kind: 'space', key: el.getAttribute('data-space') });
   else if (el.hasAttribute('data-aggregate')) {
     const what = el.getAttribute('data-aggregate');
     if (what === 'groups') state.expandedGroups = true; else state.expanded.add(what);
@@ -268,6 +277,13 @@ function legend() {
   item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 6).attr('fill', '#fff').attr('stroke', HOLDER_COLOR).attr('stroke-width', 2), 'VM / process holding devices');
   item((g) => g.append('path').attr('d', d3.symbol(d3.symbolTriangle, 90)()).attr('fill', MDEV_COLOR).attr('stroke', '#222'), 'mediated device (mdev)');
   item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('class', 'agg-shape'), 'folded devices (Enter to expand)');
+  for (const b of Object.values(BACKEND)) {
+    item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('fill', '#fff').attr('stroke', b.stroke).attr('stroke-width', 2), `address space: ${b.label}`);
+  }
+  item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('fill', '#fff').attr('stroke', '#000').attr('stroke-width', 2).attr('stroke-dasharray', '5 3'), 'address space whose attachments the kernel does not show');
+  for (const c of Object.values(CERTAINTY)) {
+    item((g) => g.append('path').attr('d', 'M-10,0 L10,0').attr('stroke', '#3d4650').attr('stroke-width', 2).attr('stroke-dasharray', c.dash), `attachment ${c.label}`);
+  }
   box.append(title, ul);
 }
 
