@@ -97,6 +97,10 @@ class Table:
         """model field -> value of a row."""
         return {column: row[key] for column, key in zip(self.columns, self.keys)}
 
+    def values_row(self, instance) -> dict:
+        """The row of a model instance (what `values` stored), keyed by the row's keys."""
+        return {key: getattr(instance, column) for column, key in zip(self.columns, self.keys)}
+
     def instance(self, row: dict, **extra):
         return self.model(**self.values(row), **extra)
 
