@@ -1,12 +1,16 @@
 """The host drawing's ownership layer in Chromium: mdevs and their VMs, group viability, holders' tenants."""
 import pytest
 
+from agent.paths import Root
+from agent.snapshot import build
 from fleet.demo.synth import host as demo_host
 from fleet.ingest.services import host_token_create, snapshot_apply, snapshot_receive_document
 from fleet.inventory.models import AddressSpace, Attachment, Device, Group, Holder, Host, Mdev
 from tests.accounts.fleet_data import import_capture
 from tests.agent.groundtruth import find_groups
 from tests.browser.conftest import screenshot
+from tests.iommufd_captures import NAMES as IOMMUFD_NAMES
+from tests.iommufd_captures import cdevs, iommufd_capture, iommufd_contexts  # noqa: F401 (iommufd_capture: a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -62,30 +66,37 @@ def _demo(index):
 NFV_BOTH_BACKENDS = 10  # the demo's nfv host on 6.8: DPDK and VNF VMs, some through iommufd cdevs, some on containers
 
 
+def stored_attachments(host) -> list[tuple[str, str, str]]:
+    """(space key, "device <bdf>" | "group <n>", certainty) of the host's Attachment rows, read from the database."""
+    return sorted((space, f"device {bdf}" if bdf else f"group {group}", certainty) for space, bdf, group, certainty
+                  in Attachment.objects.filter(host=host).values_list("space", "device_bdf", "group_number", "certainty"))
+
+
 def drawn_layer(page):
     return page.evaluate("""() => ({
       spaces: [...document.querySelectorAll('#topology [data-space]')].map((e) => e.getAttribute('data-space')),
-      attachments: [...document.querySelectorAll('#topology [data-attachment]')].map((e) => [e.getAttribute('data-attachment'), e.getAttribute('data-certainty')]),
+      attachments: [...document.querySelectorAll('#topology [data-space-of]')].map((e) =>
+        [e.getAttribute('data-space-of'), e.getAttribute('data-attached'), e.getAttribute('data-certainty')]),
     })""")
 
 
 def test_the_address_space_layer_draws_exactly_the_stored_spaces_and_attachments(page):
     _doc, host = _demo(NFV_BOTH_BACKENDS)
     spaces = set(AddressSpace.objects.filter(host=host).values_list("key", flat=True))
-    attachments = set(Attachment.objects.filter(host=host).values_list("key", "certainty"))
+    attachments = stored_attachments(host)
     assert {"legacy", "iommufd"} <= set(AddressSpace.objects.filter(host=host).values_list("backend", flat=True))
     assert attachments
     open_host(page, host.hostname)
     got = drawn_layer(page)
     assert sorted(got["spaces"]) == sorted(spaces)
-    assert sorted(map(tuple, got["attachments"])) == sorted(attachments)
+    assert sorted(map(tuple, got["attachments"])) == attachments
     screenshot(page, "host-address-spaces", full_page=False)
 
 
 def test_keyboard_tab_reaches_an_address_space_enter_reads_it_in_the_panel_escape_returns(page):
     _doc, host = _demo(NFV_BOTH_BACKENDS)
     space = AddressSpace.objects.filter(host=host, backend="iommufd").order_by("key").first()
-    mapped = sorted(Attachment.objects.filter(host=host, space=space.key).values_list("key", flat=True))
+    mapped = sorted((what, c) for sp, what, c in stored_attachments(host) if sp == space.key)
     open_host(page, host.hostname)
     panel = page.locator("#side-panel")
     assert panel.get_attribute("aria-live") == "polite"
@@ -101,7 +112,8 @@ def test_keyboard_tab_reaches_an_address_space_enter_reads_it_in_the_panel_escap
     page.keyboard.press("Enter")
     fd = f" fd {space.fd}" if space.fd is not None else ""  # a schema 1 agent sends no fd numbers
     assert panel.locator("h2").inner_text() == f"Address space: iommufd{fd} of pid {space.pid}"
-    assert sorted(e.get_attribute("data-attachment") for e in panel.locator("[data-attachment]").all()) == mapped
+    assert sorted((e.get_attribute("data-attached"), e.get_attribute("data-certainty"))
+                  for e in panel.locator("[data-attached]").all()) == mapped
     assert "iommufd context" in panel.inner_text()
     screenshot(page, "host-address-space-panel", full_page=False)
     page.keyboard.press("Escape")
@@ -141,3 +153,29 @@ def test_unknown_attachments_are_drawn_as_unknown_and_hostile_names_stay_text(pa
     page.keyboard.press("Enter")
     assert "/dev/vfio/devices/vfio0" in page.locator("#side-panel").inner_text()
     assert page.dialogs == []
+
+
+@pytest.mark.parametrize("name", IOMMUFD_NAMES)
+def test_on_the_612_iommufd_captures_the_layer_draws_each_context_the_holder_logs_opened(page, iommufd_capture, name):
+    root = iommufd_capture(name)
+    doc = build(Root.of(root), seq=1)
+    host, _ = host_token_create(hostname=doc["host"]["hostname"])
+    snapshot_apply(snapshot_id=snapshot_receive_document(host=host, document=doc).body["id"])
+    open_host(page, host.hostname)
+    got = drawn_layer(page)
+    assert sorted(got["spaces"]) == sorted(AddressSpace.objects.filter(host=host).values_list("key", flat=True))
+    assert sorted(map(tuple, got["attachments"])) == stored_attachments(host)
+    # Ground truth: one drawn iommufd space per /dev/iommu context a holder's ioctl log opened, mapping what it bound.
+    pids = page.evaluate("() => [...document.querySelectorAll('#topology .space.backend-iommufd')].map((e) => e.__data__.pid)")
+    assert sorted(pids) == sorted(pid for pid, _fd in iommufd_contexts(root))
+    for (pid, _fd), context in iommufd_contexts(root).items():
+        (key,) = AddressSpace.objects.filter(host=host, pid=pid, backend="iommufd").values_list("key", flat=True)
+        drawn = {what for space, what, _c in got["attachments"] if space == key and what.startswith("device ")}
+        assert drawn == {f"device {b}" for b in context.bound}
+    # Devices with a cdev in vfio-cdevs.txt name it in their panel.
+    assert cdevs(root)
+    for bdf, cdev in sorted(cdevs(root).items())[:2]:
+        page.locator(f'#topology [data-bdf="{bdf}"]').focus()
+        page.keyboard.press("Enter")
+        assert f"/dev/vfio/devices/{cdev}" in page.locator("#side-panel").inner_text()
+    screenshot(page, f"host-iommufd-{name}", full_page=False)

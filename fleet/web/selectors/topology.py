@@ -7,9 +7,9 @@ Shaped for d3.stratify ({id, parentId} rows); no raw snapshot reaches the browse
 from __future__ import annotations
 
 from fleet.inventory.models import Device, Group, Holder, Host, Mdev, Unit
+from fleet.inventory.selectors import host_address_spaces
 from fleet.web.pci_names import class_name, vendor_name
 from fleet.web.selectors.host_facts import holder_tenants, host_ownership_facts
-from fleet.web.selectors.spaces import host_address_spaces
 from fleet.web.selectors.violations import host_open_violations
 
 ROOT_ID = "host"

@@ -29,6 +29,11 @@ export function spaceName(s) {
   return `${(BACKEND[s.backend] || { short: s.kind }).short}${s.fd != null ? ` fd ${s.fd}` : ''}`;
 }
 
+// What an attachment maps, as the hooks and the panel name it: "device 0000:02:00.0" or "group 5".
+export function attachedName(a) {
+  return a.device != null ? `device ${a.device}` : `group ${a.group}`;
+}
+
 export function attachedCount(s) {
   return s.devices.length + s.groups.length;
 }
@@ -58,17 +63,17 @@ export function drawSpaceEdges(d3, layer, spaces, { devicePos, boxOf }) {
   for (const s of spaces) {
     for (const a of s.devices) {
       const p = devicePos.get(a.device);
-      if (p) rows.push({ key: a.key, certainty: a.certainty, from: [p.x + 120, p.y], to: [s.x, s.y] });
+      if (p) rows.push({ space: s.key, what: attachedName(a), certainty: a.certainty, from: [p.x + 120, p.y], to: [s.x, s.y] });
     }
     for (const a of s.groups) {
       const end = groupEnd(boxOf.get(a.group));
-      if (end) rows.push({ key: a.key, certainty: a.certainty, from: [end.x, end.y], to: [s.x, s.y] });
+      if (end) rows.push({ space: s.key, what: attachedName(a), certainty: a.certainty, from: [end.x, end.y], to: [s.x, s.y] });
     }
   }
   const g = layer.append('g').attr('class', 'space-edges');
   g.selectAll('path.attachment').data(rows).join('path')
     .attr('class', (r) => `attachment certainty-${r.certainty}`)
-    .attr('data-attachment', (r) => r.key).attr('data-certainty', (r) => r.certainty)
+    .attr('data-space-of', (r) => r.space).attr('data-attached', (r) => r.what).attr('data-certainty', (r) => r.certainty)
     .attr('stroke-dasharray', (r) => (CERTAINTY[r.certainty] || CERTAINTY.inferred).dash)
     .attr('d', (r) => link({ source: r.from, target: r.to }));
   g.selectAll('path.space-holder').data(spaces).join('path').attr('class', 'space-holder')

@@ -1,6 +1,6 @@
 // The side panel of an address space (a VFIO container or an iommufd context): what it maps and how surely.
 import { el, factList, holderText, memberButton } from './panel.js';
-import { BACKEND, CERTAINTY, attachedCount, kib, spaceName } from '../charts/spaces.js';
+import { BACKEND, CERTAINTY, attachedCount, attachedName, kib, spaceName } from '../charts/spaces.js';
 
 function certaintyText(c) {
   return (CERTAINTY[c] || { label: c }).label;
@@ -12,11 +12,13 @@ export function renderSpacePanel(panel, data, s, onPick) {
   const holder = data.holders.find((h) => h.pid === s.pid);
   const attached = el('ul', { class: 'attachments' });
   for (const a of s.devices) {
-    const li = el('li', { 'data-attachment': a.key });
+    const li = el('li', { 'data-attached': attachedName(a), 'data-certainty': a.certainty });
     li.append('device ', memberButton(a.device, onPick), ` — ${certaintyText(a.certainty)}`);
     attached.append(li);
   }
-  for (const a of s.groups) attached.append(el('li', { 'data-attachment': a.key }, `group ${a.group} — ${certaintyText(a.certainty)}`));
+  for (const a of s.groups) {
+    attached.append(el('li', { 'data-attached': attachedName(a), 'data-certainty': a.certainty }, `${attachedName(a)} — ${certaintyText(a.certainty)}`));
+  }
   let mapping;
   if (!s.attachment_known) {
     mapping = 'unknown: this holder has several address spaces of this kind, and the kernel does not show which groups or devices each one maps (fdinfo of these fds has no attachment before Linux 6.18)';
