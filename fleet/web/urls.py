@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from fleet.web.views import fleet, hosts, search, violations
+from fleet.web.views import fleet, hosts, search, spaces, violations
 
 app_name = "web"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("violations/", violations.violations_list, name="violations"),
     path("violations/<int:pk>/acknowledge/", violations.violation_acknowledge, name="violation-acknowledge"),
     path("violations/<int:pk>/waive/", violations.violation_waive, name="violation-waive"),
+    path("address-spaces/", spaces.address_spaces, name="address-spaces"),
     path("search/", search.device_search, name="search"),
     path("search/export.csv", search.device_search_export_csv, name="search-export-csv"),
     path("search/export.json", search.device_search_export_json, name="search-export-json"),
