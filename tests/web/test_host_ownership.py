@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from fleet.demo.synth import host as demo_host
 from fleet.ingest.services import host_token_create, snapshot_apply, snapshot_receive_document
-from fleet.inventory.models import Group, Mdev
+from fleet.inventory.models import AddressSpace, Attachment, Device, Group, Mdev
 from fleet.policy.intent import parse_toml
 from fleet.policy.services.intent import intent_replace
 from tests.agent.groundtruth import find_groups, gt, lspci_drivers
@@ -111,3 +111,18 @@ def test_the_header_explains_its_counts_and_links_them(viewer_client):
     assert f"{with_pci} with PCI functions, {len(mdev_groups)} that VFIO made for mdevs" in html
     assert f"the {len(doc['mdevs'])} mediated devices (mdevs)" in html
     assert f"?q=host%3A{host.hostname}%20owner%3Auserspace" in html
+
+
+@pytest.mark.parametrize("name", CAPTURE_NAMES)
+def test_topology_json_carries_exactly_the_stored_address_spaces(viewer_client, fleet, name):
+    host = fleet[name]
+    data = topology(viewer_client, host)
+    assert sorted((s["key"], s["backend"], s["attachment_known"]) for s in data["address_spaces"]) == sorted(
+        AddressSpace.objects.filter(host=host).values_list("key", "backend", "attachment_known"))
+    drawn = sorted((s["key"], f"device {a['device']}", a["certainty"]) for s in data["address_spaces"] for a in s["devices"])
+    drawn += sorted((s["key"], f"group {a['group']}", a["certainty"]) for s in data["address_spaces"] for a in s["groups"])
+    stored = [(sp, f"device {b}" if b else f"group {g}", c) for sp, b, g, c in
+              Attachment.objects.filter(host=host).values_list("space", "device_bdf", "group_number", "certainty")]
+    assert sorted(drawn) == sorted(stored)
+    assert {n["bdf"]: n["cdev"] for n in data["nodes"] if n["kind"] == "device"} == dict(
+        Device.objects.filter(host=host).values_list("bdf", "cdev"))

@@ -7,13 +7,13 @@ export const SPACE_W = 170;
 export const SPACE_COL = SPACE_W + 70; // the column's width, edges to the holders included
 const SPACE_GAP = 44;
 export const CERTAINTY = {
-  kernel: { label: 'kernel-proven (a kernel link or fdinfo)', dash: null },
-  argv: { label: "from the holder's own arguments (QEMU, libvirt, DPDK)", dash: '7 4' },
-  inferred: { label: 'inferred (only the held fd says so)', dash: '2 4' },
+  kernel: { label: 'kernel-proven (a kernel link or fdinfo)', short: 'attached, kernel-proven', dash: null },
+  argv: { label: "from the holder's own arguments (QEMU, libvirt, DPDK)", short: 'attached, from arguments', dash: '7 4' },
+  inferred: { label: 'inferred (only the held fd says so)', short: 'attached, inferred', dash: '2 4' },
 };
 export const BACKEND = {
-  legacy: { label: 'legacy VFIO container (type1)', short: 'VFIO container', stroke: '#000000' },
-  iommufd: { label: 'iommufd context', short: 'iommufd', stroke: '#0072B2' },
+  legacy: { label: 'legacy VFIO container (type1)', short: 'VFIO container', legend: 'VFIO container (legacy)', stroke: '#000000' },
+  iommufd: { label: 'iommufd context', short: 'iommufd', legend: 'iommufd context', stroke: '#0072B2' },
 };
 
 export function kib(kb) {

@@ -278,11 +278,11 @@ function legend() {
   item((g) => g.append('path').attr('d', d3.symbol(d3.symbolTriangle, 90)()).attr('fill', MDEV_COLOR).attr('stroke', '#222'), 'mediated device (mdev)');
   item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('class', 'agg-shape'), 'folded devices (Enter to expand)');
   for (const b of Object.values(BACKEND)) {
-    item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('fill', '#fff').attr('stroke', b.stroke).attr('stroke-width', 2), `address space: ${b.label}`);
+    item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('fill', '#fff').attr('stroke', b.stroke).attr('stroke-width', 2), b.legend);
   }
-  item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('fill', '#fff').attr('stroke', '#000').attr('stroke-width', 2).attr('stroke-dasharray', '5 3'), 'address space whose attachments the kernel does not show');
+  item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('fill', '#fff').attr('stroke', '#000').attr('stroke-width', 2).attr('stroke-dasharray', '5 3'), 'attachments unknown');
   for (const c of Object.values(CERTAINTY)) {
-    item((g) => g.append('path').attr('d', 'M-10,0 L10,0').attr('stroke', '#3d4650').attr('stroke-width', 2).attr('stroke-dasharray', c.dash), `attachment ${c.label}`);
+    item((g) => g.append('path').attr('d', 'M-10,0 L10,0').attr('stroke', '#3d4650').attr('stroke-width', 2).attr('stroke-dasharray', c.dash), c.short);
   }
   box.append(title, ul);
 }
