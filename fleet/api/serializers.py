@@ -1,7 +1,10 @@
 """The shapes the read API answers with. Plain field lists: no logic lives here."""
 from rest_framework import serializers
 
-from fleet.inventory.models import Change, Device, Group, Holder, Host
+from drf_spectacular.utils import extend_schema_field
+
+from fleet.inventory.models import AddressSpace, Change, Device, Group, Holder, Host
+from fleet.inventory.selectors import attachments_of
 from fleet.policy.models import Violation
 
 from .bounds import BoundedSerializer
@@ -56,6 +59,51 @@ class HolderSerializer(BoundedSerializer):
             "devices", "device_fds", "vm_pinned_kb", "start_time", "truncated",
         ]
         bounded = ["cmdline", "cgroup", "nodes", "groups", "devices"]
+
+
+class _AttachmentSerializer(serializers.Serializer):
+    group = serializers.IntegerField(required=False)
+    device = serializers.CharField(required=False)
+    certainty = serializers.ChoiceField(choices=["kernel", "argv", "inferred"])
+
+
+class _AddressSpaces(serializers.ListSerializer):
+    """A page of address spaces reads the attachments of all of them in one query."""
+
+    def to_representation(self, data):
+        spaces = list(data.all() if hasattr(data, "all") else data)
+        self.context["attached"] = attachments_of(spaces)
+        return super().to_representation(spaces)
+
+
+class _Attached(serializers.ReadOnlyField):
+    def __init__(self, part: str, **kwargs):
+        self.part = part
+        super().__init__(source="*", **kwargs)
+
+    def to_representation(self, space):
+        attached = self.context.get("attached")
+        if attached is None or (space.host_id, space.key) not in attached:
+            attached = attachments_of([space])
+        return attached[(space.host_id, space.key)][self.part]
+
+
+@extend_schema_field(_AttachmentSerializer(many=True))
+class AttachedField(_Attached):
+    pass
+
+
+class AddressSpaceSerializer(BoundedSerializer):
+    host = _hostname
+    groups = AttachedField("groups", help_text="groups attached, each with its certainty (kernel, argv, inferred)")
+    devices = AttachedField("devices", help_text="devices attached, each with its certainty (kernel, argv, inferred)")
+
+    class Meta:
+        model = AddressSpace
+        list_serializer_class = _AddressSpaces
+        fields = ["id", "host", "key", "pid", "fd", "kind", "backend", "vm", "attachment_known", "pinned_kb", "locked_kb",
+                  "groups", "devices", "truncated"]
+        bounded = ["groups", "devices"]
 
 
 class ChangeSerializer(BoundedSerializer):

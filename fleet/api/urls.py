@@ -10,6 +10,7 @@ router.register("hosts", views.HostViewSet, basename="host")
 router.register("devices", views.DeviceViewSet, basename="device")
 router.register("groups", views.GroupViewSet, basename="group")
 router.register("holders", views.HolderViewSet, basename="holder")
+router.register("address-spaces", views.AddressSpaceViewSet, basename="address-space")
 router.register("changes", views.ChangeViewSet, basename="change")
 router.register("violations", views.ViolationViewSet, basename="violation")
 

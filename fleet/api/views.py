@@ -6,7 +6,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.filters import OrderingFilter
 from rest_framework.renderers import JSONRenderer
 
-from fleet.inventory.models import Change, Device, Group, Holder, Host
+from fleet.inventory.models import AddressSpace, Change, Device, Group, Holder, Host
 from fleet.policy.models import Violation
 
 from . import filtersets, serializers
@@ -54,6 +54,13 @@ class HolderViewSet(_FleetReadViewSet):
     serializer_class = serializers.HolderSerializer
     filterset_class = filtersets.HolderFilter
     ordering_fields = ["pid", "vm"]
+
+
+class AddressSpaceViewSet(_FleetReadViewSet):
+    queryset = AddressSpace.objects.select_related("host").order_by("host__hostname", "pid", "key")
+    serializer_class = serializers.AddressSpaceSerializer
+    filterset_class = filtersets.AddressSpaceFilter
+    ordering_fields = ["pid", "vm", "backend", "pinned_kb"]
 
 
 class ChangeViewSet(_FleetReadViewSet):

@@ -7,6 +7,7 @@ A query is whitespace-separated terms, all of which must hold:
     bdf:0000:02:00.0  (or a bare BDF, full or bus:dev.fn)
     group:12   vm:tenant-a-vm1   vm:*   vm:none   owner:userspace
     vf:yes  pf:yes   host:web-01   label:rack-12   role:gpu-passthrough   tenant:acme
+    backend:iommufd | backend:legacy   as:shared | as:* | as:none   (the address spaces a device is attached to)
 A bare word is a class name (gpu, nic, nvme…) when it is one, else a host-name fragment.
 `key:!value` negates a term. Repeating a key ORs its values (`driver:vfio-pci driver:uio_pci_generic`);
 repeating a negation excludes every value (`driver:!vfio-pci driver:!nvidia`: neither).
@@ -44,7 +45,7 @@ CLASS_ALIASES: dict[str, tuple[str, ...]] = {
 
 FIELDS = {
     "vendor", "device", "id", "class", "driver", "bdf", "group", "vm", "owner",
-    "vf", "pf", "host", "label", "role", "tenant",
+    "vf", "pf", "host", "label", "role", "tenant", "backend", "as",
 }
 _ALIASES = {"vd": "id", "hostname": "host", "iommu_group": "group", "holder": "vm"}
 _HEX4 = re.compile(r"^[0-9a-f]{4}$")
@@ -53,6 +54,8 @@ BDF_FULL = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
 BDF_SHORT = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")  # domain 0000
 _CLASS_HEX = re.compile(r"^[0-9a-f]{2}([0-9a-f]{2}([0-9a-f]{2})?)?$")
 _OWNER_KINDS = {"host", "userspace", "unbound"}
+BACKENDS = ("iommufd", "legacy")
+SPACE_SHARING = ("shared", "*", "none")
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
 
@@ -115,6 +118,14 @@ def _normalise(key: str, value: str) -> tuple[str, tuple[str, ...]] | str:
         if v not in _OWNER_KINDS:
             return f"owner:{value} is one of host, userspace, unbound"
         return "owner", (v,)
+    if key == "backend":
+        if v not in BACKENDS:
+            return f"backend:{value} is iommufd or legacy"
+        return "backend", (v,)
+    if key == "as":
+        if v not in SPACE_SHARING:
+            return f"as:{value} is shared, * (in any address space) or none"
+        return "as", (v,)
     if key in {"vf", "pf"}:
         if v in _YES:
             return key, ("yes",)

@@ -47,7 +47,7 @@ def _kwargs(name, pattern, objects):
         if key == "hostname":
             out[key] = objects["host"].hostname
         elif key in ("pk", "id"):
-            kind = next((k for k in ("device", "group", "holder", "change", "violation") if k in name), "violation")
+            kind = next((k for k in ("address-space", "device", "group", "holder", "change", "violation") if k in name), "violation")
             out[key] = objects[kind].pk
         else:
             raise AssertionError(f"route {name} takes {key!r}: teach the access test a sample value for it")

@@ -9,7 +9,8 @@ from operator import or_
 from django.core.paginator import Page, Paginator
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from fleet.inventory.models import Device, Host
+from fleet.inventory.models import AddressSpace, Attachment, Device, Host
+from fleet.inventory.selectors import shared_spaces
 from fleet.web.device_query import DeviceQuery, Term
 from fleet.web.selectors.driver_skip_scan import class_without_drivers
 from fleet.web.selectors.tenants import tenant_vm_q
@@ -60,11 +61,23 @@ def _term_q(term: Term) -> Q:
         named = [v for v in values if v != "*" and v.lower() != "none"]
         special = [_value_q("vm", v) for v in values if v not in named]
         return _any(special + ([Q(owner_vm__in=named)] if named else []))
+    if term.field == "backend":
+        return Q(Exists(_attached(AddressSpace.objects.filter(backend__in=list(values)))))
+    if term.field == "as":
+        return _any([_value_q("as", v) for v in values])
     if term.field == "host":
         exact = [v for v in values if "*" not in v]
         prefixes = [Q(host__hostname__startswith=v.rstrip("*")) for v in values if "*" in v]
         return _any(prefixes + ([Q(host__hostname__in=exact)] if exact else []))
     return _any([_value_q(term.field, v) for v in values])
+
+
+def _attached(spaces: QuerySet | None = None) -> QuerySet:
+    """The device's attachments (one EXISTS per term, whatever the fleet holds), to `spaces` of its host when given."""
+    found = Attachment.objects.filter(host_id=OuterRef("host_id"), device_bdf=OuterRef("bdf"))
+    if spaces is None:
+        return found
+    return found.filter(space__in=spaces.filter(host_id=OuterRef("host_id")).values("key"))
 
 
 def _value_q(name: str, value: str) -> Q:
@@ -90,6 +103,10 @@ def _value_q(name: str, value: str) -> Q:
         return Q(Exists(Host.labels.through.objects.filter(host_id=OuterRef("host_id"), label__name=value)))
     if name == "tenant":
         return tenant_vm_q(value, field="owner_vm")
+    if name == "as":
+        if value == "shared":
+            return Q(Exists(_attached(shared_spaces())))
+        return Q(Exists(_attached())) if value == "*" else ~Q(Exists(_attached()))
     raise ValueError(f"unknown field {name}")
 
 
