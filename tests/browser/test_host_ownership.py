@@ -6,7 +6,7 @@ from agent.snapshot import build
 from fleet.demo.synth import host as demo_host
 from fleet.ingest.services import host_token_create, snapshot_apply, snapshot_receive_document
 from fleet.inventory.models import AddressSpace, Attachment, Device, Group, Holder, Host, Mdev
-from tests.accounts.fleet_data import import_capture
+from tests.accounts.fleet_data import a_violation, import_capture
 from tests.agent.groundtruth import find_groups
 from tests.browser.conftest import screenshot
 from tests.iommufd_captures import NAMES as IOMMUFD_NAMES
@@ -179,3 +179,20 @@ def test_on_the_612_iommufd_captures_the_layer_draws_each_context_the_holder_log
         page.keyboard.press("Enter")
         assert f"/dev/vfio/devices/{cdev}" in page.locator("#side-panel").inner_text()
     screenshot(page, f"host-iommufd-{name}", full_page=False)
+
+
+def test_a_violation_on_an_address_space_marks_it_and_the_violations_link_opens_it(page):
+    _doc, host = _demo(NFV_BOTH_BACKENDS)
+    space = AddressSpace.objects.filter(host=host).order_by("key").first()
+    # A hand-made open violation (the rule's own tests are the policy's); it stands for address-space-multitenant.
+    a_violation(host, rule="address-space-multitenant", severity="critical", subject_kind="address-space", subject_id=space.key)
+    page.goto("/violations/")
+    page.locator(".violation", has_text="address-space-multitenant").locator("a.drawlink").click()
+    page.wait_for_selector("#topology[data-state=ready]")
+    node = page.locator(f'#topology [data-space="{space.key}"]')
+    assert node.get_attribute("data-violation") == "address-space-multitenant"
+    assert "⚠" in node.locator(".space-name").text_content()
+    panel = page.locator("#side-panel")
+    assert panel.locator("h2").inner_text().startswith("Address space:")
+    assert "address-space-multitenant" in panel.inner_text()
+    screenshot(page, "host-address-space-violation", full_page=False)

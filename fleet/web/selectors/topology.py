@@ -70,7 +70,10 @@ def host_topology(host: Host) -> dict:
 
     by_device: dict[str, list[str]] = {}
     by_group: dict[int, list[str]] = {}
+    by_space: dict[str, list[str]] = {}
     for v in violations:
+        if v["subject_kind"] == "address-space":
+            by_space.setdefault(v["subject_id"], []).append(v["rule"])
         if v["device"]:
             by_device.setdefault(v["device"], []).append(v["rule"])
         if v["group"] is not None:
@@ -177,7 +180,8 @@ def host_topology(host: Host) -> dict:
         "groups": group_rows,
         "holders": holder_rows,
         "mdevs": mdev_rows,
-        "address_spaces": host_address_spaces(host),
+        "address_spaces": [{**space, "violations": sorted(set(by_space.get(space["key"], [])))}
+                           for space in host_address_spaces(host)],
         "edges": edges,
         "violations": violations,
     }

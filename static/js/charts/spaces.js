@@ -80,18 +80,21 @@ export function drawSpaceEdges(d3, layer, spaces, { devicePos, boxOf }) {
     .attr('d', (s) => link({ source: [s.x + SPACE_W, s.y], target: [s.holder.x - 8, s.holder.y] }));
 }
 
-export function drawSpaceNodes(layer, spaces, truncate) {
+export function drawSpaceNodes(layer, spaces, { truncate, pickRule, violation, violationColor }) {
+  const ruleOf = (s) => pickRule(s.violations, violation);
   const g = layer.append('g').attr('class', 'spaces').selectAll('g').data(spaces).join('g')
-    .attr('class', (s) => `space backend-${s.backend}${s.attachment_known ? '' : ' attachment-unknown'}`)
-    .attr('data-space', (s) => s.key).attr('transform', (s) => `translate(${s.x},${s.y})`)
+    .attr('class', (s) => `space backend-${s.backend}${s.attachment_known ? '' : ' attachment-unknown'}${ruleOf(s) ? ' has-violation' : ''}`)
+    .attr('data-space', (s) => s.key).attr('id', (s) => `space-${s.key}`).attr('data-violation', ruleOf)
+    .attr('transform', (s) => `translate(${s.x},${s.y})`)
     .attr('tabindex', 0).attr('role', 'button')
-    .attr('aria-label', (s) => `address space: ${(BACKEND[s.backend] || { label: s.kind }).label}${s.fd != null ? ` fd ${s.fd}` : ''} of pid ${s.pid}${s.vm ? ` (${s.vm})` : ''}, pinned ${kib(s.pinned_kb)}, ${s.attachment_known ? `${attachedCount(s)} attached` : 'attachments unknown'}`);
+    .attr('aria-label', (s) => `address space: ${(BACKEND[s.backend] || { label: s.kind }).label}${s.fd != null ? ` fd ${s.fd}` : ''} of pid ${s.pid}${s.vm ? ` (${s.vm})` : ''}, pinned ${kib(s.pinned_kb)}, ${s.attachment_known ? `${attachedCount(s)} attached` : 'attachments unknown'}${ruleOf(s) ? `, violation ${ruleOf(s)}` : ''}`);
   g.append('rect').attr('class', 'focus-ring').attr('x', -5).attr('y', -18).attr('width', SPACE_W + 10).attr('height', 36).attr('rx', 6);
   g.append('rect').attr('class', 'space-shape').attr('x', 0).attr('y', -14).attr('width', SPACE_W).attr('height', 28).attr('rx', 3)
-    .attr('stroke', (s) => (BACKEND[s.backend] || BACKEND.legacy).stroke)
+    .attr('fill', (s) => (ruleOf(s) ? 'url(#hatch-violation)' : '#fff'))
+    .attr('stroke', (s) => (ruleOf(s) ? violationColor : (BACKEND[s.backend] || BACKEND.legacy).stroke))
     .attr('stroke-dasharray', (s) => (s.attachment_known ? null : '5 3'));
   g.append('title').text((s) => `${spaceName(s)} · pid ${s.pid}${s.vm ? ` · ${s.vm}` : ''} · pinned ${kib(s.pinned_kb)}`);
-  g.append('text').attr('class', 'space-name').attr('x', 6).attr('y', -2).text((s) => truncate(spaceName(s), 26));
+  g.append('text').attr('class', 'space-name').attr('x', 6).attr('y', -2).text((s) => truncate(`${spaceName(s)}${ruleOf(s) ? ' ⚠' : ''}`, 26));
   g.append('text').attr('class', 'sub').attr('x', 6).attr('y', 10)
     .text((s) => truncate(`${s.attachment_known ? `${attachedCount(s)} attached` : 'attachments unknown'} · pinned ${kib(s.pinned_kb)}`, 30));
 }

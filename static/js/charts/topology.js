@@ -117,7 +117,7 @@ export function topologyChart(data, options) {
   });
 
   // Address spaces, then holders, after the devices, each in the order they stand (top to bottom).
-  drawSpaceNodes(zoomLayer, spaces, truncate);
+  drawSpaceNodes(zoomLayer, spaces, { truncate, pickRule, violation: options.violation, violationColor: VIOLATION_COLOR });
   const hg = zoomLayer.append('g').attr('class', 'holders')
     .selectAll('g').data(placedHolders).join('g')
     .attr('class', 'holder').attr('data-holder', (h) => h.pid)

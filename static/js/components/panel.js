@@ -36,7 +36,7 @@ function acsText(a) {
   return `cap ${a.cap.join(' ') || '—'} · ctl ${a.ctl.join(' ') || '—'}`;
 }
 
-function violationBlock(list) {
+export function violationBlock(list) {
   const wrap = el('div', { class: 'panel-violations' });
   wrap.append(el('h3', {}, list.length ? `Open violations (${list.length})` : 'No open violations'));
   const ul = el('ul', { class: 'violation-list' });

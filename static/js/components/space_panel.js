@@ -1,5 +1,5 @@
 // The side panel of an address space (a VFIO container or an iommufd context): what it maps and how surely.
-import { el, factList, holderText, memberButton } from './panel.js';
+import { el, factList, holderText, memberButton, violationBlock } from './panel.js';
 import { BACKEND, CERTAINTY, attachedCount, attachedName, kib, spaceName } from '../charts/spaces.js';
 
 function certaintyText(c) {
@@ -33,4 +33,5 @@ export function renderSpacePanel(panel, data, s, onPick) {
     ['Locked memory', s.locked_kb == null ? 'unknown' : kib(s.locked_kb)],
     ['Maps', mapping],
   ]));
+  panel.append(violationBlock(data.violations.filter((v) => v.subject_kind === 'address-space' && v.subject_id === s.key)));
 }

@@ -70,6 +70,10 @@ function render() {
   else if (location.hash.startsWith('#group-')) {
     const id = Number(location.hash.slice(7));
     if (centreOnGroup(id)) select({ kind: 'group', id });
+  } else if (location.hash.startsWith('#space-')) {
+    const key = decodeURIComponent(location.hash.slice(7));
+    if (centreOnSpace(key)) select({ kind: 'space', key });
+    else fit();
   } else fit();
   container.dataset.state = 'ready';
 }
@@ -117,6 +121,14 @@ function centreOn(bdf, animate = true) {
   if (!node) return false;
   const [x, y] = elementCentre(node.querySelector('.shape') || node);
   centreAt(x, y, animate);
+  return true;
+}
+
+function centreOnSpace(key) {
+  const node = state.svg.querySelector(`[data-space="${CSS.escape(key)}"]`);
+  if (!node) return false;
+  const [x, y] = elementCentre(node.querySelector('.space-shape'));
+  centreAt(x, y, false);
   return true;
 }
 
