@@ -20,10 +20,10 @@ class HostSerializer(BoundedSerializer):
         fields = [
             "hostname", "machine_id", "role", "labels", "enrollment", "last_seen", "stale", "applied_seq", "applied_at",
             "collected_at", "kernel", "kernel_version", "cmdline", "tainted", "cpu_count", "memory_bytes", "agent_version",
-            "agent_euid", "iommu_enabled", "iommu_mode", "vfio_noiommu", "vfio_iommufd", "device_count", "group_count",
-            "assigned_count", "warnings", "truncated",
+            "agent_euid", "iommu_enabled", "iommu_mode", "vfio_noiommu", "vfio_iommufd", "vfio_cdev_support", "vfio_modules",
+            "software", "device_count", "group_count", "assigned_count", "warnings", "truncated",
         ]
-        bounded = ["cmdline", "warnings"]
+        bounded = ["cmdline", "warnings", "vfio_modules", "software"]
 
 
 class DeviceSerializer(BoundedSerializer):
@@ -35,7 +35,7 @@ class DeviceSerializer(BoundedSerializer):
             "id", "host", "bdf", "vendor_id", "device_id", "subsystem_vendor_id", "subsystem_device_id", "class_code",
             "revision", "driver", "driver_override", "group_number", "iommu_unit", "parent_bdf", "numa_node", "link",
             "is_bridge", "header_type", "multifunction", "sriov", "physfn_bdf", "capabilities", "owner_kind",
-            "owner_vm", "owner_pid", "truncated",
+            "owner_vm", "owner_pid", "cdev", "truncated",
         ]
         bounded = ["link", "sriov", "capabilities"]
 
@@ -56,9 +56,9 @@ class HolderSerializer(BoundedSerializer):
         model = Holder
         fields = [
             "id", "host", "pid", "name", "user", "uid", "cmdline", "kind", "vm", "workload", "cgroup", "nodes", "groups",
-            "devices", "device_fds", "vm_pinned_kb", "start_time", "truncated",
+            "devices", "device_fds", "vm_pinned_kb", "vm_locked_kb", "start_time", "fds", "claims", "truncated",
         ]
-        bounded = ["cmdline", "cgroup", "nodes", "groups", "devices"]
+        bounded = ["cmdline", "cgroup", "nodes", "groups", "devices", "fds", "claims"]
 
 
 class _AttachmentSerializer(serializers.Serializer):

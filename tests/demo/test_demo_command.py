@@ -95,3 +95,49 @@ def test_running_the_demo_again_keeps_the_fleet_and_still_prints_a_working_login
         (hosts,) = db.execute("SELECT COUNT(*) FROM inventory_host").fetchone()
     assert check_password(password, encoded)
     assert hosts == len(capture_truth()) + SYNTHETIC
+
+
+def _plain_tenant_pasids() -> dict[str, int]:
+    """PASID-enabled devices per tenant in the synthetic documents, read plainly: a device counts for the tenant
+    (the VM or DPDK prefix before its first '-') of every holder naming it or holding its group."""
+    from fleet.demo.services import synthetic_documents
+
+    out: dict[str, int] = {}
+    for doc in synthetic_documents(40, large=1):
+        members = {g["id"]: set(g["devices"]) for g in doc["groups"]}
+        for user in doc["pasid"]["users"]:
+            tenants = {(h["vm"] or h["workload"]).split("-")[0] for h in doc["holders"]
+                       if (h["vm"] or h["workload"]) and (user["device"] in h["devices"]
+                                                          or any(user["device"] in members.get(g, ()) for g in h["groups"]))}
+            for tenant in tenants:
+                out[tenant] = out.get(tenant, 0) + 1
+    return out
+
+
+@pytest.mark.slow
+def test_pasid_quota_fires_for_exactly_the_tenants_over_the_demo_intents_quota(demo_db):
+    import tomllib
+
+    from fleet.demo.services import INTENT_FILE
+
+    tmp, _ = demo_db
+    quotas = {t["name"]: t["pasid_quota"] for t in tomllib.loads(INTENT_FILE.read_text())["tenants"] if "pasid_quota" in t}
+    used = _plain_tenant_pasids()
+    want = {t for t, q in quotas.items() if used.get(t, 0) > q}
+    assert want and set(quotas) - want  # the demo shows both sides
+    with sqlite3.connect(tmp / "demo.sqlite3") as db:
+        got = {s for (s,) in db.execute("SELECT DISTINCT subject_id FROM policy_violation "
+                                        "WHERE rule = 'pasid-quota' AND subject_kind = 'tenant' AND status = 'open'")}
+    assert got == want
+
+
+@pytest.mark.slow
+def test_the_demo_has_hosts_on_iommufd_on_the_legacy_path_and_on_both(demo_db):
+    tmp, _ = demo_db
+    with sqlite3.connect(tmp / "demo.sqlite3") as db:
+        rows = db.execute("SELECT h.hostname, a.backend FROM inventory_addressspace a JOIN inventory_host h ON h.id = a.host_id").fetchall()
+    backends: dict[str, set] = {}
+    for hostname, backend in rows:
+        backends.setdefault(hostname, set()).add(backend)
+    kinds = {frozenset(b) for b in backends.values()}
+    assert {frozenset({"legacy"}), frozenset({"iommufd"}), frozenset({"legacy", "iommufd"})} <= kinds
