@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from fleet.web.views import fleet, hosts, search, violations
+from fleet.web.views import fleet, hosts, search, spaces, violations
 
 app_name = "web"
 
@@ -20,6 +20,7 @@ urlpatterns = [
     path("violations/export.json", violations.violations_export_json, name="violations-export-json"),
     path("waivers/<int:pk>/revoke/", violations.waiver_revoke, name="waiver-revoke"),
     path("waivers/<int:pk>/extend/", violations.waiver_extend, name="waiver-extend"),
+    path("address-spaces/", spaces.address_spaces, name="address-spaces"),
     path("search/", search.device_search, name="search"),
     path("search/export.csv", search.device_search_export_csv, name="search-export-csv"),
     path("search/export.json", search.device_search_export_json, name="search-export-json"),

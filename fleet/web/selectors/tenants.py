@@ -31,3 +31,16 @@ def tenant_vm_q(tenant: str, *, field: str = "owner_vm") -> Q:
             q |= _pattern_q(p, field)
         return q
     return Q(**{field: tenant}) | Q(**{f"{field}__startswith": f"{tenant}-"})
+
+
+def tenant_holder_q(tenant: str) -> Q:
+    """Q over Holder rows the policy attributes to `tenant`: its vm, cgroup and workload patterns
+    (`Tenant.matches_holder`), else the naming convention on the VM or workload name."""
+    row = Tenant.objects.filter(name=tenant).first()
+    if row is None or not (row.vm_patterns or row.cgroup_patterns or row.workload_patterns):
+        return tenant_vm_q(tenant, field="vm") | tenant_vm_q(tenant, field="workload")
+    q = Q(pk__in=[])
+    for field, patterns in (("vm", row.vm_patterns), ("cgroup", row.cgroup_patterns), ("workload", row.workload_patterns)):
+        for p in patterns:
+            q |= _pattern_q(p, field)
+    return q

@@ -8,6 +8,7 @@ from fleet.web import params
 from fleet.web.access import viewer_required
 from fleet.web.json_response import SafeJsonResponse
 from fleet.web.selectors.history import host_snapshots, host_timeline, snapshots_diff
+from fleet.web.selectors.host_facts import host_counts
 from fleet.web.selectors.topology import host_topology
 from fleet.web.selectors.violations import host_open_violations
 
@@ -23,7 +24,8 @@ def host_detail(request, hostname):
     }
     return render(request, "web/host.html", {
         "host": host, "violations": host_open_violations(host), "page_data": page_data,
-        "labels": list(host.labels.values_list("name", flat=True)), "report": host_report(host),
+        "labels": list(host.labels.values_list("name", flat=True)), "report": host_report(host), "counts": host_counts(host),
+        "host_q": f"host:{host.hostname}", "assigned_q": f"host:{host.hostname} owner:userspace",
     })
 
 

@@ -34,7 +34,8 @@ export function interestingSets(data, focusBdfs = []) {
 }
 
 function deviceHot(n) {
-  return n.owner_kind === 'userspace' || (n.holders || []).length > 0 || (n.violations || []).length > 0 || !!n.vm;
+  return n.owner_kind === 'userspace' || (n.holders || []).length > 0 || (n.violations || []).length > 0 || !!n.vm
+    || (n.mdevs || []).length > 0;
 }
 
 // Returns rows ({id, parentId, ...}) to stratify: original rows plus aggregate rows, with folded rows removed.

@@ -13,7 +13,10 @@ export function groupsChart(data, options) {
   const d3 = window.d3;
   const { width = 900, height = 600, expandedGroups = false, focusBdfs = [] } = options;
   const devices = new Map(data.nodes.filter((n) => n.kind === 'device').map((n) => [n.bdf, n]));
-  const vmsOf = (g) => [...new Set(g.members.map((b) => devices.get(b)?.vm).filter(Boolean))];
+  const mdevs = new Map((data.mdevs || []).map((m) => [m.uuid, m]));
+  const holderName = new Map(data.holders.map((h) => [h.pid, h.vm || h.workload || h.name]));
+  const vmsOf = (g) => [...new Set([...g.members.map((b) => devices.get(b)?.vm),
+    ...(g.mdevs || []).flatMap((u) => (mdevs.get(u)?.holders || []).map((pid) => holderName.get(pid)))].filter(Boolean))];
   const { groupHot } = interestingSets(data, focusBdfs);
   const focusGroups = new Set(focusBdfs.map((b) => devices.get(b)?.group).filter((g) => g != null));
   let groups = data.groups.map((g) => ({ ...g, members: [...g.members] }));
@@ -79,6 +82,12 @@ export function groupsChart(data, options) {
       row.append('text').attr('class', 'sub').attr('x', shortBdf(d.bdf).length > 7 ? 104 : 72).attr('y', 4)
         .text(truncate(`${d.label} · ${d.driver || 'no driver'}`, 26));
     });
+    if (!g.members.length) {
+      // VFIO's mdev groups and groups of non-PCI devices have no PCI member to list: say what they hold.
+      const m = (g.mdevs || []).map((u) => mdevs.get(u)).find(Boolean);
+      el.append('text').attr('class', 'sub').attr('x', 18).attr('y', HEAD + 14)
+        .text(truncate(m ? `mdev ${m.type_name || m.type} of ${shortBdf(m.parent)}` : 'no PCI function', 38));
+    }
     const vms = vmsOf(g);
     if (vms.length) {
       el.append('text').attr('class', 'group-vm').attr('x', 10).attr('y', box.h - 10).attr('fill', HOLDER_COLOR)

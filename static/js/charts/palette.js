@@ -7,6 +7,7 @@ export const OWNER = {
 export const HOLDER_COLOR = '#CC79A7';
 export const VIOLATION_COLOR = '#D55E00';
 export const GROUP_COLOR = '#56B4E9';
+export const MDEV_COLOR = '#009E73'; // mediated devices, drawn as triangles
 export const SEVERITY = {
   critical: '#D55E00', high: '#E69F00', medium: '#F0E442', low: '#56B4E9', info: '#999999', none: '#009E73',
 };

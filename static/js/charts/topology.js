@@ -1,6 +1,8 @@
 // The host drawing in bridge-tree layout: (data, options) -> detached <svg>.
 // data: the topology.json document; options: { rows, focus, violation, width, height, onSelect, onExpand }.
 import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, ownerSymbol } from './palette.js';
+import { drawMdev } from './mdevs.js';
+import { SPACE_COL, drawSpaceEdges, drawSpaceNodes, placeSpaces } from './spaces.js';
 
 const ROW = 50;
 const COL = 200;
@@ -54,15 +56,34 @@ export function topologyChart(data, options) {
   // where the next device column would (its pill starts at maxX + COL), no further: on a deep tree every unit
   // of width costs, since fit() in pages/host.js never zooms out past the legible 0.55.
   const maxX = d3.max(nodes, (n) => n.y) || 0;
-  const holderX = maxX + COL + 8;
+  // With address spaces, their column stands between the devices and the holders.
+  const spaceX = maxX + COL + 8;
+  const holderX = spaceX + ((data.address_spaces || []).length ? SPACE_COL : 0);
+  const withSpace = new Set((data.address_spaces || []).map((s) => s.pid));
   const holders = data.holders.map((h) => {
-    const ys = h.devices.map((b) => devicePos.get(b)).filter(Boolean).map((p) => p.y);
+    const ys = [...h.devices.map((b) => devicePos.get(b)), ...(h.mdevs || []).map((u) => pos.get(`mdev:${u}`))]
+      .filter(Boolean).map((p) => p.y);
     return { ...h, x: holderX, y: ys.length ? d3.mean(ys) : null };
-  }).filter((h) => h.y != null);
-  spreadVertically(holders, ROW * 1.6);
-  const holderPos = new Map(holders.map((h) => [h.id, h]));
+  });
+  const placedHolders = holders.filter((h) => h.y != null);
+  spreadVertically(placedHolders, ROW * 1.6);
+  // A holder with address spaces but no device at all (nothing folded away) still stands, below the others.
+  let nextY = (d3.max([...placedHolders.map((h) => h.y), ...nodes.map((n) => n.x)]) || 0) + ROW * 1.6;
+  for (const h of holders) {
+    if (h.y == null && withSpace.has(h.pid) && !h.devices.length && !(h.mdevs || []).length) {
+      h.y = nextY;
+      nextY += ROW * 1.6;
+      placedHolders.push(h);
+    }
+  }
+  const holderPos = new Map(placedHolders.map((h) => [h.id, h]));
+  const spaces = placeSpaces(data, { devicePos, boxOf, holderPos, x: spaceX, spread: spreadVertically });
+  // A device mapped by one of its holder's drawn spaces leads to the holder through that space instead.
+  const viaSpace = new Set(spaces.flatMap((s) => s.devices.map((a) => `dev:${a.device}>holder:${s.pid}`)));
+  drawSpaceEdges(d3, zoomLayer, spaces, { devicePos, boxOf });
   zoomLayer.append('g').attr('class', 'holder-edges')
-    .selectAll('path').data(data.edges.filter((e) => holderPos.has(e.target) && pos.has(e.source))).join('path')
+    .selectAll('path').data(data.edges.filter((e) => holderPos.has(e.target) && pos.has(e.source)
+      && !viaSpace.has(`${e.source}>${e.target}`))).join('path')
     .attr('d', (e) => {
       const s = pos.get(e.source);
       const t = holderPos.get(e.target);
@@ -88,30 +109,32 @@ export function topologyChart(data, options) {
     .attr('transform', (n) => `translate(${n.y},${n.x})`)
     .attr('class', (n) => `node kind-${n.data.kind}${n.data.kind === 'device' ? ` owner-${n.data.owner_kind}` : ''}`);
   ng.filter((n) => n.data.kind === 'device').each(function (n) { drawDevice(d3, d3.select(this), n.data, options); });
+  ng.filter((n) => n.data.kind === 'mdev').each(function (n) { drawMdev(d3, d3.select(this), n.data, data, truncate); });
   ng.filter((n) => n.data.kind === 'aggregate').each(function (n) { drawAggregate(d3.select(this), n.data); });
   const hostRules = [...new Set(data.violations.filter((v) => v.subject_kind === 'host').map((v) => v.rule))];
   ng.filter((n) => ['host', 'unit', 'rc'].includes(n.data.kind)).each(function (n) {
     drawStructural(d3.select(this), n.data, n.data.kind === 'host' ? pickRule(hostRules, options.violation) : null);
   });
 
-  // Holders after the devices, in the order they stand (top to bottom).
+  // Address spaces, then holders, after the devices, each in the order they stand (top to bottom).
+  drawSpaceNodes(zoomLayer, spaces, { truncate, pickRule, violation: options.violation, violationColor: VIOLATION_COLOR });
   const hg = zoomLayer.append('g').attr('class', 'holders')
-    .selectAll('g').data(holders).join('g')
+    .selectAll('g').data(placedHolders).join('g')
     .attr('class', 'holder').attr('data-holder', (h) => h.pid)
     .attr('transform', (h) => `translate(${h.x},${h.y})`)
     .attr('tabindex', 0).attr('role', 'button')
-    .attr('aria-label', (h) => `holder ${h.name} pid ${h.pid}${h.vm ? `, VM ${h.vm}` : ''}`);
+    .attr('aria-label', (h) => `holder ${h.name} pid ${h.pid}${h.vm ? `, VM ${h.vm}` : ''}, tenant ${h.tenant || 'none'}`);
   hg.append('rect').attr('x', -8).attr('y', -14).attr('width', HOLDER_W).attr('height', 28).attr('rx', 14)
     .attr('fill', '#fff').attr('stroke', HOLDER_COLOR).attr('stroke-width', 2);
-  hg.append('title').text((h) => `${h.vm || h.workload || h.name} — ${h.kind}, pid ${h.pid}${h.user ? `, user ${h.user}` : ''}`);
+  hg.append('title').text((h) => `${h.vm || h.workload || h.name} — ${h.kind}, pid ${h.pid}${h.user ? `, user ${h.user}` : ''}, tenant ${h.tenant || 'none'}`);
   hg.append('text').attr('x', 6).attr('y', -1).attr('class', 'holder-name').text((h) => truncate(h.vm || h.workload || h.name, 24));
   hg.append('text').attr('x', 6).attr('y', 10).attr('class', 'sub')
-    .text((h) => truncate(`${h.kind} · pid ${h.pid}${h.user ? ` · ${h.user}` : ''}`, 30)); // 10.5px: 30 characters fill the pill
+    .text((h) => truncate(`${h.tenant ? `tenant ${h.tenant}` : 'no tenant'} · ${h.kind} · pid ${h.pid}`, 30)); // 10.5px: 30 characters fill the pill
   hg.each(function (h) { d3.select(this).datum({ kind: 'holder', holder: h }); });
 
   const bounds = {
     x0: -40, y0: (d3.min(nodes, (n) => n.x) || 0) - ROW,
-    x1: (holders.length ? holderX + HOLDER_W : maxX + COL), y1: (d3.max([...nodes.map((n) => n.x), ...holders.map((h) => h.y)]) || 0) + ROW,
+    x1: (placedHolders.length ? holderX + HOLDER_W : maxX + COL), y1: (d3.max([...nodes.map((n) => n.x), ...placedHolders.map((h) => h.y)]) || 0) + ROW,
   };
   return Object.assign(svg.node(), { zoomLayer: zoomLayer.node(), bounds, positions: pos });
 }
@@ -164,7 +187,8 @@ function layoutRows(root) {
       n.x = (n.children[0].x + n.children[n.children.length - 1].x) / 2;
       return;
     }
-    const g = groupOf(n) ?? `leaf:${n.data.id}`;
+    // The mdevs of one parent stand as one band (no gap between them): they are its slices, not groups of their own.
+    const g = groupOf(n) ?? (n.data.kind === 'mdev' ? `mdevs:${n.data.parentId}` : `leaf:${n.data.id}`);
     if (lastGroup !== undefined) next += ROW + (g !== lastGroup ? GROUP_GAP : 0);
     lastGroup = g;
     n.x = next;

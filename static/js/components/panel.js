@@ -1,13 +1,14 @@
 // The host page's side panel: every fact of the selected device, group or holder, built with textContent only.
+import { attachedCount, kib, spaceName } from '../charts/spaces.js';
 
-function el(tag, attrs = {}, text) {
+export function el(tag, attrs = {}, text) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
   if (text != null) node.textContent = String(text);
   return node;
 }
 
-function factList(pairs) {
+export function factList(pairs) {
   const dl = el('dl', { class: 'facts' });
   for (const [k, v] of pairs) {
     if (v === undefined) continue;
@@ -35,7 +36,7 @@ function acsText(a) {
   return `cap ${a.cap.join(' ') || '—'} · ctl ${a.ctl.join(' ') || '—'}`;
 }
 
-function violationBlock(list) {
+export function violationBlock(list) {
   const wrap = el('div', { class: 'panel-violations' });
   wrap.append(el('h3', {}, list.length ? `Open violations (${list.length})` : 'No open violations'));
   const ul = el('ul', { class: 'violation-list' });
@@ -50,10 +51,35 @@ function violationBlock(list) {
   return wrap;
 }
 
-function memberButton(bdf, onPick) {
+export function memberButton(bdf, onPick) {
   const b = el('button', { type: 'button', class: 'linkish', 'data-pick-bdf': bdf }, bdf);
   b.addEventListener('click', () => onPick(bdf));
   return b;
+}
+
+export function holderText(h) {
+  return `${h.vm || h.workload || h.name} (pid ${h.pid}, ${h.kind}${h.user ? `, user ${h.user}` : ''}, tenant ${h.tenant || 'none declared'})`;
+}
+
+export function textList(items, cls) {
+  const ul = el('ul', cls ? { class: cls } : {});
+  for (const t of items) ul.append(el('li', {}, t));
+  return ul;
+}
+
+// Viable or not, and why: the ownership model's verdict and the agent's explanation of the grouping.
+function viabilityBlock(g) {
+  const wrap = el('div', { class: 'group-viability', 'data-viable': g.viable == null ? 'n/a' : String(g.viable) });
+  const verdict = g.viable == null ? 'Viability: not applicable' : g.viable ? 'Viable' : 'Not viable';
+  wrap.append(el('h3', {}, verdict));
+  wrap.append(el('p', { class: 'viability-reason' }, g.viability || 'unknown'));
+  const blockers = Object.entries(g.blockers || {});
+  if (blockers.length) wrap.append(textList(blockers.map(([b, drv]) => `${b} is on ${drv}, a host DMA driver`), 'blockers'));
+  if ((g.why_shared || []).length) {
+    wrap.append(el('h4', {}, g.members.length > 1 ? 'Why these devices share the group' : 'Isolation'));
+    wrap.append(textList(g.why_shared, 'why-shared'));
+  }
+  return wrap;
 }
 
 export function renderDevicePanel(panel, data, d, onPick) {
@@ -74,9 +100,11 @@ export function renderDevicePanel(panel, data, d, onPick) {
     ['Class', d.class],
     ['Revision', d.revision],
     ['Driver', d.driver || '(none)'],
+    ['VFIO cdev', d.cdev ? `/dev/vfio/devices/${d.cdev}` : 'none (no VFIO cdev for this device)'],
     ['driver_override', d.driver_override || '(not set)'],
     ['Owner', { host: 'host driver', userspace: 'VFIO / userspace', unbound: 'no driver' }[d.owner_kind] || d.owner_kind],
-    ['VM / holder', holders.length ? holders.map((h) => `${h.vm || h.workload || h.name} (pid ${h.pid}, ${h.kind}${h.user ? `, user ${h.user}` : ''})`).join('; ') : (d.vm || 'none')],
+    ['VM / holder', holders.length ? holders.map(holderText).join('; ') : (d.vm || 'none')],
+    ['mdevs carved from it', (d.mdevs || []).length ? `${d.mdevs.length}: ${d.mdevs.join(', ')}` : undefined],
     ['IOMMU group', d.group == null ? 'none' : `${d.group}${group && group.type ? ` (${group.type})` : ''}`],
     ['Group members', group ? members : 'none'],
     ['IOMMU unit', d.unit || 'none'],
@@ -110,9 +138,11 @@ export function renderGroupPanel(panel, data, g, onPick) {
     ['Name', g.name || undefined],
     ['IOMMU unit', g.unit || 'unknown'],
     ['Owners', [...owners].join(', ') || 'none'],
-    ['Members', ul],
+    ['Members', g.members.length ? ul : 'no PCI function'],
+    ['mdevs', (g.mdevs || []).length ? g.mdevs.join(', ') : undefined],
     ['Reserved regions', g.reserved_regions.length ? g.reserved_regions.map((r) => `${r.start}–${r.end} ${r.type}`).join('; ') : 'none'],
   ]));
+  panel.append(viabilityBlock(g));
   panel.append(violationBlock(data.violations.filter((v) => v.group === g.id || g.members.includes(v.device))));
 }
 
@@ -123,8 +153,31 @@ export function renderHolderPanel(panel, data, h, onPick) {
   h.devices.forEach((b, i) => { if (i) devs.append(', '); devs.append(memberButton(b, onPick)); });
   panel.append(factList([
     ['Kind', h.kind], ['VM', h.vm || 'none'], ['Workload', h.workload || 'none'],
+    ['Tenant', h.tenant || 'none declared matches (intent tenants: vm, cgroup, workload patterns)'],
     ['User', h.user ? `${h.user} (uid ${h.uid})` : (h.uid ?? 'unknown')],
     ['Device nodes', h.nodes.join(', ') || 'none'], ['VFIO groups', h.groups.join(', ') || 'none'],
-    ['Device fds', h.device_fds], ['Devices', devs],
+    ['Device fds', h.device_fds], ['Devices', h.devices.length ? devs : 'none'],
+    ['mdevs', (h.mdevs || []).length ? h.mdevs.join(', ') : undefined],
+    ['Address spaces', spacesOf(data, h.pid).map((s) => `${spaceName(s)} (${s.attachment_known ? `${attachedCount(s)} attached` : 'attachments unknown'}, pinned ${kib(s.pinned_kb)})`).join('; ') || 'none'],
   ]));
+}
+
+function spacesOf(data, pid) {
+  return (data.address_spaces || []).filter((s) => s.pid === pid);
+}
+
+export function renderMdevPanel(panel, data, m, onPick) {
+  panel.replaceChildren();
+  panel.append(el('h2', {}, `Mediated device ${m.uuid}`));
+  const parent = el('span');
+  parent.append(memberButton(m.parent, onPick));
+  const holders = data.holders.filter((h) => m.holders.includes(h.pid));
+  panel.append(factList([
+    ['Type', m.type_name ? `${m.type_name} (${m.type})` : m.type],
+    ['Parent device', parent],
+    ['VFIO group', m.group ?? 'none'],
+    ['Held by', holders.length ? holders.map(holderText).join('; ') : 'no process holds its group'],
+    ['Isolation', "the parent's driver separates mdevs, not the IOMMU: every mdev of one parent shares its DMA path"],
+  ]));
+  panel.append(violationBlock(data.violations.filter((v) => v.device === m.parent || (v.group != null && v.group === m.group))));
 }

@@ -2,8 +2,11 @@
 import { topologyChart } from '../charts/topology.js';
 import { groupsChart } from '../charts/groups.js';
 import { foldRows, ancestorsOf } from '../charts/collapse.js';
-import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, ownerSymbol } from '../charts/palette.js';
-import { renderDevicePanel, renderGroupPanel, renderHolderPanel } from '../components/panel.js';
+import { withMdevs } from '../charts/mdevs.js';
+import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, MDEV_COLOR, ownerSymbol } from '../charts/palette.js';
+import { BACKEND, CERTAINTY } from '../charts/spaces.js';
+import { renderDevicePanel, renderGroupPanel, renderHolderPanel, renderMdevPanel } from '../components/panel.js';
+import { renderSpacePanel } from '../components/space_panel.js';
 
 const d3 = window.d3;
 const pageData = JSON.parse(document.getElementById('host-page-data').textContent);
@@ -55,7 +58,7 @@ function render() {
     svg = groupsChart(data, { width, height, violation: state.violation, expandedGroups: state.expandedGroups, focusBdfs });
   } else {
     const { rows } = foldRows(data, { focusBdfs, expanded: state.expanded });
-    svg = topologyChart(data, { rows, width, height, violation: state.violation });
+    svg = topologyChart(data, { rows: withMdevs(rows, data.mdevs), width, height, violation: state.violation });
   }
   container.replaceChildren(svg);
   state.svg = svg;
@@ -67,6 +70,10 @@ function render() {
   else if (location.hash.startsWith('#group-')) {
     const id = Number(location.hash.slice(7));
     if (centreOnGroup(id)) select({ kind: 'group', id });
+  } else if (location.hash.startsWith('#space-')) {
+    const key = decodeURIComponent(location.hash.slice(7));
+    if (centreOnSpace(key)) select({ kind: 'space', key });
+    else fit();
   } else fit();
   container.dataset.state = 'ready';
 }
@@ -117,6 +124,14 @@ function centreOn(bdf, animate = true) {
   return true;
 }
 
+function centreOnSpace(key) {
+  const node = state.svg.querySelector(`[data-space="${CSS.escape(key)}"]`);
+  if (!node) return false;
+  const [x, y] = elementCentre(node.querySelector('.space-shape'));
+  centreAt(x, y, false);
+  return true;
+}
+
 function centreOnGroup(id) {
   const node = state.svg.querySelector(`[data-group="${CSS.escape(String(id))}"]`);
   if (!node) return false;
@@ -142,6 +157,16 @@ function select(target) {
   } else if (target.kind === 'holder') {
     const h = data.holders.find((x) => x.pid === target.pid);
     if (h) renderHolderPanel(panel, data, h, pick);
+  } else if (target.kind === 'mdev') {
+    const m = data.mdevs.find((x) => x.uuid === target.uuid);
+    if (!m) return;
+    d3.select(state.svg).selectAll(`[data-mdev="${CSS.escape(m.uuid)}"]`).classed('selected', true);
+    renderMdevPanel(panel, data, m, pick);
+  } else if (target.kind === 'space') {
+    const sp = (data.address_spaces || []).find((x) => x.key === target.key);
+    if (!sp) return;
+    d3.select(state.svg).selectAll(`[data-space="${CSS.escape(sp.key)}"]`).classed('selected', true);
+    renderSpacePanel(panel, data, sp, pick);
   }
 }
 
@@ -179,7 +204,9 @@ function closeSelection() {
   url.hash = '';
   history.replaceState(null, '', url);
   const selector = target.kind === 'device' ? `[data-bdf="${CSS.escape(target.bdf)}"]`
-    : target.kind === 'group' ? `[data-group="${CSS.escape(String(target.id))}"]` : `[data-holder="${CSS.escape(String(target.pid))}"]`;
+    : target.kind === 'group' ? `[data-group="${CSS.escape(String(target.id))}"]`
+      : target.kind === 'mdev' ? `[data-mdev="${CSS.escape(target.uuid)}"]`
+        : target.kind === 'space' ? `[data-space="${CSS.escape(target.key)}"]` : `[data-holder="${CSS.escape(String(target.pid))}"]`;
   const el = state.svg.querySelector(selector);
   if (el) el.focus({ preventScroll: true });
   return true;
@@ -197,11 +224,13 @@ function revealFocused(ev) {
 }
 
 function activate(target) {
-  const el = target.closest('[data-bdf], [data-group], [data-aggregate], [data-holder]');
+  const el = target.closest('[data-bdf], [data-group], [data-aggregate], [data-holder], [data-mdev], [data-space]');
   if (!el || !state.svg.contains(el)) return;
   if (el.hasAttribute('data-bdf')) select({ kind: 'device', bdf: el.getAttribute('data-bdf') });
   else if (el.hasAttribute('data-group')) select({ kind: 'group', id: Number(el.getAttribute('data-group')) });
   else if (el.hasAttribute('data-holder')) select({ kind: 'holder', pid: Number(el.getAttribute('data-holder')) });
+  else if (el.hasAttribute('data-mdev')) select({ kind: 'mdev', uuid: el.getAttribute('data-mdev') });
+  else if (el.hasAttribute('data-space')) select({ kind: 'space', key: el.getAttribute('data-space') });
   else if (el.hasAttribute('data-aggregate')) {
     const what = el.getAttribute('data-aggregate');
     if (what === 'groups') state.expandedGroups = true; else state.expanded.add(what);
@@ -258,7 +287,15 @@ function legend() {
   item((g) => g.append('rect').attr('x', -9).attr('y', -7).attr('width', 18).attr('height', 14).attr('rx', 4).attr('fill', GROUP_COLOR).attr('fill-opacity', 0.15).attr('stroke', GROUP_COLOR), 'IOMMU group');
   item((g) => g.append('rect').attr('x', -9).attr('y', -7).attr('width', 18).attr('height', 14).attr('rx', 4).attr('fill', 'none').attr('stroke', VIOLATION_COLOR).attr('stroke-width', 2.5).attr('stroke-dasharray', '4 2'), '⚠ violation (hatched, dashed)');
   item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 6).attr('fill', '#fff').attr('stroke', HOLDER_COLOR).attr('stroke-width', 2), 'VM / process holding devices');
+  item((g) => g.append('path').attr('d', d3.symbol(d3.symbolTriangle, 90)()).attr('fill', MDEV_COLOR).attr('stroke', '#222'), 'mediated device (mdev)');
   item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('class', 'agg-shape'), 'folded devices (Enter to expand)');
+  for (const b of Object.values(BACKEND)) {
+    item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('fill', '#fff').attr('stroke', b.stroke).attr('stroke-width', 2), b.legend);
+  }
+  item((g) => g.append('rect').attr('x', -9).attr('y', -6).attr('width', 18).attr('height', 12).attr('rx', 2).attr('fill', '#fff').attr('stroke', '#000').attr('stroke-width', 2).attr('stroke-dasharray', '5 3'), 'attachments unknown');
+  for (const c of Object.values(CERTAINTY)) {
+    item((g) => g.append('path').attr('d', 'M-10,0 L10,0').attr('stroke', '#3d4650').attr('stroke-width', 2).attr('stroke-dasharray', c.dash), c.short);
+  }
   box.append(title, ul);
 }
 
