@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db.models import Q
@@ -37,6 +38,8 @@ _OPENER = urllib.request.build_opener(_NoRedirects)
 
 def _post(endpoint: Endpoint, delivery: Delivery) -> tuple[int | None, str]:
     """(HTTP status or None, error text) of one POST of the delivery's payload."""
+    if urlsplit(endpoint.url).scheme not in ("http", "https"):  # the admin form checks it; a row written otherwise too
+        return None, "the endpoint URL must be http:// or https://"
     body = json.dumps(delivery.payload, sort_keys=True, separators=(",", ":")).encode()
     timestamp = int(time.time())
     request = urllib.request.Request(endpoint.url, data=body, method="POST", headers={

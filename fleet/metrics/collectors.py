@@ -1,4 +1,4 @@
-"""Fleet-wide figures read from the database at scrape time (they are the same in every process)."""
+"""Figures read from the database at scrape time (the same in every process): fleet-wide here, per host in hosts.py."""
 from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone

@@ -144,6 +144,10 @@ def test_redirects_and_unreachable_receivers_are_failures_not_followed(receiver,
     assert delivery.delivery_attempt(delivery_id=gone.pk).retry_in
     gone.refresh_from_db()
     assert gone.response_status is None and gone.error
+    local = _queued(endpoint(url="file:///etc/passwd"))
+    delivery.delivery_attempt(delivery_id=local.pk)
+    local.refresh_from_db()
+    assert local.response_status is None and "http" in local.error and "root:" not in local.error
 
 
 def test_disabled_endpoints_get_nothing(receiver, endpoint, django_capture_on_commit_callbacks):

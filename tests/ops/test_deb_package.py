@@ -1,6 +1,7 @@
 """The agent's Debian package: built with dpkg-deb, its metadata and files, installed with dpkg into an
 isolated root (this machine's own package database is never touched), and the installed fleet-agent run."""
 import re
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -88,3 +89,16 @@ def test_installed_with_dpkg_into_an_isolated_root_the_agent_runs(deb, tmp_path,
     for group, bdf in pairs:
         assert bdf in shown.stdout, bdf
         assert re.search(rf"^Group {group}\b", shown.stdout, re.M), group
+
+
+def test_the_installed_unit_passes_systemd_analyze_verify(deb, tmp_path):
+    tool = shutil.which("systemd-analyze")
+    if not tool:
+        pytest.skip("systemd-analyze is not installed")
+    unpacked = tmp_path / "unpacked"
+    _dpkg_deb("--extract", str(deb), str(unpacked))
+    unit = (unpacked / "lib/systemd/system/fleet-agent.service").read_text()
+    # verify wants the program to exist: the unpacked wrapper stands in for /usr/bin/fleet-agent
+    (tmp_path / "fleet-agent.service").write_text(unit.replace("/usr/bin/fleet-agent", str(unpacked / "usr/bin/fleet-agent")))
+    done = subprocess.run([tool, "verify", str(tmp_path / "fleet-agent.service")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
