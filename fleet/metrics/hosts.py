@@ -3,7 +3,7 @@
 Labels are `host` (and `severity`) only, never a device, so a scrape carries at most
 hosts × (len(SEVERITIES) + 4) per-host series: 1000 hosts → 9000. Above FLEET_METRICS_MAX_HOSTS
 reporting hosts the per-host families are left out and `fleet_host_series_omitted` says so (1).
-A scrape reads three grouped queries whatever the fleet's size (hosts, violations, holders).
+A scrape reads three grouped queries whatever the fleet's size (hosts, violations, address spaces).
 """
 from collections import Counter
 
@@ -12,27 +12,15 @@ from django.db.models import Count
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
-from fleet.inventory.models import Holder, Host
+from fleet.inventory.models import AddressSpace, Host
 from fleet.policy.selectors import violations_open_unwaived
 from fleet.policy.severity import SEVERITIES
 
-# The node paths that open an I/O address space (agent/upgrade.py maps them to fd kinds the same way).
-ADDRESS_SPACE_NODES = ("/dev/vfio/vfio", "/dev/iommu")
-
 
 def address_spaces_by_host(host_ids: list[int]) -> Counter:
-    """host id -> VFIO containers + iommufd contexts its holders have open.
-
-    Switch point for the AddressSpace table (branch s12): it becomes one
-    `.values("host_id").annotate(n=Count("id"))`. Until then inventory stores each holder's node paths,
-    not its fds, so a holder counts once per kind it opened (a lower bound when one holder opens several).
-    """
-    counts = Counter()
-    rows = Holder.objects.filter(host_id__in=host_ids).exclude(nodes=[]).values_list("host_id", "nodes")
-    for host_id, nodes in rows.iterator(chunk_size=2000):
-        if isinstance(nodes, list):
-            counts[host_id] += sum(1 for path in ADDRESS_SPACE_NODES if path in nodes)
-    return counts
+    """host id -> its stored address spaces (VFIO containers and iommufd contexts, one per fd)."""
+    rows = AddressSpace.objects.filter(host_id__in=host_ids).order_by().values("host_id").annotate(n=Count("id"))
+    return Counter({r["host_id"]: r["n"] for r in rows})
 
 
 def host_families():

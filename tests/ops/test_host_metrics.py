@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleet.inventory.models import Device, Holder, Host
+from fleet.inventory.models import AddressSpace, Device, Host
 from fleet.policy.models import Violation
 from tests.accounts.fleet_data import a_violation, import_capture
 
@@ -41,9 +41,11 @@ def test_per_host_figures_equal_the_database(scrape):
     busy = Host.objects.create(hostname="busy", last_seen=now - timedelta(seconds=30), assigned_count=3)
     Host.objects.create(hostname="never-reported")
     Host.objects.create(hostname="retired", enrollment=Host.Enrollment.RETIRED)
-    for pid, nodes in ((1, ["/dev/vfio/vfio", "/dev/vfio/5"]), (2, ["/dev/iommu", "/dev/vfio/devices/vfio0"]),
-                       (3, ["/dev/vfio/vfio", "/dev/iommu", "/dev/vfio/7"]), (4, ["/dev/uio0"]), (5, [])):
-        Holder.objects.create(host=busy, pid=pid, name="qemu", nodes=nodes)
+    # Stored address spaces: holder 1 one container, 2 one iommufd context, 3 a container and two contexts.
+    for pid, fd, kind in ((1, 10, "vfio-container"), (2, 11, "iommufd"), (3, 12, "vfio-container"),
+                          (3, 13, "iommufd"), (3, 14, "iommufd")):
+        backend = "legacy" if kind == "vfio-container" else "iommufd"
+        AddressSpace.objects.create(host=busy, key=f"{pid}:{fd}", pid=pid, fd=fd, kind=kind, backend=backend)
     a_violation(busy, severity="critical", subject_id="1")
     a_violation(busy, severity="critical", subject_id="2")
     a_violation(busy, severity="low", subject_id="3")
@@ -60,8 +62,8 @@ def test_per_host_figures_equal_the_database(scrape):
     assert open_[(("host", "quiet"), ("severity", "medium"))] == 0, "a resolved violation is not open"
     assert len(open_) == 3 * len(SEVERITIES), "every severity of every non-retired host, zeros included"
     assert by_host(samples, "fleet_host_assigned_devices") == {"busy": 3, "quiet": 0, "never-reported": 0}
-    # holders 1 and 2 open one address space each, holder 3 both kinds, 4 (UIO) and 5 none
-    assert by_host(samples, "fleet_host_address_spaces") == {"busy": 4, "quiet": 0, "never-reported": 0}
+    assert by_host(samples, "fleet_host_address_spaces") == {"busy": AddressSpace.objects.filter(host=busy).count(),
+                                                             "quiet": 0, "never-reported": 0}
     assert by_host(samples, "fleet_host_stale") == {"busy": 0, "quiet": 1, "never-reported": 0}
     age = by_host(samples, "fleet_host_last_report_age_seconds")
     assert set(age) == {"busy", "quiet"}, "a host that never reported has no age"
@@ -107,7 +109,7 @@ def test_a_scrape_costs_the_same_queries_for_2_hosts_and_for_40(client, settings
     def hosts(first: int, count: int) -> None:
         for i in range(first, first + count):
             host = Host.objects.create(hostname=f"q{i}", last_seen=timezone.now(), assigned_count=i)
-            Holder.objects.create(host=host, pid=1, name="qemu", nodes=["/dev/vfio/vfio"])
+            AddressSpace.objects.create(host=host, key="1:3", pid=1, fd=3, kind="vfio-container", backend="legacy")
             a_violation(host, severity=SEVERITIES[i % len(SEVERITIES)])
 
     hosts(0, 2)
