@@ -9,6 +9,7 @@ from operator import or_
 from django.core.paginator import Page, Paginator
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from fleet.decisions.groups import group_sizes, group_state_q
 from fleet.inventory.models import Device, Host
 from fleet.web.device_query import DeviceQuery, Term
 from fleet.web.selectors.driver_skip_scan import class_without_drivers
@@ -17,7 +18,7 @@ from fleet.web.selectors.tenants import tenant_vm_q
 MAX_COUNT = 5_000  # beyond this the page says "more than" instead of counting every match
 RESULT_FIELDS = (
     "bdf", "vendor_id", "device_id", "class_code", "driver", "driver_override", "group_number",
-    "owner_kind", "owner_vm", "sriov", "physfn_bdf", "host__hostname", "host__role",
+    "owner_kind", "owner_vm", "sriov", "physfn_bdf", "host__hostname", "host__role", "group_id",
 )
 
 
@@ -32,7 +33,7 @@ def _hex_prefix(prefix: str) -> Q:
 
 # Fields whose values compare for equality: all of a term's values go in one IN list (one array parameter).
 _IN_COLUMNS = {"vendor": "vendor_id", "device": "device_id", "owner": "owner_kind", "role": "host__role",
-               "group": "group_number", "bdf": "bdf"}
+               "group": "group_number", "bdf": "bdf", "numa": "numa_node"}
 _UNBOUND = {"none", "-"}
 
 
@@ -48,7 +49,7 @@ def _term_q(term: Term) -> Q:
     """
     values = term.values
     if term.field in _IN_COLUMNS:
-        if term.field == "group":
+        if term.field in ("group", "numa"):
             values = [int(v) for v in values]
         elif term.field == "bdf":
             values = [v if len(v) > 7 else f"0000:{v}" for v in values]
@@ -60,11 +61,20 @@ def _term_q(term: Term) -> Q:
         named = [v for v in values if v != "*" and v.lower() != "none"]
         special = [_value_q("vm", v) for v in values if v not in named]
         return _any(special + ([Q(owner_vm__in=named)] if named else []))
+    if term.field in ("group_state", "port"):
+        return _group_or_port_q(term)
     if term.field == "host":
         exact = [v for v in values if "*" not in v]
         prefixes = [Q(host__hostname__startswith=v.rstrip("*")) for v in values if "*" in v]
         return _any(prefixes + ([Q(host__hostname__in=exact)] if exact else []))
     return _any([_value_q(term.field, v) for v in values])
+
+
+def _group_or_port_q(term: Term) -> Q:
+    """group:free / group:single (the whole group's state) and port:BDF (below that bridge)."""
+    if term.field == "port":
+        return _any([Q(path__contains=f"/{v}/") for v in term.values])
+    return _any([group_state_q(v) for v in term.values])
 
 
 def _value_q(name: str, value: str) -> Q:
@@ -137,6 +147,9 @@ def _ordered_ids(query: DeviceQuery, limit: int) -> tuple[list[int], bool]:
 def _rows(ids: list[int]) -> list[dict]:
     # values(), not instances: an export of 50,000 hits spent half its time building deferred Device and Host objects.
     found = {r["id"]: r for r in Device.objects.filter(id__in=ids).values("id", *RESULT_FIELDS)}
+    sizes = group_sizes(r["group_id"] for r in found.values())
+    for r in found.values():
+        r["group_size"] = sizes.get(r["group_id"])
     return [found[i] for i in ids if i in found]
 
 

@@ -1,10 +1,7 @@
-import csv
-
 from django.core.exceptions import BadRequest
-from django.http import HttpResponse
 from django.shortcuts import render
 
-from fleet.security.spreadsheet import spreadsheet_cell
+from fleet.security.spreadsheet import csv_attachment
 from fleet.web import params
 from fleet.web.access import viewer_required
 from fleet.web.device_query import CLASS_ALIASES, QueryTooLarge, parse_device_query
@@ -15,7 +12,7 @@ from fleet.web.selectors.search_rows import device_row
 PAGE_SIZE = 100
 EXPORT_LIMIT = 50_000
 EXPORT_FIELDS = ["hostname", "bdf", "vendor_device", "vendor", "class", "class_name", "driver",
-                 "driver_override", "group", "owner_kind", "vm", "sriov", "physfn", "role", "link"]
+                 "driver_override", "group", "group_size", "owner_kind", "vm", "sriov", "physfn", "role", "link"]
 
 
 def _query(request):
@@ -47,13 +44,7 @@ def _export_rows(request):
 @viewer_required
 def device_search_export_csv(request):
     _, rows = _export_rows(request)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="devices.csv"'
-    writer = csv.writer(response)
-    writer.writerow(EXPORT_FIELDS)
-    for r in rows:
-        writer.writerow([spreadsheet_cell(r.get(f)) for f in EXPORT_FIELDS])
-    return response
+    return csv_attachment("devices.csv", EXPORT_FIELDS, rows)
 
 
 @viewer_required
