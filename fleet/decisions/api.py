@@ -117,4 +117,4 @@ class CapacityView(_DecisionsView):
             cut_pick, cut = bounded(pick, PICK)
             picks.append({**cut_pick, "truncated": cut})
         return Response({"query": request.query_params.get("q", ""), "count": int(raw), "free_groups": found.free_groups,
-                         "picks": picks, "per_host": found.per_host, "per_label": found.per_label})
+                         "exact": found.exact, "picks": picks, "per_host": found.per_host, "per_label": found.per_label})

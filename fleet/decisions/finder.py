@@ -1,44 +1,37 @@
 """The capacity finder: N devices matching a device query, each with its whole free IOMMU group.
 
-SQL makes the first cut (the query's terms and `group_free_q`) and ranks by how many endpoints the
-group has (fewest companions first, then host and BDF); `assess_group` then checks each candidate's
-group in Python with the same definitions, and one pick per group is kept. Work is bounded by the
-count asked for (at most MAX_PICKS), never by the fleet's size, except for the per-host and per-label
-counts, which the database aggregates.
+SQL makes the first cut (the query's terms and `group_free_q`) and takes at most WINDOW matches,
+unordered so the planner can use its most selective index and stop early (as the device search does);
+`assess_group` then checks each one's group in Python with the same definitions, one pick per group,
+ranked by fewest companions, then host and BDF. The per-host and per-label counts are over that window:
+past it they are lower bounds (`exact` False), never a scan of the whole fleet.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, IntegerField, OuterRef, Subquery
-from django.db.models.functions import Coalesce
-
-from fleet.inventory.models import Device
+from fleet.inventory.models import Device, Host
 from fleet.web.device_query import DeviceQuery
 from fleet.web.selectors.search import devices_matching
 
 from .groups import assess_group, critical_violations, group_free_q
 
 MAX_PICKS = 100
+WINDOW = 2000  # matches judged per query: bounds the work whatever the fleet's size
 MAX_SUMMARY_ROWS = 200  # hosts / labels listed in the counts, most free groups first
 _MEMBER_FIELDS = ("group_id", "bdf", "vendor_id", "device_id", "class_code", "driver", "is_bridge", "owner_pid", "owner_vm")
-_CANDIDATE_FIELDS = ("id", "host_id", "host__hostname", "host__role", "group_id", "group_number", "bdf", "vendor_id",
-                     "device_id", "class_code", "driver", "numa_node", "endpoints")
+_CANDIDATE_FIELDS = ("host_id", "host__hostname", "host__role", "group_id", "group_number", "bdf", "vendor_id",
+                     "device_id", "class_code", "driver", "numa_node")
 
 
 @dataclass
 class Capacity:
     picks: list = field(default_factory=list)
-    free_groups: int = 0            # free groups with at least one matching device, fleet-wide
+    free_groups: int = 0            # free groups with at least one matching device (in the window)
+    exact: bool = True              # False: more matches than WINDOW, the counts are lower bounds
     per_host: list = field(default_factory=list)   # [{host, role, groups}]
     per_label: list = field(default_factory=list)  # [{label, hosts, groups}]
-
-
-def _endpoint_count():
-    counted = (Device.objects.filter(group_id=OuterRef("group_id")).exclude(is_bridge=True)
-               .order_by().values("group_id").annotate(n=Count("id")).values("n")[:1])
-    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
 def _critical_subjects(host_ids) -> dict[int, set]:
@@ -54,55 +47,56 @@ def _member(m: dict) -> dict:
             "class": m["class_code"], "driver": m["driver"], "is_bridge": bool(m["is_bridge"])}
 
 
-def _picks(candidates: list[dict], seen_groups: set, want: int) -> list[dict]:
-    members: dict[int, list] = {}
-    for m in Device.objects.filter(group_id__in={c["group_id"] for c in candidates}).order_by("bdf").values(*_MEMBER_FIELDS):
-        members.setdefault(m["group_id"], []).append(m)
-    critical = _critical_subjects({c["host_id"] for c in candidates})
-    out = []
-    for c in candidates:
-        if len(out) >= want:
-            break
-        if c["group_id"] in seen_groups:
-            continue
-        group = members.get(c["group_id"], [])
-        judged = assess_group(c["bdf"], group, critical_subjects=critical.get(c["host_id"], set()), group_number=c["group_number"])
-        if not judged.free:
-            continue
-        seen_groups.add(c["group_id"])
-        out.append({
-            "host": c["host__hostname"], "role": c["host__role"], "device": c["bdf"],
-            "vendor_device": f"{c['vendor_id'] or '????'}:{c['device_id'] or '????'}", "class": c["class_code"],
-            "driver": c["driver"], "numa_node": c["numa_node"], "group": c["group_number"],
-            "devices": [c["bdf"], *judged.companions], "companions": judged.companions, "bridges": judged.bridges,
-            "members": [_member(m) for m in group],
-        })
+def _pick(c: dict, group: list, companions: list, bridges: list) -> dict:
+    return {
+        "host": c["host__hostname"], "role": c["host__role"], "device": c["bdf"],
+        "vendor_device": f"{c['vendor_id'] or '????'}:{c['device_id'] or '????'}", "class": c["class_code"],
+        "driver": c["driver"], "numa_node": c["numa_node"], "group": c["group_number"],
+        "devices": [c["bdf"], *companions], "companions": companions, "bridges": bridges,
+        "members": [_member(m) for m in group],
+    }
+
+
+def _labels(host_ids) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for host_id, name in Host.labels.through.objects.filter(host_id__in=list(host_ids)).values_list("host_id", "label__name"):
+        out.setdefault(host_id, []).append(name)
     return out
 
 
 def capacity_find(query: DeviceQuery, *, count: int, now: datetime | None = None) -> Capacity:
     """Up to `count` (≤ MAX_PICKS) picks, one per free group, fewest companions first; and the counts."""
     count = max(1, min(count, MAX_PICKS))
-    base = devices_matching(query).filter(group_free_q(now=now))
-    ranked = base.annotate(endpoints=_endpoint_count()).order_by("endpoints", "host__hostname", "bdf").values(*_CANDIDATE_FIELDS)
-    result = Capacity()
-    seen: set = set()
-    offset, batch = 0, count * 2 + 16  # a batch's extra rows cover devices that share a group with an earlier pick
-    while len(result.picks) < count:
-        candidates = list(ranked[offset:offset + batch])
-        if not candidates:
-            break
-        result.picks += _picks(candidates, seen, count - len(result.picks))
-        offset += batch
-    for rank, pick in enumerate(result.picks, 1):
-        pick["rank"] = rank
-    per_host = (base.order_by().values("host__hostname", "host__role").annotate(groups=Count("group_id", distinct=True))
-                .order_by("-groups", "host__hostname"))
-    result.per_host = [{"host": r["host__hostname"], "role": r["host__role"], "groups": r["groups"]} for r in per_host[:MAX_SUMMARY_ROWS]]
-    result.free_groups = base.order_by().aggregate(n=Count("group_id", distinct=True))["n"]
-    per_label = (base.order_by().filter(host__labels__isnull=False).values("host__labels__name")
-                 .annotate(groups=Count("group_id", distinct=True), hosts=Count("host_id", distinct=True))
-                 .order_by("-groups", "host__labels__name"))
-    result.per_label = [{"label": r["host__labels__name"], "hosts": r["hosts"], "groups": r["groups"]}
-                        for r in per_label[:MAX_SUMMARY_ROWS]]
+    window = list(devices_matching(query).filter(group_free_q(now=now)).order_by().values(*_CANDIDATE_FIELDS)[:WINDOW + 1])
+    result = Capacity(exact=len(window) <= WINDOW)
+    window = window[:WINDOW]
+    members: dict[int, list] = {}
+    for m in Device.objects.filter(group_id__in={c["group_id"] for c in window}).order_by("bdf").values(*_MEMBER_FIELDS):
+        members.setdefault(m["group_id"], []).append(m)
+    critical = _critical_subjects({c["host_id"] for c in window})
+    free: dict[int, tuple] = {}  # group id -> (rank key, candidate, assessment): the group's best-placed matching device
+    for c in window:
+        group = members.get(c["group_id"], [])
+        judged = assess_group(c["bdf"], group, critical_subjects=critical.get(c["host_id"], set()), group_number=c["group_number"])
+        if not judged.free:
+            continue
+        key = (len(judged.companions), c["host__hostname"], c["bdf"])
+        if c["group_id"] not in free or key < free[c["group_id"]][0]:
+            free[c["group_id"]] = (key, c, judged)
+    ranked = sorted(free.values(), key=lambda item: item[0])
+    for rank, (_, c, judged) in enumerate(ranked[:count], 1):
+        result.picks.append({"rank": rank, **_pick(c, members.get(c["group_id"], []), judged.companions, judged.bridges)})
+    result.free_groups = len(free)
+    hosts: dict[int, dict] = {}
+    for _, c, _ in ranked:
+        row = hosts.setdefault(c["host_id"], {"host": c["host__hostname"], "role": c["host__role"], "groups": 0})
+        row["groups"] += 1
+    result.per_host = sorted(hosts.values(), key=lambda r: (-r["groups"], r["host"]))[:MAX_SUMMARY_ROWS]
+    labels: dict[str, dict] = {}
+    for host_id, names in _labels(hosts).items():
+        for name in names:
+            row = labels.setdefault(name, {"label": name, "hosts": 0, "groups": 0})
+            row["hosts"] += 1
+            row["groups"] += hosts[host_id]["groups"]
+    result.per_label = sorted(labels.values(), key=lambda r: (-r["groups"], r["label"]))[:MAX_SUMMARY_ROWS]
     return result

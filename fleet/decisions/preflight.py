@@ -84,8 +84,12 @@ def _touches(f: Finding, group_ids: set, bdfs: set, pid: int) -> bool:
 
 
 def preflight(state: dict, requested: list[str], *, vm: str, tenant: str | None, intent: Intent,
-              context: HostContext) -> Preflight:
-    """`requested`: full BDFs. Raises PreflightInvalid for a device the host does not have or cannot hand out."""
+              context: HostContext, open_keys: set | None = None) -> Preflight:
+    """`requested`: full BDFs. Raises PreflightInvalid for a device the host does not have or cannot hand out.
+
+    `open_keys`: (rule, subject kind, subject id) of what is open now, when the caller has them (the stored
+    violations, which the sync keeps equal to the engine's findings on this state); else the engine runs on `state`.
+    """
     by_bdf = {d.get("bdf"): d for d in state.get("devices") or []}
     members_of = {g.get("id"): [b for b in g.get("devices") or [] if b in by_bdf] for g in state.get("groups") or []}
     group_ids: list[int] = []
@@ -102,7 +106,7 @@ def preflight(state: dict, requested: list[str], *, vm: str, tenant: str | None,
             group_ids.append(gid)
     hypothetical = hypothetical_state(state, requested, group_ids, vm=vm)
     pid = hypothetical["holders"][-1]["pid"]
-    before = {f.key for f in evaluate(state, intent, context=context)}
+    before = open_keys if open_keys is not None else {f.key for f in evaluate(state, intent, context=context)}
     after = evaluate(hypothetical, intent, context=context)
     closure_bdfs = {b for g in group_ids for b in members_of[g]}
     gid_text = {str(g) for g in group_ids}

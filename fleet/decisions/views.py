@@ -7,7 +7,7 @@ from fleet.web.access import viewer_required
 from fleet.web.device_query import QueryTooLarge, parse_device_query
 from fleet.web.json_response import SafeJsonResponse
 
-from .finder import MAX_PICKS, capacity_find
+from .finder import MAX_PICKS, WINDOW, capacity_find
 
 DEFAULT_QUERY = "class:gpu"
 EXPORT_FIELDS = ["rank", "host", "role", "device", "vendor_device", "class", "driver", "numa_node", "group", "companions", "bridges"]
@@ -32,7 +32,8 @@ def capacity(request):
     pick_requests = [{"pick": {"host": p["host"], "devices": p["devices"]}, "owner": {"vm": "", "tenant": ""}}
                      for p in (found.picks if found else [])]
     return render(request, "decisions/capacity.html", {"q": q, "count": count, "query": query, "found": found,
-                                                       "pick_requests": pick_requests, "max_picks": MAX_PICKS})
+                                                       "pick_requests": pick_requests, "max_picks": MAX_PICKS,
+                                                       "window": WINDOW})
 
 
 def _export(request):
@@ -52,5 +53,5 @@ def capacity_export_csv(request):
 @viewer_required
 def capacity_export_json(request):
     q, found = _export(request)
-    return SafeJsonResponse({"query": q, "free_groups": found.free_groups, "picks": found.picks,
+    return SafeJsonResponse({"query": q, "free_groups": found.free_groups, "exact": found.exact, "picks": found.picks,
                              "per_host": found.per_host, "per_label": found.per_label})

@@ -110,3 +110,19 @@ def test_capacity_api_answers_picks_and_refuses_bad_input(client, host, users):
                           ({"count": "²"}, "count"), ({"q": "x " * 40}, "q")):
         r = client.get("/api/v1/capacity", params)
         assert r.status_code == 400 and field in r.json(), (params, r.content)
+
+
+def test_a_new_snapshot_is_what_the_next_preflight_sees(users):
+    # The state cache is keyed on the applied snapshot: the host fixed its group, the next VM start sees it.
+    from fleet.decisions.services import preflight_run
+    from tests.decisions.states import AT, gpu
+    from tests.policy.dbhosts import apply_and_sync, host_named
+    from tests.policy.states import device, state
+    host = host_named("gpu-c")
+    audio = device("0000:03:00.1", driver="snd_hda_intel", group=12, cls="040300")
+    apply_and_sync(host, state(hostname="gpu-c", devices=[gpu("0000:03:00.0", 12), audio]), AT)
+    ask = lambda: preflight_run(hostname="gpu-c", devices=["0000:03:00.0"], vm="v", tenant=None, actor=users["viewer"])  # noqa: E731
+    assert ask().body["decision"] == "deny"
+    host.refresh_from_db()
+    apply_and_sync(host, state(hostname="gpu-c", devices=[gpu("0000:03:00.0", 12), {**audio, "driver": "vfio-pci"}]), AT)
+    assert ask().body["decision"] == "allow"
