@@ -113,3 +113,21 @@ def test_unknown_devices_bridges_and_groupless_devices_are_invalid_with_their_pa
     no_iommu = state(devices=[device("0000:01:00.0", driver="e1000e", group=None)])
     with pytest.raises(PreflightInvalid, match="no IOMMU group"):
         run(no_iommu, ["0000:01:00.0"])
+
+
+def test_the_readmes_demo_preflight_is_denied_and_the_whole_group_allowed():
+    # The demo's mixed-ownership DGX-2H (showcase host 8): one GPU of a merged group on vfio-pci, the others on nvidia.
+    from fleet.demo.synth import host as synth_host
+    doc = synth_host(8)
+    by_bdf = {d["bdf"]: d for d in doc["devices"]}
+    gid, members = next((g["id"], g["devices"]) for g in doc["groups"]
+                        if sum(by_bdf[b]["class"].startswith("03") for b in g["devices"] if b in by_bdf) > 1)
+    gpus = [b for b in members if by_bdf[b]["class"].startswith("03")]
+    on_vfio = [b for b in gpus if by_bdf[b]["driver"] == "vfio-pci"]
+    assert len(on_vfio) == 1
+    assert (doc["host"]["hostname"], on_vfio) == ("gpu-i01-r01", ["0000:34:00.0"])  # what README.md's example names
+    denied = preflight(doc, on_vfio, vm="acme-vm9", tenant=None, intent=EMPTY, context=HostContext(hostname=doc["host"]["hostname"]))
+    assert not denied.allow and any("group-mixed-ownership" in r for r in denied.reasons)
+    assert {s["device"] for s in denied.plan if s["phase"] == "bind"} == set(gpus) - set(on_vfio)
+    whole = preflight(doc, gpus, vm="acme-vm9", tenant=None, intent=EMPTY, context=HostContext(hostname=doc["host"]["hostname"]))
+    assert whole.allow, whole.reasons
