@@ -116,3 +116,17 @@ def test_sql_cut_and_python_check_agree_on_synthetic_hosts():
         r["bdf"], by_group[r["group_id"]], critical_subjects=critical.get(r["host_id"], set()), group_number=r["group_number"]).free}
     assert free_sql == free_py
     assert free_sql and len(free_sql) < len(rows)
+
+
+def test_port_and_numa_terms_follow_the_captures_tree(capture):
+    # isolated-nics: each NIC sits below its own PCIe root port (lspci -tvnn).
+    from tests.agent.groundtruth import lspci_tree_parents
+    root = capture("isolated-nics")
+    host = import_capture(root)
+    parents = lspci_tree_parents(root)
+    nic, port = next((b, p) for b, p in sorted(parents.items()) if p and lspci_drivers(root)[b]["driver"] == "e1000e")
+    assert matching(f"host:{host.hostname} port:{port[5:]}") == {(host.hostname, nic)}
+    numa = Device.objects.get(host=host, bdf=nic).numa_node
+    if numa is not None and numa >= 0:
+        assert (host.hostname, nic) in matching(f"host:{host.hostname} numa:{numa}")
+    assert parse_device_query("numa:x port:zz").errors == ["numa:x needs a NUMA node number", "port:zz is not dddd:bb:dd.f or bb:dd.f"]
