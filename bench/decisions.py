@@ -16,7 +16,6 @@ Targets: finder p95 <= 300 ms on 10,000 hosts; pre-flight p95 <= 50 ms for a 480
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -28,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FLEET_BENCH_DB", "fleet_bench_decisions")
 os.environ.setdefault("FLEET_VAR_DIR", "/tmp/fleet-bench-decisions")
 
-from bench.ui import DB_NAME, LARGE_SHARE, LARGE_TEMPLATES, VARIED_TEMPLATES, copy_rows, drop_database  # noqa: E402
-from bench.ui import ensure_database, export_rows, ingest, pct  # noqa: E402
+from bench.ui import LARGE_SHARE, LARGE_TEMPLATES, VARIED_TEMPLATES, copy_rows, export_rows, fleet_database  # noqa: E402
+from bench.ui import ingest, pct  # noqa: E402
 
 QUERIES = [
     "class:gpu",
@@ -123,35 +122,14 @@ def timed(call, runs: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hosts", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--rebuild", action="store_true", help="drop and regenerate the benchmark database")
-    args = parser.parse_args()
-    if args.rebuild:
-        drop_database()
-    ensure_database()
-    import django
-
-    django.setup()
+    args = fleet_database(__doc__.split("\n")[0], populate)
     from django.contrib.auth.models import User
-    from django.core.management import call_command
     from django.test import Client
 
     from fleet.accounts.services import api_token_issue
     from fleet.decisions import services
     from fleet.inventory.models import Device, Host
 
-    call_command("migrate", verbosity=0)
-    existing = Host.objects.count()
-    if existing < args.hosts:
-        if existing:
-            print(f"database has {existing} hosts, fewer than {args.hosts}: run with --rebuild")
-            sys.exit(2)
-        print(f"generating {args.hosts} hosts in {DB_NAME} …", flush=True)
-        gen = populate(args.hosts)
-        print(f"generation: templates {gen['templates_s']:.1f} s, hosts {gen['hosts_s']:.1f} s, "
-              f"groups and devices COPY done at {gen['devices_s']:.1f} s, total {gen['total_s']:.1f} s")
     print(f"fleet: {Host.objects.count()} hosts, {Device.objects.count():,} devices")
 
     user, _ = User.objects.get_or_create(username="bench", defaults={"is_superuser": True, "is_staff": True})

@@ -18,7 +18,7 @@ from fleet.web.selectors.search import devices_matching
 from .groups import assess_group, critical_violations, group_free_q
 
 MAX_PICKS = 100
-WINDOW = 2000  # matches judged per query: bounds the work whatever the fleet's size
+WINDOW = 1000  # matches judged per query: bounds the work whatever the fleet's size (2,000 took 280 ms on 10,000 hosts)
 MAX_SUMMARY_ROWS = 200  # hosts / labels listed in the counts, most free groups first
 _MEMBER_FIELDS = ("group_id", "bdf", "vendor_id", "device_id", "class_code", "driver", "is_bridge", "owner_pid", "owner_vm")
 _CANDIDATE_FIELDS = ("host_id", "host__hostname", "host__role", "group_id", "group_number", "bdf", "vendor_id",
