@@ -85,6 +85,10 @@ def test_libvirt_hook_ignores_other_operations_and_domains_without_hostdevs(setu
     assert libvirt(env, "acme-vm1", "started", "begin", "-", stdin=domain_xml(setup["assigned"])).returncode == 0
     assert libvirt(env, "acme-vm1", "release", "end", "-", stdin=domain_xml(setup["assigned"])).returncode == 0
     assert libvirt(env, "acme-vm1", "prepare", "begin", "-", stdin=domain_xml()).returncode == 0
+    no_config = {**env, "FLEET_PREFLIGHT_CONFIG": str(setup["tmp"] / "missing.conf")}
+    assert libvirt(no_config, "acme-vm1", "prepare", "begin", "-", stdin=domain_xml()).returncode == 0
+    refused = libvirt(no_config, "acme-vm1", "prepare", "begin", "-", stdin=domain_xml(setup["assigned"]))
+    assert refused.returncode == 1 and "cannot read" in refused.stderr
 
 
 def test_unreachable_server_fails_closed_or_open_as_configured(setup):
