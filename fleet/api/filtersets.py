@@ -5,8 +5,10 @@ import django_filters as filters
 from django import forms
 from django.db.models import Q
 
-from fleet.inventory.models import Change, Device, Group, Holder, Host
+from fleet.inventory.models import AddressSpace, Change, Device, Group, Holder, Host
+from fleet.inventory.selectors import shared_spaces
 from fleet.policy.models import Violation
+from fleet.web.selectors.tenants import tenant_vm_q
 
 
 class _UtcDateTimeField(filters.fields.IsoDateTimeField):
@@ -88,6 +90,28 @@ class HolderFilter(_HostScoped):
     class Meta:
         model = Holder
         fields = ["host", "vm", "kind", "pid"]
+
+
+class AddressSpaceFilter(_HostScoped):
+    backend = filters.ChoiceFilter(choices=AddressSpace.Backend.choices)
+    kind = filters.ChoiceFilter(choices=[("vfio-container", "vfio-container"), ("iommufd", "iommufd")])
+    vm = filters.CharFilter()
+    pid = filters.NumberFilter()
+    tenant = filters.CharFilter(method="filter_tenant", max_length=100,
+                                label="tenant name: spaces of its VMs (the intent's vm_patterns, else T or T-*)")
+    shared = filters.ChoiceFilter(choices=[("true", "true"), ("false", "false")], method="filter_shared",
+                                  label="mapping more than one device or group, or another VM's device")
+
+    class Meta:
+        model = AddressSpace
+        fields = ["host", "backend", "kind", "vm", "pid", "tenant", "shared"]
+
+    def filter_tenant(self, queryset, name, value):
+        return queryset.filter(tenant_vm_q(value, field="vm"))
+
+    def filter_shared(self, queryset, name, value):
+        shared = shared_spaces().values("pk")
+        return queryset.filter(pk__in=shared) if value == "true" else queryset.exclude(pk__in=shared)
 
 
 class ChangeFilter(_HostScoped):

@@ -6,7 +6,8 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.filters import OrderingFilter
 from rest_framework.renderers import JSONRenderer
 
-from fleet.inventory.models import Change, Device, Group, Holder, Host
+from fleet.ingest.freshness import with_report_state
+from fleet.inventory.models import AddressSpace, Change, Device, Group, Holder, Host
 from fleet.policy.models import Violation
 
 from . import filtersets, serializers
@@ -28,7 +29,7 @@ class _FleetReadViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class HostViewSet(_FleetReadViewSet):
-    queryset = Host.objects.prefetch_related("labels").order_by("hostname")
+    queryset = with_report_state(Host.objects.prefetch_related("labels")).order_by("hostname")
     serializer_class = serializers.HostSerializer
     filterset_class = filtersets.HostFilter
     lookup_field = "hostname"
@@ -54,6 +55,13 @@ class HolderViewSet(_FleetReadViewSet):
     serializer_class = serializers.HolderSerializer
     filterset_class = filtersets.HolderFilter
     ordering_fields = ["pid", "vm"]
+
+
+class AddressSpaceViewSet(_FleetReadViewSet):
+    queryset = AddressSpace.objects.select_related("host").order_by("host__hostname", "pid", "key")
+    serializer_class = serializers.AddressSpaceSerializer
+    filterset_class = filtersets.AddressSpaceFilter
+    ordering_fields = ["pid", "vm", "backend", "pinned_kb"]
 
 
 class ChangeViewSet(_FleetReadViewSet):

@@ -2,10 +2,9 @@
 from django.core.exceptions import BadRequest
 from django.shortcuts import render
 
-from fleet.security.spreadsheet import csv_attachment
 from fleet.web.access import viewer_required
 from fleet.web.device_query import QueryTooLarge, parse_device_query
-from fleet.web.json_response import SafeJsonResponse
+from fleet.web.exports import csv_download, json_download
 
 from .finder import MAX_PICKS, WINDOW, capacity_find
 
@@ -47,11 +46,11 @@ def _export(request):
 def capacity_export_csv(request):
     _, found = _export(request)
     rows = ({**p, "companions": " ".join(p["companions"]), "bridges": " ".join(p["bridges"])} for p in found.picks)
-    return csv_attachment("capacity.csv", EXPORT_FIELDS, rows)
+    return csv_download("capacity.csv", EXPORT_FIELDS, rows)
 
 
 @viewer_required
 def capacity_export_json(request):
     q, found = _export(request)
-    return SafeJsonResponse({"query": q, "free_groups": found.free_groups, "exact": found.exact, "picks": found.picks,
+    return json_download("capacity.json", {"query": q, "free_groups": found.free_groups, "exact": found.exact, "picks": found.picks,
                              "per_host": found.per_host, "per_label": found.per_label})

@@ -20,7 +20,7 @@ DEVICE_IDENTITY = (
     "parent", "path", "iommu_unit", "is_bridge", "header_type", "multifunction", "numa_node",
 )
 HOLDER_SUMMARY = ("name", "kind", "user", "uid", "vm", "workload", "groups", "devices")
-HOLDER_TRACKED = ("name", "kind", "user", "uid", "vm", "workload", "groups", "devices", "nodes", "cmdline", "cgroup")
+HOLDER_TRACKED = ("name", "kind", "user", "uid", "vm", "workload", "groups", "devices", "nodes", "cmdline", "cgroup", "fds", "claims")
 NODE_TRACKED = ("kind", "group", "mode", "uid", "gid", "rdev", "device")
 UNIT_TRACKED = ("vendor", "devices", "features")
 # Counters that move with every VM start; not a change of the unit.
@@ -53,6 +53,8 @@ def _host_facts(old: dict, new: dict) -> Iterator[dict]:
         before, after = old_host.get(column) or None, new_host.get(column) or None  # "" in the column is the snapshot's null
         if before != after:
             yield _fact(kind, column, before, after)
+    if old_host.get("software") != new_host.get("software"):
+        yield _fact("other", "software", old_host.get("software"), new_host.get("software"))
 
 
 def _iommu_facts(old: dict, new: dict) -> Iterator[dict]:
@@ -117,7 +119,7 @@ def _holder_facts(old: dict, new: dict) -> Iterator[dict]:
 
 
 def _vfio_facts(old: dict, new: dict) -> Iterator[dict]:
-    for key in ("noiommu", "iommufd", "parameters", "cdevs"):
+    for key in ("noiommu", "iommufd", "parameters", "cdevs", "cdev_support", "modules"):
         before, after = old["host"].get(f"vfio_{key}"), new["host"].get(f"vfio_{key}")
         if before != after:
             yield _fact("vfio_changed", key, before, after)
@@ -157,11 +159,49 @@ def _pasid_facts(old: dict, new: dict) -> Iterator[dict]:
             yield _fact("pasid_changed", device, as_list(before), as_list(after))
 
 
+SPACE_SUMMARY = ("pid", "kind", "backend", "vm")
+
+
+def _attached(attachments) -> list[dict]:
+    return [{"group": a["group"], "certainty": a["certainty"]} if a["group"] is not None
+            else {"device": a["device"], "certainty": a["certainty"]} for a in sorted(attachments, key=lambda a: a["key"])]
+
+
+def _address_space_facts(old: dict, new: dict) -> Iterator[dict]:
+    """An address space appeared or left (with what it maps), its attachments moved, a VM's backend moved.
+
+    Pinned and locked memory move with every mapping: not changes. A VM restarted on the other backend
+    leaves one space and opens another (a new pid): paired by the VM's name, that is one backend change.
+    """
+    old_spaces, new_spaces = old.get("address_spaces", {}), new.get("address_spaces", {})
+    old_att, new_att = old.get("attachments", {}), new.get("attachments", {})
+    by_space = lambda rows: {space: [a for a in rows.values() if a["space"] == space] for space in {a["space"] for a in rows.values()}}  # noqa: E731
+    old_by, new_by = by_space(old_att), by_space(new_att)
+    for key in sorted(new_spaces.keys() - old_spaces.keys(), key=str):
+        yield _fact("address_space_added", key, None, {**_pick(new_spaces[key], SPACE_SUMMARY), "attached": _attached(new_by.get(key, []))})
+    for key in sorted(old_spaces.keys() - new_spaces.keys(), key=str):
+        yield _fact("address_space_removed", key, {**_pick(old_spaces[key], SPACE_SUMMARY), "attached": _attached(old_by.get(key, []))}, None)
+    came_or_went = (new_spaces.keys() - old_spaces.keys()) | (old_spaces.keys() - new_spaces.keys())
+    for key in sorted((old_by.keys() | new_by.keys()) - came_or_went, key=str):
+        before, after = _attached(old_by.get(key, [])), _attached(new_by.get(key, []))
+        if before != after:
+            yield _fact("address_space_changed", key, before, after)
+    backends: dict = {}
+    for spaces, side in ((old_spaces, 0), (new_spaces, 1)):
+        for key in came_or_went & spaces.keys():
+            if spaces[key].get("vm"):
+                backends.setdefault(spaces[key]["vm"], (set(), set()))[side].add(spaces[key]["backend"])
+    for vm, (before, after) in sorted(backends.items()):
+        if before and after and before != after:
+            yield _fact("address_space_backend_changed", vm, {"backends": sorted(before)}, {"backends": sorted(after)})
+
+
 def rows_changes(old: dict, new: dict) -> list[dict]:
     """Every change fact from `old` to `new` (keyed rows and host columns), in a stable order
-    (host, IOMMU, groups, devices, holders, VFIO, mdev, PASID)."""
+    (host, IOMMU, groups, devices, holders, address spaces, VFIO, mdev, PASID)."""
     facts: list[dict] = []
-    for section in (_host_facts, _iommu_facts, _group_facts, _device_facts, _holder_facts, _vfio_facts, _mdev_facts, _pasid_facts):
+    for section in (_host_facts, _iommu_facts, _group_facts, _device_facts, _holder_facts, _address_space_facts, _vfio_facts,
+                    _mdev_facts, _pasid_facts):
         facts.extend(section(old, new))
     return facts
 

@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 from agent.ownership import Ownership, ownership
 
 from . import limits
-from .models import Device, Group, Holder, Mdev, PasidUser, Unit, VfioNode
+from .models import AddressSpace, Attachment, Device, Group, Holder, Mdev, PasidUser, Unit, VfioNode
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Table:
 
     name: str
     model: type
-    path: tuple[str, ...]  # where the list sits in the document
+    path: tuple[str, ...]  # where the list sits in the document; () for a table the ownership model derives
     key: str | None  # None: no natural key, the rows are compared as a whole list
     fields: tuple[Field, ...]
     derived: tuple[str, ...] = ()  # columns the server computes; not part of the snapshot
@@ -97,6 +97,10 @@ class Table:
         """model field -> value of a row."""
         return {column: row[key] for column, key in zip(self.columns, self.keys)}
 
+    def values_row(self, instance) -> dict:
+        """The row of a model instance (what `values` stored), keyed by the row's keys."""
+        return {key: getattr(instance, column) for column, key in zip(self.columns, self.keys)}
+
     def instance(self, row: dict, **extra):
         return self.model(**self.values(row), **extra)
 
@@ -116,7 +120,7 @@ DEVICES = Table("devices", Device, ("devices",), "bdf", (
     Field("iommu_group", "group_number"), Field("iommu_unit"), Field("parent", "parent_bdf"), Field("path", default=""),
     Field("numa_node"), Field("link", shape=D), Field("is_bridge"), Field("header_type"), Field("multifunction"),
     Field("sriov"), Field("capabilities", shape=D),
-), derived=("physfn_bdf", "owner_kind", "owner_vm", "owner_pid", "group_id"))
+), derived=("physfn_bdf", "owner_kind", "owner_vm", "owner_pid", "cdev", "group_id"))
 VFIO_NODES = Table("vfio_nodes", VfioNode, ("vfio", "nodes"), "path", (
     Field("path"), Field("mode", default=""), Field("uid"), Field("gid"), Field("rdev"), Field("kind", default=""),
     Field("group", "group_number"), Field("device", "device_bdf"),
@@ -125,6 +129,7 @@ HOLDERS = Table("holders", Holder, ("holders",), "pid", (
     Field("pid"), Field("name", default=""), Field("user"), Field("uid"), Field("cmdline", shape=L), Field("nodes", shape=L),
     Field("device_fds", default=0), Field("groups", shape=L), Field("devices", shape=L), Field("kind", default="other"),
     Field("vm"), Field("workload"), Field("cgroup"), Field("vm_pinned_kb"), Field("start_time"),
+    Field("vm_locked_kb"), Field("fds", shape=L), Field("claims", shape=L),
 ))
 MDEVS = Table("mdevs", Mdev, ("mdevs",), "uuid", (
     Field("uuid"), Field("parent", default=""), Field("type", default=""), Field("type_name"),
@@ -134,9 +139,21 @@ PASID_USERS = Table("pasid_users", PasidUser, ("pasid", "users"), None, (
     Field("device", "device_bdf"), Field("pid"), Field("source", default=""),
 ))
 
+# Not in the document: built from `agent.ownership.AddressSpace` (its field names), one attachment row per
+# attached group or device.
+ADDRESS_SPACES = Table("address_spaces", AddressSpace, (), "key", (
+    Field("key"), Field("pid"), Field("fd"), Field("kind"), Field("backend"), Field("attachment_known"),
+    Field("pinned_kb"), Field("locked_kb"),
+), derived=("vm",))
+ATTACHMENTS = Table("attachments", Attachment, (), "key", (
+    Field("key"), Field("space"), Field("group", "group_number"), Field("device", "device_bdf"), Field("certainty"),
+))
+
 # Groups first: device rows point at group rows by id.
-KEYED_TABLES = (GROUPS, DEVICES, UNITS, VFIO_NODES, HOLDERS, MDEVS)
-TABLES = (*KEYED_TABLES, PASID_USERS)
+DOCUMENT_TABLES = (GROUPS, DEVICES, UNITS, VFIO_NODES, HOLDERS, MDEVS)
+KEYED_TABLES = (*DOCUMENT_TABLES, ADDRESS_SPACES, ATTACHMENTS)
+# The tables the document's own lists are stored in (what ingest validation bounds).
+TABLES = (*DOCUMENT_TABLES, PASID_USERS)
 
 
 @dataclass(frozen=True)
@@ -169,6 +186,8 @@ HOST_FACTS = (
     HostFact("iommu_enabled", ("iommu", "enabled")),
     HostFact("vfio_noiommu", ("vfio", "noiommu")), HostFact("vfio_iommufd", ("vfio", "iommufd")),
     HostFact("vfio_parameters", ("vfio", "parameters"), shape=D), HostFact("vfio_cdevs", ("vfio", "cdevs"), shape=L),
+    HostFact("vfio_cdev_support", ("vfio", "cdev_support")), HostFact("vfio_modules", ("vfio", "modules"), shape=D),
+    HostFact("software", ("host", "software"), shape=D),
     HostFact("mdev_parents", ("mdev_parents",), shape=L),
     HostFact("pasid_idxd", ("pasid", "idxd"), shape=L),
     HostFact("warnings", ("warnings",), shape=L),
@@ -189,8 +208,21 @@ def _items(doc: dict, table: Table) -> list[dict]:
 USERSPACE, HOST, UNBOUND = Device.OwnerKind.USERSPACE.value, Device.OwnerKind.HOST.value, Device.OwnerKind.UNBOUND.value
 
 
-def device_row(device: dict, holders_by_pid: dict[int, dict], model: Ownership) -> dict:
-    """A device's row: its snapshot fields, who can reach it (the ownership model) and its PF."""
+def holder_vm(holder: dict | None) -> str | None:
+    """The VM or workload a holder belongs to: what a device's owner_vm and an address space's vm hold."""
+    return (holder.get("vm") or holder.get("workload")) if holder else None
+
+
+def cdev_names(doc: dict) -> dict[str, str]:
+    """BDF -> the name of its VFIO cdev (`vfio3`), from the document's `vfio.cdevs`."""
+    cdevs = _at(doc, ("vfio", "cdevs"))
+    return {c["device"]: c["name"] for c in (cdevs if isinstance(cdevs, list) else [])
+            if isinstance(c, dict) and isinstance(c.get("device"), str) and isinstance(c.get("name"), str)
+            and len(c["name"]) <= limits.CDEV_NAME}
+
+
+def device_row(device: dict, holders_by_pid: dict[int, dict], model: Ownership, cdevs: dict[str, str]) -> dict:
+    """A device's row: its snapshot fields, who can reach it (the ownership model), its PF and its cdev."""
     row = DEVICES.row(device)
     sriov = row["sriov"]
     # In DEVICES.derived order, so that a row read back from the table fingerprints the same.
@@ -199,8 +231,9 @@ def device_row(device: dict, holders_by_pid: dict[int, dict], model: Ownership) 
     reach = owned.owner if owned is not None else None
     owner = holders_by_pid.get(reach.pid) if reach is not None else None
     row["owner_kind"] = owned.owner_kind if owned is not None else (HOST if row["driver"] else UNBOUND)
-    row["owner_vm"] = (owner.get("vm") or owner.get("workload")) if owner else None
+    row["owner_vm"] = holder_vm(owner)
     row["owner_pid"] = reach.pid if reach is not None else None
+    row["cdev"] = cdevs.get(row["bdf"])
     row["group_id"] = None  # the Group row's id: only the apply knows it
     return row
 
@@ -209,14 +242,36 @@ def rows_from_document(doc: dict) -> dict:
     """table name -> {key: row} for the keyed tables; `pasid_users` -> a list of rows. `doc` in schema 2's shape."""
     holders = {h.get("pid"): h for h in _items(doc, HOLDERS)}
     model = ownership(doc)
+    cdevs = cdev_names(doc)
     out: dict = {}
-    for table in KEYED_TABLES:
+    for table in DOCUMENT_TABLES:
         if table is DEVICES:
-            out["devices"] = {d.get("bdf"): device_row(d, holders, model) for d in _items(doc, DEVICES)}
+            out["devices"] = {d.get("bdf"): device_row(d, holders, model, cdevs) for d in _items(doc, DEVICES)}
         else:
             out[table.name] = {item.get(table.key): table.row(item) for item in _items(doc, table)}
+    out["address_spaces"], out["attachments"] = address_space_rows(model, holders)
     out["pasid_users"] = [PASID_USERS.row(item) for item in _items(doc, PASID_USERS)]
     return out
+
+
+def address_space_rows(model: Ownership, holders_by_pid: dict[int, dict]) -> tuple[dict, dict]:
+    """({key: address space row}, {key: attachment row}) of the ownership model's address spaces."""
+    spaces, attachments = {}, {}
+    for space in model.address_spaces:
+        row = ADDRESS_SPACES.row(space.as_dict())
+        if not (isinstance(row["fd"], int) and limits.INT32[0] <= row["fd"] <= limits.INT32[1]):
+            # The schema bounds no fd number; a kernel's are far below 2**31, so a larger one is not an fd.
+            row["fd"] = None
+            row["key"] = f"{space.pid}:{space.kind}"
+        row["vm"] = holder_vm(holders_by_pid.get(space.pid))
+        spaces[row["key"]] = row
+        for group, certainty in sorted(space.groups.items()):
+            key = f"{row['key']}/group/{group}"
+            attachments[key] = {"key": key, "space": row["key"], "group": group, "device": None, "certainty": certainty}
+        for bdf, certainty in sorted(space.devices.items()):
+            key = f"{row['key']}/device/{bdf}"
+            attachments[key] = {"key": key, "space": row["key"], "group": None, "device": bdf, "certainty": certainty}
+    return spaces, attachments
 
 
 def host_columns_from_document(doc: dict) -> dict:
@@ -246,7 +301,7 @@ def state_from_rows(host, rows: dict) -> dict:
     state: dict = {"host": {"hostname": host.hostname, "machine_id": host.machine_id or None}}
     for fact in HOST_FACTS:
         _place(state, fact.path, fact.item(getattr(host, fact.column)))
-    for table in KEYED_TABLES:
+    for table in DOCUMENT_TABLES:
         _place(state, table.path, [table.item(row) for _, row in sorted(rows[table.name].items())])
     _place(state, PASID_USERS.path, [PASID_USERS.item(row) for row in rows["pasid_users"]])
     return state

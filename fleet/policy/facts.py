@@ -3,6 +3,10 @@
 Built from a snapshot-shaped dict (docs/snapshot.md) plus the declared intent and the
 host's context; every rule reads these indexes instead of scanning lists again, which is
 what keeps a 480-device host within the engine's time budget.
+
+Who owns what is the ownership model's answer (`agent.ownership`), never the holder's own lists: a
+device is assigned when it is bound to VFIO/UIO, and a holder owns it only where the kernel lets the
+holder reach it — a group fd held on a non-viable group is *refused* (`refused_by_device`), not ownership.
 """
 from __future__ import annotations
 
@@ -10,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agent.drivers import is_host_dma_driver, is_userspace_driver
+from agent.ownership import Ownership, holder_fds, ownership
+from agent.topology import upstream
+from agent.upgrade import CURRENT, node_devices
 
 from .intent import EMPTY, Intent, Role, Tenant
-
-VFIO_NODE_KINDS = frozenset({"container", "group", "noiommu_group", "device", "iommufd"})
-
 
 @dataclass(frozen=True)
 class GroupView:
@@ -61,8 +65,11 @@ class HostFacts:
     devices: dict = field(default_factory=dict)  # bdf -> device
     groups: dict = field(default_factory=dict)  # id -> group
     units: dict = field(default_factory=dict)  # name -> unit
-    holders_by_device: dict = field(default_factory=dict)  # bdf -> [holder]
-    holders_by_group: dict = field(default_factory=dict)  # group id -> [holder]
+    holders_by_device: dict = field(default_factory=dict)  # bdf -> [holder] that can reach it, best reach first
+    refused_by_device: dict = field(default_factory=dict)  # bdf -> [holder] holding its group/cdev, refused by the kernel
+    holders_by_group: dict = field(default_factory=dict)  # group id -> [holder] holding a fd of the group
+    fds_by_pid: dict = field(default_factory=dict)  # pid -> the holder's DMA-relevant fds (schema 2 `fds`)
+    model: Ownership | None = None
     tenant_by_pid: dict = field(default_factory=dict)  # pid -> Tenant | None
     assigned: set = field(default_factory=set)  # BDFs assigned to userspace
     roles: list = field(default_factory=list)
@@ -76,23 +83,25 @@ class HostFacts:
         facts.devices = {d["bdf"]: d for d in state.get("devices") or []}
         facts.groups = {g["id"]: g for g in state.get("groups") or []}
         facts.units = {u["name"]: u for u in (state.get("iommu") or {}).get("units") or []}
+        # As given, not upgraded: a schema 1 document's holders get their fds from their node paths (what the upgrade
+        # would give), and a hostile one (any value null) is evaluated as far as it goes instead of failing to upgrade.
+        facts.model = ownership({**state, "schema": CURRENT})
+        cdevs, uio = node_devices(state.get("vfio") or {})
+        by_pid = {}
         for holder in state.get("holders") or []:
+            by_pid[holder["pid"]] = holder
             facts.tenant_by_pid[holder["pid"]] = intent.tenant_for_holder(holder) if intent.tenants else None
-            held = set(holder.get("devices") or [])
-            for gid in holder.get("groups") or []:
+            facts.fds_by_pid[holder["pid"]] = fds = holder_fds(holder, cdevs, uio)
+            for gid in sorted({f["group"] for f in fds if f.get("kind") in ("group", "noiommu_group") and f.get("group") is not None}):
                 facts.holders_by_group.setdefault(gid, []).append(holder)
-                held.update((facts.groups.get(gid) or {}).get("devices") or [])
-            for bdf in held:
-                facts.holders_by_device.setdefault(bdf, []).append(holder)
+        for bdf, owned in facts.model.devices.items():
+            if owned.reach:
+                facts.holders_by_device[bdf] = [by_pid[r.pid] for r in owned.reach if r.pid in by_pid]
+            if owned.refused:
+                facts.refused_by_device[bdf] = [by_pid[r.pid] for r in owned.refused if r.pid in by_pid]
         facts.assigned = {bdf for bdf, d in facts.devices.items() if is_userspace_driver(d.get("driver"))}
-        # Bridges in a held group are not handed to userspace (VFIO never exposes them), only the endpoints.
-        facts.assigned.update(bdf for bdf in facts.holders_by_device
-                              if bdf in facts.devices and not facts.devices[bdf].get("is_bridge") and facts._holds_dma_fd(bdf))
         facts.roles = intent.roles_for(facts.hostname, context.role, context.labels) if intent.roles else []
         return facts
-
-    def _holds_dma_fd(self, bdf: str) -> bool:
-        return any(_is_dma_holder(h) for h in self.holders_by_device.get(bdf, ()))
 
     # --- questions rules ask -------------------------------------------------------------
 
@@ -141,17 +150,12 @@ class HostFacts:
             "vendor_device": f"{d.get('vendor_id')}:{d.get('device_id')}",
             "assigned": bdf in self.assigned,
             "owners": [o.as_dict() for o in self.owners_of(bdf)],
+            "reach": [r.as_dict() for r in self.model.devices[bdf].reach] if bdf in self.model.devices else [],
         }
 
     def upstream(self, bdf: str) -> list[str]:
         """The bridge chain above `bdf`, nearest first (from the `parent` fields)."""
-        chain, seen = [], {bdf}
-        parent = self.devices.get(bdf, {}).get("parent")
-        while parent and parent not in seen:
-            chain.append(parent)
-            seen.add(parent)
-            parent = self.devices.get(parent, {}).get("parent")
-        return chain
+        return upstream(bdf, self.devices)
 
     def unit_of(self, bdf: str) -> dict | None:
         d = self.devices.get(bdf) or {}
@@ -167,12 +171,9 @@ class HostFacts:
         return self.roles
 
 
-def _is_dma_holder(holder: dict) -> bool:
-    """Holds a VFIO group/device fd, iommufd or UIO node (the container alone grants no device)."""
-    nodes = holder.get("nodes") or []
-    return bool(holder.get("groups") or holder.get("device_fds") or any(n != "/dev/vfio/vfio" for n in nodes))
+# The fd kinds that give a process a VFIO or iommufd handle (a container, a group, a cdev, a device fd, an iommufd context).
+VFIO_FD_KINDS = frozenset({"container", "group", "noiommu_group", "cdev", "device", "iommufd"})
 
 
-def holds_vfio_or_iommufd(holder: dict) -> bool:
-    nodes = holder.get("nodes") or []
-    return bool(holder.get("device_fds")) or any(n.startswith("/dev/vfio/") or n == "/dev/iommu" for n in nodes)
+def holds_vfio_or_iommufd(facts: "HostFacts", holder: dict) -> bool:
+    return bool(holder.get("device_fds")) or any(f.get("kind") in VFIO_FD_KINDS for f in facts.fds_by_pid.get(holder["pid"], ()))

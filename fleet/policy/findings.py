@@ -14,6 +14,7 @@ CATALOGUE: dict[str, Severity] = {
     "group-mixed-ownership": Severity.CRITICAL,
     "group-shared-p2p": Severity.HIGH,
     "group-split-owners": Severity.CRITICAL,
+    "address-space-multitenant": Severity.CRITICAL,
     "device-node-permissions": Severity.HIGH,
     "unknown-holder": Severity.HIGH,
     "vf-shares-pf-group": Severity.HIGH,
@@ -37,7 +38,7 @@ class Finding:
     """One rule firing for one subject: what is wrong, the facts that show it, and the fix."""
 
     rule: str
-    subject_kind: str  # host, group, device, holder, node, tenant
+    subject_kind: str  # host, group, device, holder, node, tenant, address-space
     subject_id: str
     message: str
     evidence: dict = field(default_factory=dict)

@@ -19,7 +19,7 @@ class Violation(models.Model):
     - `rule`, `severity`: the catalogue id and its fixed severity (DOMAIN.md §6).
     - `subject_kind` / `subject_id`: what is wrong — `host` (id = hostname), `group` (id = group
       number), `device` (id = BDF), `holder` (id = pid), `node` (id = device node path),
-      `tenant` (id = tenant name).
+      `tenant` (id = tenant name), `address-space` (id = its key, `<pid>:<fd>`).
     - `message`: one sentence saying what is wrong; `evidence`: the file values and relationships
       that made the rule fire (JSON); `remediation`: a concrete fix.
     - `status`: `open` while the rule fires, `resolved` once a sync no longer finds it.

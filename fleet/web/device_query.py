@@ -9,6 +9,7 @@ A query is whitespace-separated terms, all of which must hold:
     group:free (the device's whole group can be handed out, fleet.decisions.groups)   group:single
     numa:1   port:0000:00:1c.0 (below that bridge, at any depth)
     vf:yes  pf:yes   host:web-01   label:rack-12   role:gpu-passthrough   tenant:acme
+    backend:iommufd | backend:legacy   as:shared | as:* | as:none   (the address spaces a device is attached to)
 A bare word is a class name (gpu, nic, nvme…) when it is one, else a host-name fragment.
 `key:!value` negates a term. Repeating a key ORs its values (`driver:vfio-pci driver:uio_pci_generic`);
 repeating a negation excludes every value (`driver:!vfio-pci driver:!nvidia`: neither).
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from agent.bdf import parse_bdf
 
 GROUP_STATES = ("free", "single")  # group:free, group:single (fleet.decisions.groups defines them)
 
@@ -48,15 +51,15 @@ CLASS_ALIASES: dict[str, tuple[str, ...]] = {
 
 FIELDS = {
     "vendor", "device", "id", "class", "driver", "bdf", "group", "vm", "owner",
-    "vf", "pf", "host", "label", "role", "tenant", "numa", "port",
+    "vf", "pf", "host", "label", "role", "tenant", "backend", "as", "numa", "port",
 }
 _ALIASES = {"vd": "id", "hostname": "host", "iommu_group": "group", "holder": "vm"}
 _HEX4 = re.compile(r"^[0-9a-f]{4}$")
 _ID = re.compile(r"^([0-9a-f]{4}|\*):([0-9a-f]{4}|\*)$")
-BDF_FULL = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
-BDF_SHORT = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")  # domain 0000
 _CLASS_HEX = re.compile(r"^[0-9a-f]{2}([0-9a-f]{2}([0-9a-f]{2})?)?$")
 _OWNER_KINDS = {"host", "userspace", "unbound"}
+BACKENDS = ("iommufd", "legacy")
+SPACE_SHARING = ("shared", "*", "none")
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
 
@@ -108,8 +111,9 @@ def _normalise(key: str, value: str) -> tuple[str, tuple[str, ...]] | str:
             return f"class:{value} is neither 2/4/6 hex digits nor one of {names}"
         return "class", (v,)
     if key == "bdf":
-        if BDF_FULL.match(v) or BDF_SHORT.match(v):
-            return "bdf", (v,)
+        full = parse_bdf(v)
+        if full is not None:
+            return "bdf", (full,)
         return f"bdf:{value} is not dddd:bb:dd.f or bb:dd.f"
     if key == "group" and v in GROUP_STATES:
         return "group_state", (v,)
@@ -123,6 +127,14 @@ def _normalise(key: str, value: str) -> tuple[str, tuple[str, ...]] | str:
         if v not in _OWNER_KINDS:
             return f"owner:{value} is one of host, userspace, unbound"
         return "owner", (v,)
+    if key == "backend":
+        if v not in BACKENDS:
+            return f"backend:{value} is iommufd or legacy"
+        return "backend", (v,)
+    if key == "as":
+        if v not in SPACE_SHARING:
+            return f"as:{value} is shared, * (in any address space) or none"
+        return "as", (v,)
     if key in {"vf", "pf"}:
         if v in _YES:
             return key, ("yes",)
@@ -138,14 +150,15 @@ def _placement(key: str, v: str, value: str) -> tuple[str, tuple[str, ...]] | st
         if not (v.isascii() and v.isdigit()) or len(v) > 4:
             return f"numa:{value} needs a NUMA node number"
         return "numa", (str(int(v)),)
-    if BDF_FULL.match(v) or BDF_SHORT.match(v):
-        return "port", (v if len(v) > 7 else f"0000:{v}",)
+    full = parse_bdf(v)
+    if full is not None:
+        return "port", (full,)
     return f"port:{value} is not dddd:bb:dd.f or bb:dd.f"
 
 
 def _bare(token: str) -> tuple[str, str]:
     low = token.lower()
-    if BDF_FULL.match(low) or BDF_SHORT.match(low):
+    if parse_bdf(low) is not None:
         return "bdf", token
     if _ID.match(low):
         return "id", token
@@ -168,8 +181,8 @@ def parse_device_query(text: str) -> DeviceQuery:
     for token in tokens:
         key, sep, value = token.partition(":")
         key_l = _ALIASES.get(key.lower(), key.lower())
-        if sep and key_l in FIELDS and not _ID.match(token.lower()) and not BDF_FULL.match(token.lower()) \
-                and not BDF_SHORT.match(token.lower()):
+        # No field name is spelt in hex digits, so a BDF or vendor:device never reads as a field term.
+        if sep and key_l in FIELDS:
             field_name, raw = key_l, value
         else:
             field_name, raw = _bare(token)

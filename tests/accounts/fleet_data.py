@@ -4,7 +4,7 @@ from django.utils import timezone
 from agent.paths import Root
 from agent.snapshot import build
 from fleet.ingest.services import host_token_create, snapshot_apply, snapshot_receive_document
-from fleet.inventory.models import Change, Device, Group, Holder, Host
+from fleet.inventory.models import AddressSpace, Change, Device, Group, Holder, Host
 
 
 def import_capture(root) -> Host:
@@ -33,8 +33,11 @@ def sample_objects(host) -> dict:
     """One object of each kind the URL patterns take an id of, creating a holder if the capture has none."""
     holder = Holder.objects.filter(host=host).first() or Holder.objects.create(host=host, pid=4242, name="qemu-system-x86")
     change = Change.objects.filter(host=host).first() or Change.objects.create(host=host, at=timezone.now(), kind="other")
+    space = AddressSpace.objects.filter(host=host).first() or AddressSpace.objects.create(
+        host=host, key=f"{holder.pid}:7", pid=holder.pid, fd=7, kind="vfio-container", backend="legacy")
     return {
         "host": host,
+        "address-space": space,
         "device": Device.objects.filter(host=host).first(),
         "group": Group.objects.filter(host=host).first(),
         "holder": holder,

@@ -13,7 +13,7 @@ from tests.accounts.fleet_data import import_capture, sample_objects
 
 pytestmark = pytest.mark.django_db
 
-WRITE_WORDS = ("acknowledge", "waive", "intent", "token", "edit", "delete", "create", "revoke")
+WRITE_WORDS = ("acknowledge", "waive", "intent", "token", "edit", "delete", "create", "revoke", "bulk", "extend")
 AGENT_ROUTES = {"api-snapshot-create", "api-heartbeat"}  # host tokens only; no user may push
 # A user API token with a scope only (no session): the pre-flight of VM-start hooks, tested in tests/decisions/test_api.py.
 AGENT_ROUTES |= {"decisions:api-preflight"}
@@ -23,6 +23,7 @@ AUDIT_READERS = {"operator", "security-reviewer", "admin"}
 WRITERS = {  # route word -> roles allowed to use it
     "acknowledge": {"security-reviewer", "admin"},
     "waive": {"security-reviewer", "admin"},
+    "bulk": {"security-reviewer", "admin"},  # acknowledge or waive, ticked violations at once
     "intent": {"security-reviewer", "admin"},
     "token": {"operator", "admin"},
 }
@@ -49,7 +50,7 @@ def _kwargs(name, pattern, objects):
         if key == "hostname":
             out[key] = objects["host"].hostname
         elif key in ("pk", "id"):
-            kind = next((k for k in ("device", "group", "holder", "change", "violation") if k in name), "violation")
+            kind = next((k for k in ("address-space", "device", "group", "holder", "change", "violation") if k in name), "violation")
             out[key] = objects[kind].pk
         else:
             raise AssertionError(f"route {name} takes {key!r}: teach the access test a sample value for it")

@@ -24,17 +24,9 @@ def applied(root, name="h1", seq=1):
     return host, doc
 
 
-# Schema 2 facts the tables do not hold yet (issue 12 stores them).
-NOT_STORED = {"holders": {"fds", "claims", "vm_locked_kb"}, "host": {"software"}, "vfio": {"cdev_support", "modules"}}
-
-
 def stored_view(doc: dict) -> dict:
-    """The applied document as the server holds it: in schema 2's shape, less what is not stored yet."""
-    doc = upgrade(doc)
-    out = {**doc, "holders": [{k: v for k, v in h.items() if k not in NOT_STORED["holders"]} for h in doc["holders"]]}
-    for section in ("host", "vfio"):
-        out[section] = {k: v for k, v in doc[section].items() if k not in NOT_STORED[section]}
-    return out
+    """The applied document as the server holds it: in schema 2's shape."""
+    return upgrade(doc)
 
 
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
@@ -200,7 +192,7 @@ def test_the_host_row_holds_every_column_the_apply_computed(capture):
     from fleet.inventory.services import _host_columns
 
     host, doc = applied(capture("isolated-nics"))
-    second = document_of(capture("shared-group-all-vfio"), seq=2, hostname=host.hostname)
+    second = upgrade(document_of(capture("shared-group-all-vfio"), seq=2, hostname=host.hostname))  # the apply upgrades it
     at = timezone.now()
     expected = _host_columns(host, second, rows_from_document(second), at=at, snapshot_id=None, seq=2, digest="d" * 64)
     host_state_replace(host=host, document=second, snapshot_id=None, seq=2, at=at, content_hash="d" * 64)

@@ -1,5 +1,7 @@
 """Change rows between two real captures played as one host's history; expectations come from ground truth."""
+import os
 import re
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -31,6 +33,11 @@ def summary_types(root):
     return out
 
 
+def held_containers(root) -> set[str]:
+    """Pids whose `proc/<pid>/fd/*` links (readlink in the guest) include the VFIO container."""
+    return {fd.parent.parent.name for fd in Path(root).glob("proc/[0-9]*/fd/*") if os.readlink(fd) == "/dev/vfio/vfio"}
+
+
 def play(capture, first, second):
     host = Host.objects.create(hostname="replayed")
     for seq, name in ((1, first), (2, second)):
@@ -57,6 +64,9 @@ def expected_from_ground_truth(old_root, new_root):
         Change.Kind.GROUP_CHANGED: {(b, old_grp.get(b), new_grp.get(b)) for b in old_dev & new_dev if old_grp.get(b) != new_grp.get(b)},
         Change.Kind.HOLDER_ADDED: {(str(p), None, None) for p in new_ps.keys() - old_ps.keys()},
         Change.Kind.HOLDER_REMOVED: {(str(p), None, None) for p in old_ps.keys() - new_ps.keys()},
+        # Every held container is a legacy address space; pids differ between two boots.
+        Change.Kind.ADDRESS_SPACE_ADDED: {(p, None, None) for p in held_containers(new_root) - held_containers(old_root)},
+        Change.Kind.ADDRESS_SPACE_REMOVED: {(p, None, None) for p in held_containers(old_root) - held_containers(new_root)},
     }
 
 
@@ -64,6 +74,8 @@ def observed(changes, kind):
     rows = [c for c in changes if c.kind == kind]
     if kind in (Change.Kind.DRIVER_CHANGED, Change.Kind.GROUP_CHANGED, Change.Kind.GROUP_TYPE_CHANGED, Change.Kind.CMDLINE_CHANGED):
         return {(c.subject, c.before, c.after) for c in rows}
+    if kind in (Change.Kind.ADDRESS_SPACE_ADDED, Change.Kind.ADDRESS_SPACE_REMOVED):
+        return {(c.subject.split(":")[0], None, None) for c in rows}
     return {(c.subject, None, None) for c in rows}
 
 

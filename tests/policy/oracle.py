@@ -1,7 +1,7 @@
 """The findings each capture's topology implies, derived from ground truth only (see truth.py).
 
 Rules the ground truth cannot show firing in these captures (stated in the README: no mdev,
-no PASID capability, no iommufd or no-IOMMU nodes; no intent, baseline or clock given) are
+no PASID capability, no no-IOMMU nodes; no intent, baseline or clock given) are
 expected absent; the per-rule tests check those on hand-made states.
 """
 from __future__ import annotations
@@ -43,4 +43,8 @@ def expected_findings(t: Truth) -> set[tuple[str, str, str]]:
         out.add(("old-kernel-viability", "host", t.hostname))
     for bdf in assigned & t.ats_enabled:
         out.add(("ats-without-tb", "device", bdf))  # every root port in these captures shows ACSCtl TransBlk-
+    for path, mode in t.node_modes.items():
+        # Group nodes and cdevs open to group/other, /dev/iommu looser than 0660 (the container node is meant to be 0666).
+        if path == "/dev/iommu" and mode & 0o117 or path != "/dev/vfio/vfio" and path != "/dev/iommu" and mode & 0o077:
+            out.add(("device-node-permissions", "node", path))
     return out

@@ -50,10 +50,17 @@ def node(path: str, *, kind: str = "group", group: int | None = None, mode: str 
     return {"path": path, "kind": kind, "group": group, "mode": mode, "uid": uid, "gid": gid, "rdev": "246:0", "device": device}
 
 
+def _cdevs(nodes) -> list[dict]:
+    named = {n["path"].rsplit("/", 1)[1]: n["device"] for n in nodes
+             if n["kind"] == "device" and n["path"].startswith("/dev/vfio/devices/") and n.get("device")}
+    return [{"name": name, "device": bdf, "rdev": "511:0"} for name, bdf in sorted(named.items())]
+
+
 def state(*, hostname: str = "hand-made", devices=(), groups=None, units=None, holders=(), nodes=(), cmdline_flags=None,
           parameters=None, kernel: str = "6.1.0-56-amd64", tainted: int = 0, mdevs=(), mdev_parents=(), pasid_users=(),
           group_types=None, reserved=None) -> dict:
-    """A snapshot-shaped dict; `groups` defaults to the devices' `iommu_group` values."""
+    """A snapshot-shaped dict; `groups` defaults to the devices' `iommu_group` values, `vfio.cdevs` to the cdev
+    nodes among `nodes` that name their device (the agent reads both from /sys/class/vfio-dev)."""
     devices = [copy.deepcopy(d) for d in devices]
     if groups is None:
         members: dict[int, list[str]] = {}
@@ -77,7 +84,7 @@ def state(*, hostname: str = "hand-made", devices=(), groups=None, units=None, h
         "groups": groups,
         "devices": sorted(devices, key=lambda d: d["bdf"]),
         "vfio": {"noiommu": False, "iommufd": any(n["kind"] == "iommufd" for n in nodes), "nodes": list(nodes),
-                 "parameters": params, "cdevs": []},
+                 "parameters": params, "cdevs": _cdevs(nodes)},
         "holders": sorted(holders, key=lambda h: h["pid"]),
         "mdevs": list(mdevs), "mdev_parents": list(mdev_parents),
         "pasid": {"idxd": [], "users": list(pasid_users)},

@@ -155,6 +155,7 @@ def test_two_vms_in_one_group_are_split_owners():
     st = _two_nics_under_port_without_acs(driver_b="vfio-pci", holders=[
         holder(301, vm="tenant-a-vm1", groups=[14], devices=["0000:03:00.0"]),
         holder(302, vm="tenant-b-vm1", groups=[], devices=["0000:03:00.1"], nodes=["/dev/vfio/devices/vfio1"])])
+    st["vfio"]["cdevs"] = [{"name": "vfio1", "device": "0000:03:00.1", "rdev": "511:1"}]
     assert ("group-split-owners", "14") in fired(st)
 
 
@@ -171,6 +172,7 @@ def test_two_vms_of_tenants_with_different_labels_are_split_owners_by_label_and_
     st = _two_nics_under_port_without_acs(driver_b="vfio-pci", holders=[
         holder(301, vm="a-vm1", devices=["0000:03:00.0"], groups=[], nodes=["/dev/vfio/devices/vfio0"]),
         holder(302, vm="b-vm1", devices=["0000:03:00.1"], groups=[], nodes=["/dev/vfio/devices/vfio1"])])
+    st["vfio"]["cdevs"] = [{"name": f"vfio{i}", "device": f"0000:03:00.{i}", "rdev": f"511:{i}"} for i in (0, 1)]
     (f,) = [f for f in evaluate(st, intent) if f.rule == "group-split-owners"]
     assert f.evidence["tenants"] == ["a", "b"] and f.evidence["labels"] == [["internal"], ["pci-dss"]]
 

@@ -27,6 +27,7 @@ class Truth:
     acs_ctl: dict[str, dict[str, bool]] = field(default_factory=dict)  # lspci -vvv ACSCtl per device
     express: dict[str, str] = field(default_factory=dict)  # lspci -vvv "Express (v2) <port type>"
     ats_enabled: set[str] = field(default_factory=set)  # lspci -vvv "ATSCtl: Enable+"
+    node_modes: dict[str, int] = field(default_factory=dict)  # dev-nodes.tsv (ls -ln): path -> permission bits
 
     def group_of(self, bdf: str) -> int | None:
         return next((g for g, members in self.groups.items() if bdf in members), None)
@@ -82,6 +83,12 @@ def parse(root: Path) -> Truth:
     m = re.search(r"dmar\d+: reg_base_addr \S+ ver \S+ cap ([0-9a-f]+) ecap ([0-9a-f]+)", dmesg)
     if m:
         truth.intel_cap, truth.intel_ecap = int(m.group(1), 16), int(m.group(2), 16)
+    nodes = root / "dev-nodes.tsv"
+    for line in nodes.read_text().splitlines() if nodes.exists() else []:
+        parts = line.split()
+        if len(parts) == 5:
+            bits = parts[0][1:10]
+            truth.node_modes[parts[4]] = sum(1 << (8 - i) for i, c in enumerate(bits) if c != "-")
     for line in (gt / "ps.txt").read_text().splitlines():
         name = re.search(r"-name (?:guest=)?([^,\s]+)", line) or re.search(r"--file-prefix[= ](\S+)", line)
         if not name:

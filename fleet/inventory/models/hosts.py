@@ -63,6 +63,9 @@ class Host(models.Model):
     vfio_iommufd = models.BooleanField(default=False)
     vfio_parameters = models.JSONField(default=dict, blank=True)
     vfio_cdevs = models.JSONField(default=list, blank=True)
+    vfio_cdev_support = models.BooleanField(null=True, blank=True)  # null: VFIO not loaded, or a schema 1 agent
+    vfio_modules = models.JSONField(default=dict, blank=True)  # {vfio, vfio_iommu_type1, vfio_pci, iommufd}: bool or null
+    software = models.JSONField(default=dict, blank=True)  # {qemu, libvirt}: package versions or null
     pasid_idxd = models.JSONField(default=list, blank=True)
     mdev_parents = models.JSONField(default=list, blank=True)
     warnings = models.JSONField(default=list, blank=True)

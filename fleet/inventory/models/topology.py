@@ -79,6 +79,8 @@ class Device(models.Model):
     owner_kind = models.CharField(max_length=limits.OWNER_KIND, choices=OwnerKind.choices, default=OwnerKind.UNBOUND, db_index=True)
     owner_vm = models.CharField(max_length=limits.VM_NAME, null=True, blank=True, db_index=True)
     owner_pid = models.IntegerField(null=True, blank=True)
+    # The device's VFIO cdev (`vfio3` of /dev/vfio/devices/vfio3), from the host's cdev list.
+    cdev = models.CharField(max_length=limits.CDEV_NAME, null=True, blank=True)
     fingerprint = models.CharField(max_length=32, blank=True, default="", editable=False)
 
     class Meta:
@@ -127,6 +129,10 @@ class Holder(models.Model):
     devices = models.JSONField(default=list, blank=True)
     device_fds = models.IntegerField(default=0)
     vm_pinned_kb = models.BigIntegerField(null=True, blank=True)
+    vm_locked_kb = models.BigIntegerField(null=True, blank=True)
+    # Schema 2: the DMA-relevant fds by number, and the devices the holder's own configuration names.
+    fds = models.JSONField(default=list, blank=True)
+    claims = models.JSONField(default=list, blank=True)
     start_time = models.CharField(max_length=limits.START_TIME, null=True, blank=True)
     fingerprint = models.CharField(max_length=32, blank=True, default="", editable=False)
 

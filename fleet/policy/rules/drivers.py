@@ -1,15 +1,12 @@
 """Drivers: UIO, drift from the declared intent, kernels that predate DMA ownership checks."""
 from __future__ import annotations
 
-import re
-
 from agent.drivers import is_uio_driver
+from agent.kernel import DMA_OWNERSHIP_SINCE, kernel_tuple
 
 from ..facts import HostFacts
 from ..findings import Finding
 from ..intent import pattern_matches
-
-DMA_OWNERSHIP_KERNEL = (5, 19)
 
 
 def uio_driver(facts: HostFacts) -> list[Finding]:
@@ -99,15 +96,10 @@ def driver_drift(facts: HostFacts) -> list[Finding]:
     return out
 
 
-def kernel_release(kernel: str | None) -> tuple[int, int] | None:
-    match = re.match(r"(\d+)\.(\d+)", kernel or "")
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
 def old_kernel_viability(facts: HostFacts) -> list[Finding]:
     kernel = (facts.state.get("host") or {}).get("kernel")
-    release = kernel_release(kernel)
-    if release is None or release >= DMA_OWNERSHIP_KERNEL or not facts.assigned:
+    release = kernel_tuple(kernel)
+    if release is None or release >= DMA_OWNERSHIP_SINCE or not facts.assigned:
         return []
     return [Finding(
         "old-kernel-viability", "host", facts.hostname,

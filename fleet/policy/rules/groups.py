@@ -12,6 +12,10 @@ def _why(facts: HostFacts, gid, members: list[str]) -> str:
     return f"why they share group {gid}: " + "; ".join(group_reasons(members, facts.devices))
 
 
+def _who(holder: dict) -> str:
+    return holder.get("vm") or holder.get("workload") or f"pid {holder['pid']}"
+
+
 def _group_evidence(facts: HostFacts, gid, members: list[str]) -> dict:
     group = facts.groups.get(gid) or {}
     return {
@@ -32,11 +36,17 @@ def group_mixed_ownership(facts: HostFacts) -> list[Finding]:
         drivers = and_list([f"{b} on {facts.devices[b].get('driver')}" for b in host_dma])
         verb = lambda items: "is" if len(items) == 1 else "are"  # noqa: E731
         it = "it" if len(host_dma) == 1 else "them"
+        # Held or not: a holder of the group's fd (or a member's cdev) is refused by the kernel, and owns nothing.
+        refused = sorted({h["pid"]: h for b in members for h in facts.refused_by_device.get(b, ())}.values(), key=lambda h: h["pid"])
+        held = (f" {and_list([_who(h) for h in refused])} {verb(refused)} holding its fd, refused by the kernel (no device reachable)."
+                if refused else "")
         out.append(Finding(
             "group-mixed-ownership", "group", str(gid),
             f"group {gid} is not viable: {and_list(assigned)} {verb(assigned)} assigned to userspace while {drivers} "
-            f"{verb(host_dma)} driven by the host.",
-            evidence=_group_evidence(facts, gid, members) | {"assigned": assigned, "host_dma": host_dma},
+            f"{verb(host_dma)} driven by the host.{held}",
+            evidence=_group_evidence(facts, gid, members) | {
+                "assigned": assigned, "host_dma": host_dma, "viability": facts.model.groups[gid].as_dict() if gid in facts.model.groups else None,
+                "refused_holders": [{"pid": h["pid"], "vm": h.get("vm"), "workload": h.get("workload")} for h in refused]},
             remediation=f"bind {and_list(host_dma)} to vfio-pci as well (or unbind {it}), or move the devices to slots behind "
                         f"root ports with ACS; {_why(facts, gid, members)}.",
         ))

@@ -36,7 +36,9 @@ def device_node_permissions(facts: HostFacts) -> list[Finding]:
     nodes = (facts.state.get("vfio") or {}).get("nodes") or []
     holders_by_node: dict[str, list[dict]] = {}
     for holder in facts.state.get("holders") or []:
-        for path in holder.get("nodes") or []:
+        # The node paths, and (schema 2) each fd's target: a cdev or /dev/iommu handed over by libvirt shows only there.
+        targets = {f.get("target") for f in facts.fds_by_pid.get(holder["pid"], ())} | set(holder.get("nodes") or [])
+        for path in sorted(t for t in targets if isinstance(t, str)):
             holders_by_node.setdefault(path, []).append(holder)
     owners_by_group: dict = {}
     for node in nodes:

@@ -10,7 +10,8 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from fleet.decisions.groups import group_sizes, group_state_q
-from fleet.inventory.models import Device, Host
+from fleet.inventory.models import AddressSpace, Attachment, Device, Host
+from fleet.inventory.selectors import shared_spaces
 from fleet.web.device_query import DeviceQuery, Term
 from fleet.web.selectors.driver_skip_scan import class_without_drivers
 from fleet.web.selectors.tenants import tenant_vm_q
@@ -51,8 +52,6 @@ def _term_q(term: Term) -> Q:
     if term.field in _IN_COLUMNS:
         if term.field in ("group", "numa"):
             values = [int(v) for v in values]
-        elif term.field == "bdf":
-            values = [v if len(v) > 7 else f"0000:{v}" for v in values]
         return Q(**{f"{_IN_COLUMNS[term.field]}__in": list(values)})
     if term.field == "driver":
         named = [v for v in values if v not in _UNBOUND]
@@ -61,6 +60,10 @@ def _term_q(term: Term) -> Q:
         named = [v for v in values if v != "*" and v.lower() != "none"]
         special = [_value_q("vm", v) for v in values if v not in named]
         return _any(special + ([Q(owner_vm__in=named)] if named else []))
+    if term.field == "backend":
+        return Q(Exists(_attached(AddressSpace.objects.filter(backend__in=list(values)))))
+    if term.field == "as":
+        return _any([_value_q("as", v) for v in values])
     if term.field in ("group_state", "port"):
         return _group_or_port_q(term)
     if term.field == "host":
@@ -75,6 +78,14 @@ def _group_or_port_q(term: Term) -> Q:
     if term.field == "port":
         return _any([Q(path__contains=f"/{v}/") for v in term.values])
     return _any([group_state_q(v) for v in term.values])
+
+
+def _attached(spaces: QuerySet | None = None) -> QuerySet:
+    """The device's attachments (one EXISTS per term, whatever the fleet holds), to `spaces` of its host when given."""
+    found = Attachment.objects.filter(host_id=OuterRef("host_id"), device_bdf=OuterRef("bdf"))
+    if spaces is None:
+        return found
+    return found.filter(space__in=spaces.filter(host_id=OuterRef("host_id")).values("key"))
 
 
 def _value_q(name: str, value: str) -> Q:
@@ -100,6 +111,10 @@ def _value_q(name: str, value: str) -> Q:
         return Q(Exists(Host.labels.through.objects.filter(host_id=OuterRef("host_id"), label__name=value)))
     if name == "tenant":
         return tenant_vm_q(value, field="owner_vm")
+    if name == "as":
+        if value == "shared":
+            return Q(Exists(_attached(shared_spaces())))
+        return Q(Exists(_attached())) if value == "*" else ~Q(Exists(_attached()))
     raise ValueError(f"unknown field {name}")
 
 

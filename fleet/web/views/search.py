@@ -1,10 +1,10 @@
 from django.core.exceptions import BadRequest
 from django.shortcuts import render
 
-from fleet.security.spreadsheet import csv_attachment
 from fleet.web import params
 from fleet.web.access import viewer_required
 from fleet.web.device_query import CLASS_ALIASES, QueryTooLarge, parse_device_query
+from fleet.web.exports import csv_download
 from fleet.web.json_response import SafeJsonResponse
 from fleet.web.selectors.search import devices_search_export, devices_search_page
 from fleet.web.selectors.search_rows import device_row
@@ -44,7 +44,7 @@ def _export_rows(request):
 @viewer_required
 def device_search_export_csv(request):
     _, rows = _export_rows(request)
-    return csv_attachment("devices.csv", EXPORT_FIELDS, rows)
+    return csv_download("devices.csv", EXPORT_FIELDS, rows)
 
 
 @viewer_required
