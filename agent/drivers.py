@@ -23,7 +23,8 @@ UIO_DRIVERS = frozenset({"uio_pci_generic", "igb_uio"})
 NON_DMA_DRIVERS = frozenset({"pcieport", "pci-stub"})
 # vfio-pci, vfio_pci and the vendor variants (mlx5_vfio_pci, hisi_acc_vfio_pci, pds_vfio_pci,
 # virtio_vfio_pci, nvgrace_gpu_vfio_pci…): "vfio" as a word of the name, not any substring.
-_VFIO_NAME = re.compile(r"(?:^|[-_])vfio(?:[-_]|$)")
+VFIO_NAME_PATTERN = r"(?:^|[-_])vfio(?:[-_]|$)"  # public: the server matches the same names in SQL
+_VFIO_NAME = re.compile(VFIO_NAME_PATTERN)
 
 
 def driver_class(driver: str | None) -> DriverClass:

@@ -243,8 +243,9 @@ def host_page_times(hostname: str, username: str, password: str, runs: int) -> l
         server.wait(10)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def fleet_database(description: str, populate) -> argparse.Namespace:
+    """--hosts/--runs/--rebuild parsed, Django set up on the benchmark database, filled by `populate(n)` when empty."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--rebuild", action="store_true", help="drop and regenerate the benchmark database")
@@ -256,14 +257,12 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.contrib.auth.models import User
     from django.core.management import call_command
-    from django.test import Client
+    from django.db import connection
 
-    from fleet.inventory.models import Device, Host
+    from fleet.inventory.models import Host
 
     call_command("migrate", verbosity=0)
-    from django.db import connection
     with connection.cursor() as cur:
         cur.execute("ANALYZE")  # statistics added by a migration (web 0002) only count once analysed
     existing = Host.objects.count()
@@ -275,6 +274,17 @@ def main() -> None:
         gen = populate(args.hosts)
         print(f"generation: templates through ingest {gen['templates_s']:.1f} s, hosts {gen['hosts_s']:.1f} s, "
               f"devices COPY done at {gen['devices_s']:.1f} s, total {gen['total_s']:.1f} s")
+    return args
+
+
+def main() -> None:
+    args = fleet_database(__doc__.split("\n")[0], populate)
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+
+    from fleet.inventory.models import Device, Host
+
     n_hosts = Host.objects.count()
     with connection.cursor() as cur:
         cur.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'inventory_device'")

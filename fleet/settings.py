@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "fleet.ingest",
     "fleet.policy",
     "fleet.web",
+    "fleet.decisions",
     "fleet.demo",
 ]
 

@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("fleet.policy.urls")),
     path("", include("fleet.web.urls")),
     path("", include("fleet.accounts.urls")),
+    path("", include("fleet.decisions.urls")),  # before the API's catch-all under /api/v1/
     path("", include("fleet.api.urls")),
     path("", include("fleet.metrics.urls")),
 ]

@@ -30,13 +30,18 @@ class ApiToken(models.Model):
     """A personal token for the read API. Only the sha256 of the secret is stored; the secret is shown once.
 
     Tokens are read-only unless `write` is set, and never carry more than their user's role allows.
+    `scopes` grants single further calls (SCOPES): `preflight` lets a VM-start hook POST a pre-flight
+    (a dry run: it changes nothing but the audit log) with an otherwise read-only token.
     """
+
+    SCOPES = ("preflight",)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, blank=True, default="")
     prefix = models.CharField(max_length=12, db_index=True)
     token_hash = models.CharField(max_length=64, unique=True)
     write = models.BooleanField(default=False)
+    scopes = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

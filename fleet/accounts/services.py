@@ -40,11 +40,16 @@ def token_hash(secret: str) -> str:
 
 
 @transaction.atomic
-def api_token_issue(*, user, name: str = "", write: bool = False) -> tuple[ApiToken, str]:
+def api_token_issue(*, user, name: str = "", write: bool = False, scopes: tuple[str, ...] = ()) -> tuple[ApiToken, str]:
     """Create a token for `user`; returns it with the secret, which is never stored and shown only once."""
+    unknown = sorted(set(scopes) - set(ApiToken.SCOPES))
+    if unknown:
+        raise ValueError(f"unknown token scope {', '.join(unknown)} (known: {', '.join(ApiToken.SCOPES)})")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken.objects.create(user=user, name=name, prefix=secret[: len(TOKEN_PREFIX) + 6], token_hash=token_hash(secret), write=write)
-    audit_record(action="api_token.issue", subject=f"user {user.get_username()}", after={"id": token.pk, "name": name, "prefix": token.prefix, "write": write})
+    token = ApiToken.objects.create(user=user, name=name, prefix=secret[: len(TOKEN_PREFIX) + 6], token_hash=token_hash(secret),
+                                    write=write, scopes=sorted(set(scopes)))
+    audit_record(action="api_token.issue", subject=f"user {user.get_username()}",
+                 after={"id": token.pk, "name": name, "prefix": token.prefix, "write": write, "scopes": token.scopes})
     return token, secret
 
 

@@ -24,6 +24,8 @@ class Bounds:
 
 LISTED = Bounds(items=64, chars=2048)
 DETAIL = Bounds(items=16_384, chars=1_048_576)
+# One capacity-finder pick: its group's member list comes from a host (a hostile one may send a huge group).
+PICK = Bounds(items=1024, chars=32_768)
 
 
 class _Budget:

@@ -15,3 +15,13 @@ class FleetReader(permissions.BasePermission):
         if isinstance(request.auth, ApiToken) and not request.auth.write:
             return request.method in permissions.SAFE_METHODS
         return True
+
+
+class PreflightCaller(permissions.BasePermission):
+    """A pre-flight (a POST that changes nothing) needs an API token with the `preflight` scope and a user who may read."""
+
+    message = "A pre-flight needs an API token with the preflight scope (manage.py api_token create USER --scope preflight)."
+
+    def has_permission(self, request, view):
+        return (isinstance(request.auth, ApiToken) and "preflight" in (request.auth.scopes or [])
+                and user_can_view(request.user))

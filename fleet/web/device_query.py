@@ -6,6 +6,8 @@ A query is whitespace-separated terms, all of which must hold:
     driver:vfio-pci   driver:!vfio-pci   driver:none
     bdf:0000:02:00.0  (or a bare BDF, full or bus:dev.fn)
     group:12   vm:tenant-a-vm1   vm:*   vm:none   owner:userspace
+    group:free (the device's whole group can be handed out, fleet.decisions.groups)   group:single
+    numa:1   port:0000:00:1c.0 (below that bridge, at any depth)
     vf:yes  pf:yes   host:web-01   label:rack-12   role:gpu-passthrough   tenant:acme
     backend:iommufd | backend:legacy   as:shared | as:* | as:none   (the address spaces a device is attached to)
 A bare word is a class name (gpu, nic, nvme…) when it is one, else a host-name fragment.
@@ -22,6 +24,8 @@ import re
 from dataclasses import dataclass, field
 
 from agent.bdf import parse_bdf
+
+GROUP_STATES = ("free", "single")  # group:free, group:single (fleet.decisions.groups defines them)
 
 MAX_QUERY_LENGTH = 500
 MAX_TERMS = 32
@@ -47,7 +51,7 @@ CLASS_ALIASES: dict[str, tuple[str, ...]] = {
 
 FIELDS = {
     "vendor", "device", "id", "class", "driver", "bdf", "group", "vm", "owner",
-    "vf", "pf", "host", "label", "role", "tenant", "backend", "as",
+    "vf", "pf", "host", "label", "role", "tenant", "backend", "as", "numa", "port",
 }
 _ALIASES = {"vd": "id", "hostname": "host", "iommu_group": "group", "holder": "vm"}
 _HEX4 = re.compile(r"^[0-9a-f]{4}$")
@@ -111,9 +115,13 @@ def _normalise(key: str, value: str) -> tuple[str, tuple[str, ...]] | str:
         if full is not None:
             return "bdf", (full,)
         return f"bdf:{value} is not dddd:bb:dd.f or bb:dd.f"
+    if key == "group" and v in GROUP_STATES:
+        return "group_state", (v,)
+    if key in {"numa", "port"}:
+        return _placement(key, v, value)
     if key == "group":
         if not (v.isascii() and v.isdigit()) or len(v) > 9:
-            return f"group:{value} needs a group number"
+            return f"group:{value} needs a group number, free or single"
         return "group", (str(int(v)),)
     if key == "owner":
         if v not in _OWNER_KINDS:
@@ -134,6 +142,18 @@ def _normalise(key: str, value: str) -> tuple[str, tuple[str, ...]] | str:
             return key, ("no",)
         return f"{key}:{value} is yes or no"
     return key, (v,)
+
+
+def _placement(key: str, v: str, value: str) -> tuple[str, tuple[str, ...]] | str:
+    """numa:N (a NUMA node number) and port:BDF (a bridge the device sits below)."""
+    if key == "numa":
+        if not (v.isascii() and v.isdigit()) or len(v) > 4:
+            return f"numa:{value} needs a NUMA node number"
+        return "numa", (str(int(v)),)
+    full = parse_bdf(v)
+    if full is not None:
+        return "port", (full,)
+    return f"port:{value} is not dddd:bb:dd.f or bb:dd.f"
 
 
 def _bare(token: str) -> tuple[str, str]:

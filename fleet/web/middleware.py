@@ -12,7 +12,7 @@ from django.db import OperationalError, connection
 from django.http import JsonResponse
 from django.shortcuts import render
 
-SCOPED_NAMESPACES = {"web", "api", "accounts"}
+SCOPED_NAMESPACES = {"web", "api", "accounts", "decisions"}
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout
 
 

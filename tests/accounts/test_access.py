@@ -15,6 +15,8 @@ pytestmark = pytest.mark.django_db
 
 WRITE_WORDS = ("acknowledge", "waive", "intent", "token", "edit", "delete", "create", "revoke", "bulk", "extend")
 AGENT_ROUTES = {"api-snapshot-create", "api-heartbeat"}  # host tokens only; no user may push
+# A user API token with a scope only (no session): the pre-flight of VM-start hooks, tested in tests/decisions/test_api.py.
+AGENT_ROUTES |= {"decisions:api-preflight"}
 PUBLIC_ROUTES = {"web:login", "web:logout", "metrics:healthz"}
 STAFF_ONLY = {"metrics:metrics"}
 AUDIT_READERS = {"operator", "security-reviewer", "admin"}

@@ -9,6 +9,7 @@ from operator import or_
 from django.core.paginator import Page, Paginator
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from fleet.decisions.groups import group_sizes, group_state_q
 from fleet.inventory.models import AddressSpace, Attachment, Device, Host
 from fleet.inventory.selectors import shared_spaces
 from fleet.web.device_query import DeviceQuery, Term
@@ -18,7 +19,7 @@ from fleet.web.selectors.tenants import tenant_vm_q
 MAX_COUNT = 5_000  # beyond this the page says "more than" instead of counting every match
 RESULT_FIELDS = (
     "bdf", "vendor_id", "device_id", "class_code", "driver", "driver_override", "group_number",
-    "owner_kind", "owner_vm", "sriov", "physfn_bdf", "host__hostname", "host__role",
+    "owner_kind", "owner_vm", "sriov", "physfn_bdf", "host__hostname", "host__role", "group_id",
 )
 
 
@@ -33,7 +34,7 @@ def _hex_prefix(prefix: str) -> Q:
 
 # Fields whose values compare for equality: all of a term's values go in one IN list (one array parameter).
 _IN_COLUMNS = {"vendor": "vendor_id", "device": "device_id", "owner": "owner_kind", "role": "host__role",
-               "group": "group_number", "bdf": "bdf"}
+               "group": "group_number", "bdf": "bdf", "numa": "numa_node"}
 _UNBOUND = {"none", "-"}
 
 
@@ -49,7 +50,7 @@ def _term_q(term: Term) -> Q:
     """
     values = term.values
     if term.field in _IN_COLUMNS:
-        if term.field == "group":
+        if term.field in ("group", "numa"):
             values = [int(v) for v in values]
         return Q(**{f"{_IN_COLUMNS[term.field]}__in": list(values)})
     if term.field == "driver":
@@ -63,11 +64,20 @@ def _term_q(term: Term) -> Q:
         return Q(Exists(_attached(AddressSpace.objects.filter(backend__in=list(values)))))
     if term.field == "as":
         return _any([_value_q("as", v) for v in values])
+    if term.field in ("group_state", "port"):
+        return _group_or_port_q(term)
     if term.field == "host":
         exact = [v for v in values if "*" not in v]
         prefixes = [Q(host__hostname__startswith=v.rstrip("*")) for v in values if "*" in v]
         return _any(prefixes + ([Q(host__hostname__in=exact)] if exact else []))
     return _any([_value_q(term.field, v) for v in values])
+
+
+def _group_or_port_q(term: Term) -> Q:
+    """group:free / group:single (the whole group's state) and port:BDF (below that bridge)."""
+    if term.field == "port":
+        return _any([Q(path__contains=f"/{v}/") for v in term.values])
+    return _any([group_state_q(v) for v in term.values])
 
 
 def _attached(spaces: QuerySet | None = None) -> QuerySet:
@@ -152,6 +162,9 @@ def _ordered_ids(query: DeviceQuery, limit: int) -> tuple[list[int], bool]:
 def _rows(ids: list[int]) -> list[dict]:
     # values(), not instances: an export of 50,000 hits spent half its time building deferred Device and Host objects.
     found = {r["id"]: r for r in Device.objects.filter(id__in=ids).values("id", *RESULT_FIELDS)}
+    sizes = group_sizes(r["group_id"] for r in found.values())
+    for r in found.values():
+        r["group_size"] = sizes.get(r["group_id"])
     return [found[i] for i in ids if i in found]
 
 

@@ -19,7 +19,7 @@ def device_row(d: dict) -> dict:
         "hostname": d["host__hostname"], "role": d["host__role"], "bdf": d["bdf"],
         "vendor_device": f"{d['vendor_id'] or '????'}:{d['device_id'] or '????'}",
         "vendor": vendor_name(d["vendor_id"]), "class": d["class_code"], "class_name": class_name(d["class_code"]),
-        "driver": d["driver"], "driver_override": d["driver_override"], "group": d["group_number"],
+        "driver": d["driver"], "driver_override": d["driver_override"], "group": d["group_number"], "group_size": d.get("group_size"),
         "owner_kind": d["owner_kind"], "vm": d["owner_vm"],
         "sriov": ("vf" if d["physfn_bdf"] else "pf") if d["sriov"] else None, "physfn": d["physfn_bdf"],
         "link": f"{_host_url(d['host__hostname'])}?{urlencode({'focus': d['bdf']})}",

@@ -12,7 +12,7 @@ from fleet.web.selectors.search_rows import device_row
 PAGE_SIZE = 100
 EXPORT_LIMIT = 50_000
 EXPORT_FIELDS = ["hostname", "bdf", "vendor_device", "vendor", "class", "class_name", "driver",
-                 "driver_override", "group", "owner_kind", "vm", "sriov", "physfn", "role", "link"]
+                 "driver_override", "group", "group_size", "owner_kind", "vm", "sriov", "physfn", "role", "link"]
 
 
 def _query(request):
