@@ -1,9 +1,7 @@
 """Read-only viewsets: a queryset, a serializer and a filterset each, nothing else."""
 from django.http import JsonResponse
-from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import viewsets
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.filters import OrderingFilter
 from rest_framework.renderers import JSONRenderer
 
 from fleet.ingest.freshness import with_report_state
@@ -14,6 +12,7 @@ from . import filtersets, serializers
 from .authentication import ApiTokenAuthentication
 from .pagination import FleetPagination
 from .permissions import FleetReader
+from .strict import StrictFilterBackend, StrictOrderingFilter
 
 
 class _FleetReadViewSet(viewsets.ReadOnlyModelViewSet):
@@ -21,7 +20,7 @@ class _FleetReadViewSet(viewsets.ReadOnlyModelViewSet):
     authentication_classes = [ApiTokenAuthentication, SessionAuthentication]
     permission_classes = [FleetReader]
     pagination_class = FleetPagination
-    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    filter_backends = [StrictFilterBackend, StrictOrderingFilter]
     # JSON only: DRF's browsable HTML pages use inline styles and handlers our CSP blocks; /api/docs/ is the browsable view.
     renderer_classes = [JSONRenderer]
     # Any id text reaches the view (and gets a JSON 404), not Django's HTML 404 for an unmatched URL.

@@ -186,6 +186,10 @@ def parse_device_query(text: str) -> DeviceQuery:
             field_name, raw = key_l, value
         else:
             field_name, raw = _bare(token)
+            if sep and field_name == "host":
+                # `foo:bar` is no hostname (DNS names have no colon): a mistyped key, said so, never searched for.
+                query.errors.append(f"{key[:40]}: is not a search key; the keys are {', '.join(sorted(FIELDS))}")
+                continue
         negate = raw.startswith("!")
         if negate:
             raw = raw[1:]

@@ -53,3 +53,12 @@ def test_empty_query_is_empty():
 
 def test_negations_of_one_field_merge_into_one_excluding_term():
     assert terms("driver:!vfio-pci driver:!none") == {Term("driver", ("vfio-pci", "none"), True)}
+
+
+def test_an_unknown_key_is_an_error_naming_the_keys_never_a_hostname_search():
+    query = parse_device_query("foo:bar class:gpu")
+    assert query.terms == [Term("class", CLASS_ALIASES["gpu"])]
+    assert len(query.errors) == 1 and query.errors[0].startswith("foo: is not a search key")
+    assert "driver" in query.errors[0] and "vendor" in query.errors[0]
+    # What looks like key:value but is a BDF or vendor:device stays one.
+    assert {t.field for t in parse_device_query("0000:02:00.0 10de:1db6").terms} == {"bdf", "id"}
