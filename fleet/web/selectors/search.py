@@ -19,7 +19,7 @@ from fleet.web.selectors.tenants import tenant_vm_q
 MAX_COUNT = 5_000  # beyond this the page says "more than" instead of counting every match
 RESULT_FIELDS = (
     "bdf", "vendor_id", "device_id", "class_code", "driver", "driver_override", "group_number",
-    "owner_kind", "owner_vm", "sriov", "physfn_bdf", "host__hostname", "host__role", "group_id",
+    "owner_kind", "owner_vm", "owner_pid", "sriov", "physfn_bdf", "host__hostname", "host__role", "group_id",
 )
 
 

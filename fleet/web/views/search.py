@@ -1,6 +1,7 @@
 from django.core.exceptions import BadRequest
 from django.shortcuts import render
 
+from fleet.policy.selectors import intent_current
 from fleet.web import params
 from fleet.web.access import viewer_required
 from fleet.web.device_query import CLASS_ALIASES, QueryTooLarge, parse_device_query
@@ -12,7 +13,8 @@ from fleet.web.selectors.search_rows import device_row
 PAGE_SIZE = 100
 EXPORT_LIMIT = 50_000
 EXPORT_FIELDS = ["hostname", "bdf", "vendor_device", "vendor", "class", "class_name", "driver",
-                 "driver_override", "group", "group_size", "owner_kind", "vm", "sriov", "physfn", "role", "link"]
+                 "driver_override", "group", "group_size", "owner_kind", "vm", "holder_pid", "tenant", "sriov", "physfn",
+                 "role", "link"]
 
 
 def _query(request):
@@ -29,7 +31,8 @@ def device_search(request):
     ctx = {"q": request.GET.get("q", ""), "query": query, "aliases": sorted(CLASS_ALIASES.items())}
     if not query.empty:
         result = devices_search_page(query, params.page_number(request.GET.get("page")), per_page=PAGE_SIZE)
-        ctx.update({"page": result.page, "rows": [device_row(d) for d in result.devices],
+        intent = intent_current()
+        ctx.update({"page": result.page, "rows": [device_row(d, intent) for d in result.devices],
                     "total": result.total, "exact": result.exact})
     return render(request, "web/search.html", ctx)
 
@@ -38,7 +41,11 @@ def _export_rows(request):
     query = _query(request)
     if query.empty:
         return query, []
-    return query, (device_row(d) for d in devices_search_export(query, limit=EXPORT_LIMIT))
+    intent = intent_current()
+    # Exports leave the dashboard (tickets, spreadsheets): their links are absolute.
+    base = request.build_absolute_uri("/").rstrip("/")
+    return query, ({**row, "link": base + row["link"]} for row in
+                   (device_row(d, intent) for d in devices_search_export(query, limit=EXPORT_LIMIT)))
 
 
 @viewer_required
