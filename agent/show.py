@@ -107,8 +107,8 @@ def _owner(device: dict, holders: list[dict], paint: Painter, domains: list[dict
     if group_held and device.get("is_bridge"):
         # VFIO never hands a bridge to its user; it is listed because the holder holds its group.
         return paint("in the group of " + "; ".join(holder_label(h) for h in group_held) + ", not passed through", "dim")
-    refused = ("; " + paint("group held by " + "; ".join(holder_label(h) for h in group_held)
-                            + ": refused, no access", "yellow")) if group_held else ""
+    refused = ("; " + paint("held by " + "; ".join(holder_label(h) for h in group_held)
+                            + ", refused by the kernel (group not viable): no access", "yellow")) if group_held else ""
     if domains:
         # Assigned in libvirt's XML but held by no process we could see: a VM that is not running,
         # or (as non-root) one whose fds are hidden from us.
