@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 
 from .drivers import DriverClass, driver_class
 from .kernel import DMA_OWNERSHIP_SINCE, kernel_tuple
-from .upgrade import CURRENT, fds_from_nodes, node_devices, upgrade
+from .collectors.vfio import node_devices
+from .upgrade import CURRENT, fds_from_nodes, upgrade
 
 KERNEL, ARGV, INFERRED = "kernel", "argv", "inferred"
 CERTAINTY_RANK = {KERNEL: 0, ARGV: 1, INFERRED: 2}

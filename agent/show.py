@@ -12,7 +12,9 @@ from .drivers import is_host_dma_driver, is_uio_driver, is_userspace_driver
 from .explain import group_reasons
 from .integers import parse_int
 from .kernel import DMA_OWNERSHIP_SINCE, kernel_tuple
-from .terminal import clean
+from .ownership import Ownership, ownership
+from .show_holders import holder_label, holder_lines
+from .terminal import Painter, clean
 from .topology import upstream
 
 # PCI class names (PCI Code and ID Assignment spec), by class+subclass then by base class.
@@ -42,9 +44,6 @@ BASE_CLASS_NAMES = {
 
 SHOWN_WARNINGS = 5
 
-_STYLES = {"bold": "1", "dim": "2", "red": "31", "yellow": "33", "green": "32", "cyan": "36"}
-
-
 # A bridge's PCIe port type says more than its class (every one of them is "PCI bridge").
 PORT_NAMES = {"root_port": "PCIe root port", "upstream_port": "Switch upstream port",
               "downstream_port": "Switch downstream port", "pcie_to_pci_bridge": "PCIe-to-PCI bridge",
@@ -63,23 +62,28 @@ def class_name(code: str | None) -> str:
     return CLASS_NAMES.get(code[:4]) or BASE_CLASS_NAMES.get(code[:2]) or f"class {clean(code)}"
 
 
-class _Painter:
-    def __init__(self, color: bool) -> None:
-        self.color = color
-
-    def __call__(self, text: str, *styles: str) -> str:
-        if not self.color or not styles:
-            return text
-        codes = ";".join(_STYLES[s] for s in styles)
-        return f"\x1b[{codes}m{text}\x1b[0m"
+def _owners(doc: dict, model: Ownership) -> dict[str, list[dict]]:
+    """Device -> the holders the kernel lets reach it (the ownership model's reach, best first)."""
+    by_pid = {h.get("pid"): h for h in doc.get("holders") or [] if isinstance(h, dict)}
+    return {b: [by_pid[r.pid] for r in d.reach if r.pid in by_pid] for b, d in model.devices.items() if d.reach}
 
 
-def _owners(doc: dict) -> dict[str, list[dict]]:
-    by_device: dict[str, list[dict]] = {}
-    for h in doc.get("holders") or []:
-        for bdf in h.get("devices") or []:
-            by_device.setdefault(bdf, []).append(h)
-    return by_device
+def _group_holders(doc: dict, model: Ownership) -> dict[str, list[dict]]:
+    """Device -> holders whose fd names it but whom the kernel gives nothing of it: the bridge of a
+    held group (VFIO never exposes one), a device whose group fd or cdev was refused (not viable)."""
+    by_pid = {h.get("pid"): h for h in doc.get("holders") or [] if isinstance(h, dict)}
+    bridges = {d.get("bdf") for d in doc.get("devices") or [] if isinstance(d, dict) and d.get("is_bridge")}
+    out: dict[str, list[dict]] = {}
+    for g in doc.get("groups") or []:
+        held = [h for h in by_pid.values() if g.get("id") in (h.get("groups") or [])]
+        for bdf in g.get("devices") or []:
+            if bdf in bridges and held:
+                out[bdf] = held
+    for bdf, d in model.devices.items():
+        refused = [by_pid[r.pid] for r in d.refused if r.pid in by_pid]
+        if refused:
+            out[bdf] = refused
+    return out
 
 
 def _libvirt_assigned(doc: dict) -> dict[str, list[dict]]:
@@ -96,27 +100,24 @@ def _domain_label(dom: dict) -> str:
     return f"VM {clean(dom.get('name'))} (libvirt, {state})"
 
 
-def _holder_label(h: dict) -> str:
-    who = h.get("vm") and f"VM {clean(h['vm'])}" or h.get("workload") and f"workload {clean(h['workload'])}"
-    return f"{who or 'unknown holder'} ({clean(h.get('name'))} pid {h.get('pid')})"
-
-
-def _owner(device: dict, holders: list[dict], paint: _Painter, domains: list[dict] = ()) -> str:
+def _owner(device: dict, holders: list[dict], paint: Painter, domains: list[dict] = (), group_held: list[dict] = ()) -> str:
     driver = device.get("driver")
-    if holders and device.get("is_bridge"):
-        # VFIO never hands a bridge to its user; it is listed because the holder holds its group.
-        return paint("in the group of " + "; ".join(_holder_label(h) for h in holders) + ", not passed through", "dim")
     if holders:
-        return "; ".join(paint(_holder_label(h), "cyan" if (h.get("vm") or h.get("workload")) else "red") for h in holders)
+        return "; ".join(paint(holder_label(h), "cyan" if (h.get("vm") or h.get("workload")) else "red") for h in holders)
+    if group_held and device.get("is_bridge"):
+        # VFIO never hands a bridge to its user; it is listed because the holder holds its group.
+        return paint("in the group of " + "; ".join(holder_label(h) for h in group_held) + ", not passed through", "dim")
+    refused = ("; " + paint("held by " + "; ".join(holder_label(h) for h in group_held)
+                            + ", refused by the kernel (group not viable): no access", "yellow")) if group_held else ""
     if domains:
         # Assigned in libvirt's XML but held by no process we could see: a VM that is not running,
         # or (as non-root) one whose fds are hidden from us.
-        return "; ".join(paint(_domain_label(d), "cyan") for d in domains)
+        return "; ".join(paint(_domain_label(d), "cyan") for d in domains) + refused
     if is_userspace_driver(driver):
-        return paint(f"{clean(driver)}, not held", "yellow")
+        return paint(f"{clean(driver)}, not held", "yellow") + refused
     if driver is None:
-        return paint("unbound", "dim")
-    return f"host ({clean(driver)})"
+        return paint("unbound", "dim") + refused
+    return f"host ({clean(driver)})" + refused
 
 
 def _bridge_path(device: dict, by_bdf: dict[str, dict]) -> str:
@@ -124,7 +125,8 @@ def _bridge_path(device: dict, by_bdf: dict[str, dict]) -> str:
 
 
 def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dict]], *,
-                all_identity: bool = False, assigned: dict[str, list[dict]] | None = None) -> list[tuple[str, str]]:
+                all_identity: bool = False, assigned: dict[str, list[dict]] | None = None,
+                viable: bool | None = None) -> list[tuple[str, str]]:
     """(severity, text) flags for one group: `red` breaks isolation, `yellow` deserves a look.
     On a passthrough host (every group identity) the header says it once instead of every group."""
     members = [by_bdf.get(b, {"bdf": b}) for b in group.get("devices") or []]
@@ -135,7 +137,8 @@ def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dic
     if userspace and host_dma:
         drivers = sorted({clean(d.get("driver")) for d in userspace + host_dma if d.get("driver")})
         flags.append(("red", f"not viable: mixed drivers ({', '.join(drivers)}) — userspace cannot claim this group"))
-    if userspace and len(endpoints) > 1:
+    if userspace and len(endpoints) > 1 and viable is not False:
+        # A non-viable group gives userspace no DMA at all: its members cannot reach each other for it.
         flags.append(("red", f"peer-to-peer DMA: {len(endpoints)} endpoints share this group with a VFIO/UIO member"))
     vms = {h.get("vm") or h.get("workload") for d in members for h in owners.get(d["bdf"], [])}
     domains = {dom.get("name"): dom for d in members for dom in (assigned or {}).get(d["bdf"], [])}
@@ -156,7 +159,7 @@ def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dic
     return flags
 
 
-def _unit_line(unit: dict, paint: _Painter) -> str:
+def _unit_line(unit: dict, paint: Painter) -> str:
     feats = unit.get("features") or {}
     names = []
     for key, label in (("scalable_mode", "scalable-mode"), ("pasid", "pasid"), ("page_requests", "page-requests"),
@@ -182,12 +185,17 @@ def _iommu_state(doc: dict) -> tuple[str, str]:
     return "on", "green"
 
 
-def _device_line(d: dict, by_bdf: dict, owners: dict, paint: _Painter, assigned: dict | None = None) -> list[str]:
+def _device_line(d: dict, by_bdf: dict, owners: dict, paint: Painter, assigned: dict | None = None,
+                 group_held: dict | None = None, cdevs: dict | None = None) -> list[str]:
     ids = f"{clean(d.get('vendor_id') or '????')}:{clean(d.get('device_id') or '????')}"
     driver = clean(d.get("driver")) or "-"
-    line = (f"    {paint(clean(d.get('bdf')), 'bold')}  {device_kind(d):<22} [{ids}]  "
-            f"driver {driver:<14} owner: {_owner(d, owners.get(d.get('bdf'), []), paint, (assigned or {}).get(d.get('bdf'), []))}")
+    bdf = d.get("bdf")
+    owner = _owner(d, owners.get(bdf, []), paint, (assigned or {}).get(bdf, []), (group_held or {}).get(bdf, []))
+    line = (f"    {paint(clean(bdf), 'bold')}  {device_kind(d):<22} [{ids}]  "
+            f"driver {driver:<14} owner: {owner}")
     out = [line]
+    if (cdevs or {}).get(bdf):
+        out.append("      " + paint(f"cdev /dev/vfio/devices/{clean(cdevs[bdf])}", "dim"))
     path = _bridge_path(d, by_bdf)
     sriov = d.get("sriov") or {}
     if sriov.get("physfn"):
@@ -219,6 +227,14 @@ def node_flags(group_id, nodes: list[dict], holders: list[dict]) -> list[tuple[s
     return flags
 
 
+def refused_flags(members: list[str], model: Ownership, holders: list[dict]) -> list[tuple[str, str]]:
+    """A holder whose fd on this group's devices the kernel refuses (not viable): it owns nothing."""
+    by_pid = {h.get("pid"): h for h in holders if isinstance(h, dict)}
+    pids = sorted({r.pid for b in members if b in model.devices for r in model.devices[b].refused})
+    return [("yellow", f"held by {holder_label(by_pid[p]) if p in by_pid else f'pid {p}'}, refused by the kernel "
+                       "(group not viable): it can reach none of these devices") for p in pids]
+
+
 def _why_off(host: dict) -> str:
     flags = host.get("cmdline_flags") or {}
     asked_off = [f"{key}={clean(flags[key])}" for key in ("intel_iommu", "amd_iommu", "iommu")
@@ -229,7 +245,7 @@ def _why_off(host: dict) -> str:
     return "no IOMMU unit registered: VT-d/AMD-Vi off in firmware, or intel_iommu=on missing from the command line"
 
 
-def _header(doc: dict, state: str, state_color: str, paint: _Painter) -> list[str]:
+def _header(doc: dict, state: str, state_color: str, paint: Painter) -> list[str]:
     host = doc.get("host") or {}
     vfio = doc.get("vfio") or {}
     devices = doc.get("devices") or []
@@ -268,7 +284,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _summary(risky: list[tuple[dict, list[tuple[str, str]], list[str]]], paint: _Painter) -> list[str]:
+def _summary(risky: list[tuple[dict, list[tuple[str, str]], list[str]]], paint: Painter) -> list[str]:
     """One line per group that breaks isolation, first thing after the header: the 3 a.m. answer."""
     if not risky:
         return ["Groups needing a look: none"]
@@ -283,10 +299,14 @@ def _summary(risky: list[tuple[dict, list[tuple[str, str]], list[str]]], paint: 
 
 
 def render(doc: dict, color: bool) -> str:
-    paint = _Painter(color)
+    paint = Painter(color)
+    model = ownership(doc)
     devices = doc.get("devices") or []
     by_bdf = {d.get("bdf"): d for d in devices}
-    owners = _owners(doc)
+    owners = _owners(doc, model)
+    group_held = _group_holders(doc, model)
+    cdevs = {c.get("device"): c.get("name") for c in (doc.get("vfio") or {}).get("cdevs") or []
+             if isinstance(c, dict) and c.get("rdev")}
     assigned = _libvirt_assigned(doc)
     nodes = (doc.get("vfio") or {}).get("nodes") or []
     state, state_color = _iommu_state(doc)
@@ -295,8 +315,11 @@ def render(doc: dict, color: bool) -> str:
     sections, risky = [], []
     for g in doc.get("groups") or []:
         members = [b for b in g.get("devices") or [] if isinstance(b, str)]
-        flags = group_flags(g, by_bdf, owners, all_identity=state.startswith("on, passthrough"), assigned=assigned)
+        viability = model.groups.get(g.get("id"))
+        flags = group_flags(g, by_bdf, owners, all_identity=state.startswith("on, passthrough"), assigned=assigned,
+                            viable=viability.viable if viability else None)
         flags += node_flags(g.get("id"), nodes, doc.get("holders") or [])
+        flags += refused_flags(members, model, doc.get("holders") or [])
         reasons = group_reasons(members, by_bdf)
         if flags:
             risky.append((g, flags, reasons))
@@ -315,26 +338,17 @@ def render(doc: dict, color: bool) -> str:
         for reason in reasons:
             out.append("  " + paint(f"why: {clean(reason)}", "dim"))
         for bdf in members:
-            out += _device_line(by_bdf.get(bdf, {"bdf": bdf}), by_bdf, owners, paint, assigned)
+            out += _device_line(by_bdf.get(bdf, {"bdf": bdf}), by_bdf, owners, paint, assigned, group_held, cdevs)
 
     loose = [d for d in devices if d.get("bdf") not in grouped]
     if loose:
         out.append("")
         out.append(paint("Devices in no IOMMU group", "bold") + ("  (IOMMU off: no DMA isolation)" if state == "off" else ""))
         for d in loose:
-            out += _device_line(d, by_bdf, owners, paint, assigned)
+            out += _device_line(d, by_bdf, owners, paint, assigned, group_held, cdevs)
 
-    holders = doc.get("holders") or []
     out.append("")
-    out.append(paint(f"Holders of VFIO/iommufd/UIO fds: {len(holders)}", "bold"))
-    for h in holders:
-        label = _holder_label(h)
-        nodes = " ".join(clean(n) for n in h.get("nodes") or [])
-        extra = f", {h['device_fds']} device fds" if h.get("device_fds") else ""
-        out.append(f"  {paint(label, 'cyan' if (h.get('vm') or h.get('workload')) else 'red')}  uid {h.get('uid')}"
-                   f"  holds {nodes or '-'}{extra}")
-        if not (h.get("vm") or h.get("workload")):
-            out.append("    " + paint("! held by a process that maps to no known VM or workload", "red"))
+    out += holder_lines(doc, model, paint)
 
     mdevs = doc.get("mdevs") or []
     if mdevs:

@@ -23,7 +23,7 @@ from .collectors import config_space, groups, holders, host, iommu_units, libvir
 from .paths import Root
 from .sysfs import Reader, Warnings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_PATH = Path(__file__).parent / "schema" / f"snapshot-v{SCHEMA_VERSION}.schema.json"
 
 # Fields that change without the topology changing; left out of the content hash.
@@ -32,7 +32,7 @@ VOLATILE = {
     ("agent",): ("euid",),
     ("host",): ("boot_time", "memory_bytes"),
 }
-VOLATILE_HOLDER_FIELDS = ("start_time", "vm_pinned_kb")
+VOLATILE_HOLDER_FIELDS = ("start_time", "vm_pinned_kb", "vm_locked_kb")
 
 
 def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
@@ -52,7 +52,7 @@ def build(root: Root, *, seq: int = 0, now: datetime | None = None) -> dict:
     vfio_facts = _guard("vfio", vfio.empty(), lambda: vfio.collect(rd, devices, group_list))
     libvirt_facts = _guard("libvirt", libvirt.empty(), lambda: libvirt.collect(rd))
     holder_list = _guard("holders", [],
-                         lambda: holders.collect(rd, devices, group_list, vfio_facts, libvirt_facts))
+                         lambda: holders.collect(rd, vfio_facts, libvirt_facts))
     mdevs, mdev_parents = _guard("mdev", ([], []), lambda: mdev.collect(rd))
     pasid_facts = _guard("pasid", {"idxd": [], "users": []}, lambda: pasid.collect(rd, devices))
 

@@ -4,19 +4,16 @@ Schema 1 agents stay in the field for a while; the server keeps accepting them. 
 either re-derived from what schema 1 carried (fd kinds from the held node paths, claims from the
 holder's command line and its libvirt domain) or set to null, meaning unknown (never guessed):
 fd numbers, VmLck, cdev support, module presence, package versions, work-queue clients.
+A claim's backend comes from QEMU's own argv (`iommufd=` or not), which schema 1 carried.
 Schema 1's holder `devices` also listed every member of a held group, so it is not taken as a claim.
 """
 from __future__ import annotations
 
-import re
-
-from .collectors.holders import dpdk_allowed, qemu_vfio_hosts
+from .collectors.holders import config_claims, fd_entry
+from .collectors.vfio import MODULES, node_devices
 
 CURRENT = 2
 SUPPORTED = (1, 2)
-
-_GROUP_NODE = re.compile(r"^/dev/vfio/(noiommu-)?([0-9]{1,10})$")
-MODULES = ("vfio", "vfio_iommu_type1", "vfio_pci", "iommufd")
 
 
 def _list(value) -> list:
@@ -29,51 +26,13 @@ def _dict(value) -> dict:
 
 def fds_from_nodes(nodes: list, cdev_devices: dict[str, str], uio_devices: dict[str, str]) -> list[dict]:
     """The fd entries a schema 1 holder's node paths stand for (one per path, fd number unknown)."""
-    out = []
-    for path in nodes:
-        if not isinstance(path, str):
-            continue
-        entry = {"fd": None, "target": path, "kind": None, "group": None, "device": None, "device_source": None}
-        if m := _GROUP_NODE.match(path):
-            entry.update(kind="noiommu_group" if m.group(1) else "group", group=int(m.group(2)))
-        elif path == "/dev/vfio/vfio":
-            entry["kind"] = "container"
-        elif path == "/dev/iommu":
-            entry["kind"] = "iommufd"
-        elif path.startswith("/dev/vfio/devices/"):
-            device = cdev_devices.get(path)
-            entry.update(kind="cdev", device=device, device_source="cdev" if device else None)
-        elif path.startswith("/dev/uio"):
-            device = uio_devices.get(path)
-            entry.update(kind="uio", device=device, device_source="uio-node" if device else None)
-        else:
-            continue
-        out.append(entry)
-    return out
-
-
-def node_devices(vfio: dict) -> tuple[dict[str, str], dict[str, str]]:
-    """(cdev path -> BDF, uio node path -> BDF) from a document's `vfio` section."""
-    cdevs = {f"/dev/vfio/devices/{c['name']}": c["device"] for c in _list(vfio.get("cdevs"))
-             if isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("device"), str)}
-    uio = {n["path"]: n["device"] for n in _list(vfio.get("nodes"))
-           if isinstance(n, dict) and n.get("kind") == "uio" and isinstance(n.get("path"), str) and isinstance(n.get("device"), str)}
-    return cdevs, uio
+    entries = (fd_entry(None, path, cdev_devices, uio_devices) for path in nodes if isinstance(path, str))
+    return [e for e in entries if e is not None]
 
 
 def claims_from_v1(holder: dict, domain: dict | None) -> list[dict]:
     argv = [a for a in _list(holder.get("cmdline")) if isinstance(a, str)]
-    claims: dict[str, dict] = {}
-    if holder.get("kind") == "qemu":
-        for bdf in qemu_vfio_hosts(argv):
-            claims[bdf] = {"device": bdf, "source": "qemu-argv", "backend": None}
-    if holder.get("kind") == "dpdk":
-        for bdf in dpdk_allowed(argv):
-            claims.setdefault(bdf, {"device": bdf, "source": "dpdk-argv", "backend": None})
-    for bdf in _list((domain or {}).get("hostdevs")):
-        if isinstance(bdf, str):
-            claims.setdefault(bdf, {"device": bdf, "source": "libvirt", "backend": None})
-    return [claims[b] for b in sorted(claims)]
+    return config_claims(holder.get("kind"), argv, domain)
 
 
 def upgrade(doc: dict) -> dict:

@@ -17,7 +17,8 @@ import psutil
 from ..bdf import parse_bdf
 from ..integers import parse_int
 from ..sysfs import Reader
-from .bounds import ARG_MAX, CMDLINE_ARGS_MAX, bounded
+from .bounds import ARG_MAX, CMDLINE_ARGS_MAX, bounded, full_bdf
+from .vfio import node_devices, node_kind
 
 VFIO_DEVICE_FD = "anon_inode:[vfio-device]"
 MAX_CMDLINE = 256 * 1024
@@ -96,9 +97,10 @@ def qemu_vm_name(argv: list[str]) -> str | None:
     return None
 
 
-def qemu_vfio_hosts(argv: list[str]) -> list[str]:
-    """BDFs from `-device vfio-pci,host=…` (or `sysfsdev=…`) and JSON `-device {"driver":"vfio-pci",…}`."""
-    found = []
+def qemu_vfio_devices(argv: list[str]) -> dict[str, str]:
+    """BDF -> backend (`iommufd` when the device names an `iommufd=` object, else `legacy`) from
+    `-device vfio-pci,host=…` (or `sysfsdev=…`) and JSON `-device {"driver":"vfio-pci",…}`."""
+    found: dict[str, str] = {}
     for value in _option_values(argv, ("-device", "--device")):
         if value.lstrip().startswith("{"):
             try:
@@ -107,19 +109,24 @@ def qemu_vfio_hosts(argv: list[str]) -> list[str]:
                 continue
             if not isinstance(spec, dict) or not str(spec.get("driver", "")).startswith("vfio-pci"):
                 continue
-            host, sysfsdev = spec.get("host"), spec.get("sysfsdev")
+            host, sysfsdev, iommufd = spec.get("host"), spec.get("sysfsdev"), spec.get("iommufd")
         else:
             parts = qemu_options(value)
             props = dict(p.split("=", 1) for p in parts if "=" in p)
             driver = parts[0] if parts and "=" not in parts[0] else props.get("driver", "")
             if not driver.startswith("vfio-pci"):
                 continue
-            host, sysfsdev = props.get("host"), props.get("sysfsdev")
+            host, sysfsdev, iommufd = props.get("host"), props.get("sysfsdev"), props.get("iommufd")
         for candidate in (host, str(sysfsdev).rstrip("/").rsplit("/", 1)[-1] if sysfsdev else None):
             bdf = parse_bdf(candidate) if isinstance(candidate, str) else None
             if bdf:
-                found.append(bdf)
-    return sorted(set(found))
+                found[bdf] = "iommufd" if iommufd else "legacy"
+    return dict(sorted(found.items()))
+
+
+def qemu_vfio_hosts(argv: list[str]) -> list[str]:
+    """BDFs QEMU is told to assign with vfio-pci."""
+    return list(qemu_vfio_devices(argv))
 
 
 def _eal_args(argv: list[str]) -> list[str]:
@@ -176,6 +183,49 @@ def fdinfo_syspath(text: str) -> str | None:
         if sep and key.strip() == "vfio-device-syspath":
             return value.strip() or None
     return None
+
+
+# vfio.node_kind()'s node kinds -> the fd kinds of schema 2 (a cdev node is a "device" node).
+_FD_KINDS = {"group": "group", "noiommu_group": "noiommu_group", "container": "container",
+             "iommufd": "iommufd", "device": "cdev", "uio": "uio"}
+
+
+def fd_entry(fd: int | None, target: str, cdev_devices: dict[str, str], uio_devices: dict[str, str],
+             syspath_device: str | None = None) -> dict | None:
+    """One held fd in schema 2's terms (`{fd, target, kind, group, device, device_source}`), None for a
+    target that gives no DMA access. The device comes from the kernel only: the fd's own fdinfo
+    (`vfio-device-syspath`, 6.18+), else the cdev's or uio node's device link."""
+    if target == VFIO_DEVICE_FD:
+        kind, group = "device", None
+    else:
+        node = node_kind(target)
+        if node is None:
+            return None
+        kind, group = _FD_KINDS[node[0]], node[1]
+    entry = {"fd": fd, "target": target, "kind": kind, "group": group, "device": None, "device_source": None}
+    if kind in ("cdev", "device") and syspath_device:
+        entry.update(device=syspath_device, device_source="fdinfo-syspath")
+    elif kind == "cdev" and cdev_devices.get(target):
+        entry.update(device=cdev_devices[target], device_source="cdev")
+    elif kind == "uio" and uio_devices.get(target):
+        entry.update(device=uio_devices[target], device_source="uio-node")
+    return entry
+
+
+def config_claims(kind: str, argv: list[str], domain: dict | None) -> list[dict]:
+    """Devices the holder's own configuration names (`{device, source, backend}`, by BDF): QEMU's
+    vfio-pci devices (backend from `iommufd=`), DPDK's allow list, the libvirt domain's hostdevs."""
+    claims: dict[str, dict] = {}
+    if kind == "qemu":
+        for bdf, backend in qemu_vfio_devices(argv).items():
+            claims[bdf] = {"device": bdf, "source": "qemu-argv", "backend": backend}
+    if kind == "dpdk":
+        for bdf in dpdk_allowed(argv):
+            claims.setdefault(bdf, {"device": bdf, "source": "dpdk-argv", "backend": None})
+    for bdf in (domain or {}).get("hostdevs") or []:
+        if isinstance(bdf, str):
+            claims.setdefault(bdf, {"device": bdf, "source": "libvirt", "backend": None})
+    return [claims[b] for b in sorted(claims)]
 
 
 def holder_kind(name: str, argv: list[str]) -> str:
@@ -244,8 +294,8 @@ def _start_time(rd: Reader, pid: int) -> str | None:
     return datetime.fromtimestamp(created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _holder(rd: Reader, pid: int, held: list[tuple[str, str]], group_members: dict[int, list[str]],
-            node_device: dict[str, str], users: dict[int, str], domain: dict | None = None) -> dict:
+def _holder(rd: Reader, pid: int, held: list[tuple[str, str]], cdev_devices: dict[str, str],
+            uio_devices: dict[str, str], users: dict[int, str], domain: dict | None = None) -> dict:
     base = f"/proc/{pid}"
     status = parse_status(rd.text(f"{base}/status", ""))
     raw = rd.binary(f"{base}/cmdline", MAX_CMDLINE) or b""
@@ -267,8 +317,8 @@ def _holder(rd: Reader, pid: int, held: list[tuple[str, str]], group_members: di
     if "Name" not in status:
         rd.warn(f"{base}/status", "no Name: line")
     uid = status_uid(status)
-    pinned = status_kb(status, "VmPin")
-    for key, value in (("Uid", uid), ("VmPin", pinned)):
+    pinned, locked = status_kb(status, "VmPin"), status_kb(status, "VmLck")
+    for key, value in (("Uid", uid), ("VmPin", pinned), ("VmLck", locked)):
         if key in status and value is None:
             rd.warn(f"{base}/status", f"{key}: line not understood ({status[key][:40]!r})")
     cgroup_text = rd.text(f"{base}/cgroup", "", missing_ok=True)
@@ -276,25 +326,24 @@ def _holder(rd: Reader, pid: int, held: list[tuple[str, str]], group_members: di
 
     nodes = sorted({t for _, t in held if t.startswith("/dev/")})
     groups = sorted({parse_int(m.group(1)) for t in nodes if (m := _HELD_GROUP.match(t))})
-    devices = set()
-    if kind == "qemu":
-        devices.update(qemu_vfio_hosts(argv))
-    if kind == "dpdk":
-        devices.update(dpdk_allowed(argv))
-    for group in groups:
-        devices.update(group_members.get(group, ()))
-    devices.update(node_device[t] for t in nodes if t in node_device)
+    fds = []
     for fd, target in held:
-        if target == VFIO_DEVICE_FD:
-            syspath = fdinfo_syspath(rd.text(f"{base}/fdinfo/{fd}", "", missing_ok=True))
-            bdf = parse_bdf(syspath.rstrip("/").rsplit("/", 1)[-1]) if syspath else None
-            if bdf:
-                devices.add(bdf)
+        syspath = None
+        if target == VFIO_DEVICE_FD or target.startswith("/dev/vfio/devices/"):
+            path = fdinfo_syspath(rd.text(f"{base}/fdinfo/{fd}", "", missing_ok=True))
+            syspath = parse_bdf(path.rstrip("/").rsplit("/", 1)[-1]) if path else None
+        if target.startswith("/dev/uio") and target not in uio_devices:
+            # The node's own device link, when dev-nodes.tsv did not list the node.
+            link = f"/sys/class/uio/{target.rsplit('/', 1)[-1]}/device"
+            uio_devices = {**uio_devices, target: full_bdf(rd, link, rd.link_name(link))}
+        entry = fd_entry(parse_int(fd), target, cdev_devices, uio_devices, syspath)
+        if entry is not None:
+            fds.append(entry)
+    fds.sort(key=lambda f: (f["fd"] is None, f["fd"] or 0, f["target"]))
+    # libvirt's live XML names the pid it started: the surest attribution, and its hostdevs name
+    # devices QEMU got by fd (no host= on the command line).
+    claims = config_claims(kind, argv, domain)
 
-    if domain is not None:
-        # libvirt's live XML names the pid it started: the surest attribution, and its hostdevs tie
-        # devices QEMU got by fd (no host= on the command line).
-        devices.update(domain["hostdevs"])
     vm = (domain or {}).get("name") \
         or bounded(rd, f"{base}/cmdline", qemu_vm_name(argv) if kind == "qemu" else None) \
         or bounded(rd, f"{base}/cgroup", cgroup_vm(cgroup_text))
@@ -306,26 +355,27 @@ def _holder(rd: Reader, pid: int, held: list[tuple[str, str]], group_members: di
         "uid": uid,
         "cmdline": argv,
         "nodes": nodes,
+        "fds": fds,
         "device_fds": sum(1 for _, t in held if t == VFIO_DEVICE_FD),
         "groups": groups,
-        "devices": sorted(devices),
+        "claims": claims,
+        "devices": [c["device"] for c in claims],
         "kind": kind,
         "vm": vm,
         "workload": workload,
         "cgroup": cgroup_path(cgroup_text),
         "vm_pinned_kb": pinned,
+        "vm_locked_kb": locked,
         "start_time": _start_time(rd, pid),
     }
 
 
-def collect(rd: Reader, devices: list[dict], groups: list[dict], vfio: dict,
-            libvirt: dict | None = None) -> list[dict]:
+def collect(rd: Reader, vfio: dict, libvirt: dict | None = None) -> list[dict]:
     """`libvirt` is the libvirt collector's section: a holder whose pid a live domain names gets that VM."""
     # Only the kernel's spelling of a pid (`0123` would alias 123).
     pids = sorted(pid for name in rd.listdir("/proc") if (pid := parse_int(name)) is not None and name == str(pid))
     by_pid = {d["pid"]: d for d in (libvirt or {}).get("domains", []) if d.get("pid") is not None}
-    group_members = {g["id"]: list(g.get("devices") or []) for g in groups if isinstance(g.get("id"), int)}
-    node_device = {n["path"]: n["device"] for n in vfio.get("nodes", []) if n.get("device")}
+    cdev_devices, uio_devices = node_devices(vfio)
     users = None
     holders, unreadable = [], 0
     for pid in pids:
@@ -333,8 +383,8 @@ def collect(rd: Reader, devices: list[dict], groups: list[dict], vfio: dict,
         unreadable += denied
         if held:
             users = _user_names(rd) if users is None else users
-            holder = rd.isolated(f"/proc/{pid}", "this holder left out", None, _holder, rd, pid, held, group_members,
-                                 node_device, users, by_pid.get(pid))
+            holder = rd.isolated(f"/proc/{pid}", "this holder left out", None, _holder, rd, pid, held, cdev_devices,
+                                 uio_devices, users, by_pid.get(pid))
             if holder is not None:
                 holders.append(holder)
     if unreadable:

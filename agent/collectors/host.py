@@ -1,4 +1,4 @@
-"""Host facts: names, kernel, command line and its IOMMU-relevant flags, taint, DMI, psutil facts."""
+"""Host facts: names, kernel, command line and its IOMMU-relevant flags, taint, DMI, QEMU/libvirt versions, psutil facts."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -7,6 +7,7 @@ import psutil
 
 from ..kernel import release_from_version_line
 from ..sysfs import Reader
+from . import software
 
 DMI_DIR = "/sys/class/dmi/id"
 # product_uuid and product_serial are root-only and identify hardware, not isolation: skipped.
@@ -29,7 +30,7 @@ _PCI_ACS_OPTIONS = ("disable_acs_redir=", "config_acs=")
 def empty() -> dict:
     return {"hostname": "", "machine_id": None, "kernel": None, "kernel_version": None, "cmdline": None,
             "cmdline_flags": parse_cmdline(""), "tainted": None, "cpu_count": None, "memory_bytes": None,
-            "boot_time": None, "dmi": {}}
+            "boot_time": None, "dmi": {}, "software": software.empty()}
 
 
 def split_cmdline(text: str) -> list[str]:
@@ -108,6 +109,8 @@ def collect(rd: Reader) -> dict:
     facts["cmdline_flags"] = parse_cmdline(facts["cmdline"] or "")
     facts["tainted"] = rd.read_int("/proc/sys/kernel/tainted", missing_ok=True)
     facts["dmi"] = {f: rd.text(f"{DMI_DIR}/{f}", missing_ok=True) for f in DMI_FIELDS}
+    facts["software"] = rd.isolated(software.DPKG_STATUS, "QEMU/libvirt versions left unknown", software.empty(),
+                                    software.collect, rd)
     if rd.root.is_live:
         facts.update(rd.isolated("psutil", "cpu count, memory and boot time left unknown", {}, _psutil_facts))
     return facts

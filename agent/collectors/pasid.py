@@ -54,6 +54,7 @@ def collect(rd: Reader, devices: list[dict]) -> dict:
         base = f"{IDXD_BUS}/{name}"
         owner = _parent_name(rd, base)
         wq = {"name": name, **{key: bounded(rd, f"{base}/{key}", rd.text(f"{base}/{key}")) for key in ("mode", "type", "state")},
+              "clients": rd.read_int(f"{base}/clients", missing_ok=True, what="a client count"),
               "openers": _openers(rd, base)}
         if owner in idxd:
             idxd[owner]["wqs"].append(wq)

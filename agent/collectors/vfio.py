@@ -24,6 +24,9 @@ PARAMETERS = {
     "enable_sriov": "/sys/module/vfio_pci/parameters/enable_sriov",
 }
 
+# The modules whose presence says which VFIO paths a host can use (legacy type1, iommufd).
+MODULES = ("vfio", "vfio_iommu_type1", "vfio_pci", "iommufd")
+
 _GROUP = re.compile(r"^/dev/vfio/([0-9]{1,10})$")
 _NOIOMMU = re.compile(r"^/dev/vfio/noiommu-([0-9]{1,10})$")
 _CDEV = re.compile(r"^/dev/vfio/devices/(vfio[0-9]+)$")
@@ -32,7 +35,8 @@ _RDEV = re.compile(r"^[0-9]+:[0-9]+$")
 
 
 def empty() -> dict:
-    return {"noiommu": False, "iommufd": False, "nodes": [], "parameters": {}, "cdevs": []}
+    return {"noiommu": False, "iommufd": False, "nodes": [], "parameters": {}, "cdevs": [],
+            "cdev_support": None, "modules": {name: None for name in MODULES}}
 
 
 # ---- pure parsing -------------------------------------------------------------------------
@@ -55,6 +59,23 @@ def node_kind(path: str) -> tuple[str, int | None] | None:
 
 
 _SPECIAL = ((0o4000, "sS"), (0o2000, "sS"), (0o1000, "tT"))
+
+
+def node_devices(vfio: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """(cdev node path -> BDF, uio node path -> BDF) from a document's `vfio` section: the cdevs'
+    `/sys/class/vfio-dev/vfioX/device` links and the uio nodes' device links."""
+    cdevs = {f"/dev/vfio/devices/{c['name']}": c["device"] for c in _list(vfio.get("cdevs"))
+             if isinstance(c, dict) and isinstance(c.get("name"), str) and isinstance(c.get("device"), str)}
+    for n in _list(vfio.get("nodes")):  # a tree without /sys/class/vfio-dev: the device's own vfio-dev/ entry
+        if isinstance(n, dict) and n.get("kind") == "device" and isinstance(n.get("path"), str) and isinstance(n.get("device"), str):
+            cdevs.setdefault(n["path"], n["device"])
+    uio = {n["path"]: n["device"] for n in _list(vfio.get("nodes"))
+           if isinstance(n, dict) and n.get("kind") == "uio" and isinstance(n.get("path"), str) and isinstance(n.get("device"), str)}
+    return cdevs, uio
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
 
 
 def ls_mode_to_octal(mode: str) -> str | None:
@@ -127,17 +148,21 @@ def _live_nodes(rd: Reader) -> list[dict]:
     return nodes
 
 
-def _captured_nodes(rd: Reader) -> list[dict]:
+def _captured_nodes(rd: Reader) -> tuple[list[dict], set[str]]:
+    """The nodes of a captured root, and the paths of lines too garbled to parse (the node exists,
+    its mode or owner is unknown)."""
     if not rd.exists(DEV_NODES_TSV):
         if rd.exists("/dev"):
-            return _live_nodes(rd)  # a mounted host root with real nodes
+            return _live_nodes(rd), set()  # a mounted host root with real nodes
         rd.warn(DEV_NODES_TSV, "missing, and the root has no /dev: VFIO device nodes unknown")
-        return []
+        return [], set()
     text = rd.text(DEV_NODES_TSV, "")
     rows, bad = parse_dev_nodes(text)
     if bad:
         rd.warn(DEV_NODES_TSV, f"unparsable line(s) {', '.join(map(str, bad[:10]))}")
-    return [r for r in rows if node_kind(r["path"]) is not None]
+    lines = text.splitlines()
+    unparsed = {lines[n - 1].split()[-1] for n in bad if lines[n - 1].split()}
+    return [r for r in rows if node_kind(r["path"]) is not None], unparsed
 
 
 def _cdevs(rd: Reader) -> list[dict]:
@@ -162,8 +187,36 @@ def _cdev_owner(rd: Reader, devices: list[dict], cdev: str) -> str | None:
     return None
 
 
+def parse_proc_modules(text: str) -> set[str]:
+    """Names of the loaded modules, the first field of each `/proc/modules` line."""
+    return {line.split()[0] for line in text.splitlines() if line.split()}
+
+
+def _modules(rd: Reader) -> dict:
+    """Each module: loaded (listed in /proc/modules, or built in: /sys/module/<name> exists) or not;
+    null when neither says (no /proc/modules, and the tree has no such /sys/module entry)."""
+    text = rd.text("/proc/modules", missing_ok=True)
+    loaded = parse_proc_modules(text) if text is not None else None
+    out = {}
+    for name in MODULES:
+        if (loaded is not None and name in loaded) or rd.exists(f"/sys/module/{name}"):
+            out[name] = True
+        else:
+            out[name] = False if loaded is not None else None
+    return out
+
+
+def cdev_support(cdevs: list[dict], nodes: list[dict]) -> bool | None:
+    """Per-device cdevs (CONFIG_VFIO_DEVICE_CDEV): a `/dev/vfio/devices/vfioX` node or a class device
+    with a `dev` number says yes; class devices without one (6.1-6.5, or the option off) say no;
+    with no device on vfio-pci there is nothing to tell by (null)."""
+    if any(n.get("kind") == "device" for n in nodes) or any(c.get("rdev") for c in cdevs):
+        return True
+    return False if cdevs else None
+
+
 def collect(rd: Reader, devices: list[dict], groups: list[dict]) -> dict:
-    nodes = _live_nodes(rd) if rd.root.is_live else _captured_nodes(rd)
+    nodes, unparsed = (_live_nodes(rd), set()) if rd.root.is_live else _captured_nodes(rd)
     cdevs = _cdevs(rd)
     cdev_device = {c["name"]: c["device"] for c in cdevs}
     known_bdfs = {d.get("bdf") for d in devices}
@@ -188,8 +241,10 @@ def collect(rd: Reader, devices: list[dict], groups: list[dict]) -> dict:
     noiommu = is_enabled(parameters["enable_unsafe_noiommu_mode"]) or any(n["kind"] == "noiommu_group" for n in out_nodes)
     return {
         "noiommu": noiommu,
-        "iommufd": any(n["kind"] == "iommufd" for n in out_nodes),
+        "iommufd": any(n["kind"] == "iommufd" for n in out_nodes) or "/dev/iommu" in unparsed,
         "nodes": out_nodes,
         "parameters": parameters,
         "cdevs": cdevs,
+        "cdev_support": cdev_support(cdevs, out_nodes),
+        "modules": _modules(rd),
     }

@@ -1,4 +1,4 @@
-"""Synthetic snapshot documents (schema v1) built from real machines' PCI trees.
+"""Synthetic snapshot documents (schema v2) built from real machines' PCI trees.
 
 Public, stable entry points (other work calls them; keep names and signatures):
 
@@ -18,7 +18,7 @@ Public, stable entry points (other work calls them; keep names and signatures):
 - ``host(index, seed=0) -> dict``: host ``index`` of ``fleet(…, seed)``.
 
 Every document carries a top-level ``synthetic`` object (extra keys are allowed by
-agent/schema/snapshot-v1.schema.json): the hwloc file it derives from, that file's
+agent/schema/snapshot-v2.schema.json): the hwloc file it derives from, that file's
 source and licence line (copied from tests/fixtures/hwloc/README.md), the role and
 labels the demo gives the host, the scenario, and a note saying what is generated.
 Its ``warnings`` list is empty: nothing was read, so nothing failed to be read.
@@ -36,12 +36,12 @@ from typing import Iterator
 from agent import __version__ as AGENT_VERSION
 from agent.collectors.host import parse_cmdline
 
-from . import iommu, owners, topology
+from . import iommu, owners, topology, wire
 from .drivers import VF_DRIVER, host_driver
 from .groups import derive_groups
 from .hwloc import Machine, machines
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DGX2 = "nvidia-dgx2h"
 G4DN = "aws-g4dn-metal-8xT4"
 CORONA = "llnl-corona-epyc-amd-gpus"
@@ -239,6 +239,8 @@ def build(spec: HostSpec) -> dict:
         notes.append(f"{loose['path']} is mode 0666.")
     if spec.scenario == "unsafe-interrupts":
         vfio["parameters"]["type1_allow_unsafe_interrupts"] = "Y"
+    wire.vfio(vfio, devices)
+    wire.holders(holders, vfio)
     now = spec.collected_at or owners.DEFAULT_NOW
     if spec.scenario == "stale":
         now -= timedelta(days=STALE_DAYS)
@@ -263,6 +265,7 @@ def build(spec: HostSpec) -> dict:
             # Provenance where an operator looks for the machine model, as well as in `synthetic`.
             "dmi": {"sys_vendor": machine.vendor, "bios_version": None,
                     "product_name": f"{machine.product or machine.key} (synthetic; derived from {machine.source}, {machine.licence})"},
+            "software": wire.software(release),
         },
         "iommu": {"enabled": True, "units": units},
         "groups": groups,

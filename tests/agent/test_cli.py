@@ -12,7 +12,7 @@ import pytest
 
 from agent.__main__ import main
 from tests.agent import groundtruth
-from tests.conftest import CAPTURE_NAMES
+from tests.agent.captures import CAPTURE_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[")
@@ -39,7 +39,7 @@ def test_collect_prints_one_json_snapshot_whose_groups_match_find(capture, name)
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert {g["id"]: set(g["devices"]) for g in doc["groups"]} == find_groups(root)
-    assert doc["schema"] == 1
+    assert doc["schema"] == 2
 
 
 def test_collect_output_file_is_written_whole_and_pretty(capture, tmp_path):

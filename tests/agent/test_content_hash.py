@@ -11,7 +11,7 @@ import pytest
 
 from agent.paths import Root
 from agent.snapshot import VOLATILE, VOLATILE_HOLDER_FIELDS, build, canonical_json, content_hash, stable_view
-from tests.conftest import CAPTURE_NAMES
+from tests.agent.captures import CAPTURE_NAMES
 
 
 def _reference_stable_view(doc: dict) -> dict:

@@ -7,7 +7,7 @@ from agent.explain import group_reasons
 from agent.paths import Root
 from agent.snapshot import build
 from tests.agent import groundtruth as gt
-from tests.conftest import CAPTURE_NAMES
+from tests.agent.captures import CAPTURE_NAMES
 
 
 def grouped(root):

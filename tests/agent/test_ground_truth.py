@@ -4,7 +4,7 @@ import pytest
 from agent.paths import Root
 from agent.snapshot import build
 from tests.agent import groundtruth as gt
-from tests.conftest import CAPTURE_NAMES
+from tests.agent.captures import CAPTURE_NAMES
 
 IOMMU_CAPTURES = [n for n in CAPTURE_NAMES if n != "no-iommu"]
 

@@ -10,7 +10,9 @@ from agent.collectors import holders
 from agent.paths import Root
 from agent.snapshot import build
 from agent.sysfs import Reader
-from tests.conftest import CAPTURE_NAMES, CAPTURES_DIR
+from tests.agent import groundtruth_iommufd
+from tests.agent.captures import CAPTURE_NAMES
+from tests.conftest import CAPTURES_DIR
 
 # ---- ground truth, parsed here ---------------------------------------------------------------
 
@@ -26,25 +28,10 @@ def ps_commands(root):
 
 
 def holder_logs(root):
-    """pid -> facts the holder process itself logged: uid, nodes opened, device fds, devices."""
-    out = {}
-    for log in (root / "ground-truth").glob("holder-*.log"):
-        for line in log.read_text().splitlines():
-            m = re.match(r"\[holder pid (\d+)\] (.*)", line)
-            if not m:
-                continue
-            pid, text = int(m.group(1)), m.group(2)
-            facts = out.setdefault(pid, {"uid": None, "nodes": set(), "device_fds": 0, "devices": set(), "log": log.name})
-            if u := re.search(r"\buid=(\d+)", text):
-                facts["uid"] = int(u.group(1))
-            if o := re.match(r"opened (/dev/\S+) fd=", text):
-                facts["nodes"].add(o.group(1))
-            if d := re.match(r"device (\S+) fd=\d+", text):
-                facts["device_fds"] += 1
-                facts["devices"].add(d.group(1))
-            if d := re.match(r"device (\S+) driver=", text):
-                facts["devices"].add(d.group(1))
-    return out
+    """pid -> facts the holder process itself logged: uid, nodes opened, device fds, devices named."""
+    return {pid: {"uid": log.uid, "nodes": set(log.opened.values()), "device_fds": len(log.device_fds),
+                  "devices": log.named, "log": log}
+            for pid, log in groundtruth_iommufd.holder_logs(root).items()}
 
 
 def expected_owner(command):
@@ -91,7 +78,7 @@ def test_each_vm_or_workload_is_the_one_the_captures_readme_names_for_that_captu
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w-]+)` \|[^|]*\|(.*)\|$", readme, re.M)}
     assert set(rows) == set(CAPTURE_NAMES)
     for name, doc in snapshots.items():
-        named = set(re.findall(r"tenant-[a-z]-vm\d", rows[name]))
+        named = set(re.findall(r"tenant-[a-z]-vm\d+", rows[name]))
         assert {h["vm"] for h in doc["holders"] if h["vm"]} == named
 
 
@@ -194,9 +181,13 @@ def test_iommufd_qemu_without_host_is_tied_through_fdinfo_syspath_and_cgroup(tmp
           uid=107, cgroup="0::/machine.slice/machine-qemu\\x2d7\\x2dtenant\\x2dz.scope/libvirt/emulator\n",
           fdinfo={25: "pos:\t0\nvfio-device-syspath: /sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0\n"})
     rd = Reader(Root.of(tmp_path))
-    (h,) = holders.collect(rd, [], [], {"nodes": []})
+    (h,) = holders.collect(rd, {"nodes": []})
     assert h["nodes"] == ["/dev/iommu", "/dev/vfio/devices/vfio0"]
-    assert h["devices"] == ["0000:01:00.0"] and h["device_fds"] == 1
+    assert h["device_fds"] == 1
+    # Only the fd's own fdinfo names the device; no argument does, so nothing is claimed.
+    assert [(f["fd"], f["kind"], f["device"], f["device_source"]) for f in h["fds"]] == [
+        (23, "iommufd", None, None), (24, "cdev", None, None), (25, "device", "0000:01:00.0", "fdinfo-syspath")]
+    assert h["claims"] == [] and h["devices"] == []
     assert (h["vm"], h["workload"], h["kind"], h["vm_pinned_kb"]) == ("tenant-z", "tenant-z", "qemu", 4096)
 
 
@@ -204,14 +195,15 @@ def test_a_holder_with_no_vm_and_no_workload_is_reported_unattributed(tmp_path):
     # Stands for an ad-hoc test program someone left holding /dev/vfio/12.
     _proc(tmp_path, 77, ["/root/a.out"], {3: "/dev/vfio/12"})
     rd = Reader(Root.of(tmp_path))
-    (h,) = holders.collect(rd, [], [{"id": 12, "devices": ["0000:05:00.0"]}], {"nodes": []})
+    (h,) = holders.collect(rd, {"nodes": []})
     assert (h["kind"], h["vm"], h["workload"]) == ("other", None, None)
-    assert h["groups"] == [12] and h["devices"] == ["0000:05:00.0"]
+    # Holding the group is not a claim on its members (the group may not even be viable).
+    assert h["groups"] == [12] and h["devices"] == [] and [f["kind"] for f in h["fds"]] == ["group"]
 
 
 def test_processes_without_vfio_fds_are_not_holders(tmp_path):
     _proc(tmp_path, 1, ["/sbin/init"], {0: "/dev/null", 1: "socket:[1234]"})
-    assert holders.collect(Reader(Root.of(tmp_path)), [], [], {"nodes": []}) == []
+    assert holders.collect(Reader(Root.of(tmp_path)), {"nodes": []}) == []
 
 
 def test_a_non_utf8_fd_target_is_reported_serialisable_with_a_warning(tmp_path):
@@ -219,7 +211,7 @@ def test_a_non_utf8_fd_target_is_reported_serialisable_with_a_warning(tmp_path):
     _proc(tmp_path, 5, ["/usr/bin/qemu-system-x86_64", "-name", "vm5"], {})
     os.symlink(b"/dev/vfio/\xff", os.path.join(bytes(tmp_path), b"proc/5/fd/3"))
     rd = Reader(Root.of(tmp_path))
-    (h,) = holders.collect(rd, [], [], {"nodes": []})
+    (h,) = holders.collect(rd, {"nodes": []})
     assert h["nodes"] == ["/dev/vfio/\ufffd"]
     json.dumps(h, ensure_ascii=False).encode("utf-8")
     assert any(w.startswith("/proc/5/fd/3") for w in rd.warnings.as_list())
@@ -228,7 +220,7 @@ def test_a_non_utf8_fd_target_is_reported_serialisable_with_a_warning(tmp_path):
 def test_on_the_live_host_unreadable_processes_make_one_summary_warning_not_one_per_pid():
     # This machine: whatever processes the agent may not inspect, /proc yields at most one line.
     rd = Reader(Root.of("/"))
-    holders.collect(rd, [], [], {"nodes": []})
+    holders.collect(rd, {"nodes": []})
     proc_lines = [w for w in rd.warnings.as_list() if w.startswith("/proc/")]
     assert len(proc_lines) <= 1
     denied = 0
@@ -249,3 +241,24 @@ def test_non_ascii_digits_are_not_numbers():
     status = holders.parse_status("Name:\tx\nUid:\t²\t0\t0\t0\nVmPin:\t١٢ kB\n")
     assert holders.status_uid(status) is None
     assert holders.status_kb(status, "VmPin") is None
+
+
+def test_a_cdev_fd_names_its_device_by_the_cdev_link_and_by_fdinfo_where_618_writes_it():
+    # Stands for a 6.18 host: the fd's own fdinfo names its device; 6.12 (the captures) writes no such line.
+    cdevs = {"/dev/vfio/devices/vfio0": "0000:01:00.0"}
+    linked = holders.fd_entry(4, "/dev/vfio/devices/vfio0", cdevs, {})
+    assert (linked["kind"], linked["device"], linked["device_source"]) == ("cdev", "0000:01:00.0", "cdev")
+    told = holders.fd_entry(4, "/dev/vfio/devices/vfio0", cdevs, {}, "0000:01:00.0")
+    assert (told["device"], told["device_source"]) == ("0000:01:00.0", "fdinfo-syspath")
+    assert holders.fd_entry(5, "anon_inode:[vfio-device]", cdevs, {})["device"] is None
+    assert holders.fd_entry(6, "/dev/vfio/devices", cdevs, {}) is None
+
+
+def test_claims_carry_the_backend_qemu_is_told_to_use():
+    argv = ["qemu", "-object", "iommufd,id=iommufd0", "-device", "vfio-pci,host=0000:01:00.0,iommufd=iommufd0",
+            "-device", "vfio-pci,host=0000:02:00.0", "-device", '{"driver":"vfio-pci","host":"0000:03:00.0","iommufd":"i0"}']
+    assert holders.config_claims("qemu", argv, {"hostdevs": ["0000:02:00.0", "0000:04:00.0"]}) == [
+        {"device": "0000:01:00.0", "source": "qemu-argv", "backend": "iommufd"},
+        {"device": "0000:02:00.0", "source": "qemu-argv", "backend": "legacy"},
+        {"device": "0000:03:00.0", "source": "qemu-argv", "backend": "iommufd"},
+        {"device": "0000:04:00.0", "source": "libvirt", "backend": None}]

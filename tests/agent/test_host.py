@@ -8,7 +8,7 @@ from agent.paths import Root
 from agent.snapshot import build
 from agent.sysfs import Reader
 from tests.agent import groundtruth as gt
-from tests.conftest import CAPTURE_NAMES
+from tests.agent.captures import CAPTURE_NAMES
 
 
 def test_a_plain_cmdline_has_every_flag_absent():

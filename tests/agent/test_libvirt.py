@@ -162,7 +162,7 @@ def test_the_dynamic_labels_libvirt_gave_the_running_domain_are_carried(tmp_path
 
 def test_a_holder_whose_pid_the_live_xml_names_gets_that_vm_and_its_fd_passed_devices(tmp_path):
     rd = Reader(Root.of(libvirt_host(tmp_path)))
-    (h,) = holders.collect(rd, [], [], {"nodes": []}, libvirt.collect(rd))
+    (h,) = holders.collect(rd, {"nodes": []}, libvirt.collect(rd))
     assert (h["pid"], h["vm"], h["kind"]) == (4242, "tenant-z", "qemu")
     assert h["devices"] == ["0000:01:00.0", "0000:01:00.2"]  # no host= anywhere on its command line
     assert h["nodes"] == ["/dev/iommu", "/dev/vfio/devices/vfio0"]

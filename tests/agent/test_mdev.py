@@ -6,7 +6,7 @@ from agent.collectors import mdev
 from agent.paths import Root
 from agent.sysfs import Reader
 from tests.agent.handmade import link, write
-from tests.conftest import CAPTURE_NAMES
+from tests.agent.captures import CAPTURE_NAMES
 
 UUID = "4b20d080-1b54-4048-85b3-a6a62d165c01"
 PARENT = "sys/devices/pci0000:00/0000:00:02.0"

@@ -11,7 +11,7 @@ from agent.paths import Root
 from agent.snapshot import SCHEMA_PATH, build
 from agent.sysfs import Reader
 from tests.agent.handmade import link, write
-from tests.conftest import CAPTURE_NAMES
+from tests.agent.captures import CAPTURE_NAMES
 
 DSA = "sys/devices/pci0000:6a/0000:6a:01.0/dsa0"
 
@@ -28,6 +28,7 @@ def spr_host(tmp_path):
         write(tmp_path, f"{DSA}/{wq}/type", typ + "\n")
         write(tmp_path, f"{DSA}/{wq}/state", "enabled\n")
         link(tmp_path, f"sys/bus/dsa/devices/{wq}", f"../../../devices/pci0000:6a/0000:6a:01.0/dsa0/{wq}")
+    write(tmp_path, f"{DSA}/wq0.0/clients", "2\n")
     for n, pid in ((0, 900), (1, 901)):
         write(tmp_path, f"{DSA}/wq0.0/dsa!wq0.0/file{n}/pid", f"{pid}\n")
     return tmp_path
@@ -39,8 +40,8 @@ def test_idxd_device_with_its_work_queues_and_openers(spr_host):
     (dev,) = facts["idxd"]
     assert (dev["name"], dev["device"], dev["pasid_enabled"]) == ("dsa0", "0000:6a:01.0", True)
     assert dev["wqs"] == [
-        {"name": "wq0.0", "mode": "shared", "type": "user", "state": "enabled", "openers": [900, 901]},
-        {"name": "wq0.1", "mode": "dedicated", "type": "kernel", "state": "enabled", "openers": []},
+        {"name": "wq0.0", "mode": "shared", "type": "user", "state": "enabled", "clients": 2, "openers": [900, 901]},
+        {"name": "wq0.1", "mode": "dedicated", "type": "kernel", "state": "enabled", "clients": None, "openers": []},
     ]
     assert rd.warnings.as_list() == []
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from agent.paths import Root
 from agent.snapshot import SCHEMA_PATH, build
-from tests.conftest import CAPTURE_NAMES, CAPTURES_DIR
+from tests.agent.captures import CAPTURE_NAMES, tarball
 
 DAMAGES = ("delete", "empty", "garble", "dangling", "directory", "rename")
 
@@ -45,7 +45,7 @@ MUST_WARN = [
 @lru_cache(maxsize=None)
 def tree_paths(name: str) -> tuple[str, ...]:
     """Every file, link and directory of the capture except ground-truth/ (which the agent never reads)."""
-    with tarfile.open(CAPTURES_DIR / f"{name}.tar.gz") as tar:
+    with tarfile.open(tarball(name)) as tar:
         names = {os.path.normpath(m.name) for m in tar.getmembers()}
     return tuple(sorted(n for n in names if n not in (".", "") and not n.startswith("ground-truth")))
 
@@ -60,7 +60,7 @@ def validator():
 
 
 def extract(name: str, dest: Path) -> Path:
-    with tarfile.open(CAPTURES_DIR / f"{name}.tar.gz") as tar:
+    with tarfile.open(tarball(name)) as tar:
         tar.extractall(dest, filter="fully_trusted")
     return dest
 

@@ -8,7 +8,7 @@ import pytest
 
 from agent.paths import Root
 from agent.snapshot import SCHEMA_PATH, build
-from tests.conftest import CAPTURE_NAMES
+from tests.agent.captures import CAPTURE_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +62,8 @@ def broken(doc, path, value):
 
 
 @pytest.mark.parametrize("path, value", [
-    (("schema",), 2),
-    (("schema",), "1"),
+    (("schema",), 1),
+    (("schema",), "2"),
     (("devices", 0, "bdf"), "00:02.0"),
     (("devices", 0, "bdf"), "0000:00:02.8"),
     (("devices", 0, "vendor_id"), "0x8086"),

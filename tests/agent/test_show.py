@@ -6,8 +6,8 @@ import pytest
 from agent.paths import Root
 from agent.show import clean, render
 from agent.snapshot import build
-from tests.agent import groundtruth
-from tests.conftest import CAPTURE_NAMES
+from tests.agent import groundtruth, groundtruth_iommufd
+from tests.agent.captures import CAPTURE_NAMES
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -236,14 +236,67 @@ def test_iommu_off_says_whether_the_command_line_turned_it_off(capture, views):
     assert "IOMMU: off  (turned off on the kernel command line: intel_iommu=off)" in render(doc, color=False)
 
 
-def test_a_bridge_in_a_held_group_is_not_shown_as_passed_through(capture, views):
-    root = capture("shared-group-all-vfio")
+@pytest.mark.parametrize("name", ["shared-group-all-vfio", "bridge-group-held"])
+def test_a_bridge_in_a_held_group_is_not_shown_as_passed_through(capture, views, name):
+    root = capture(name)
     parents = {p for p in groundtruth.lspci_tree_parents(root).values() if p}
-    held = [ln for ln in views["shared-group-all-vfio"].splitlines() if "tenant-b-vm2" in ln and "owner:" in ln]
+    (vm,) = {m for line in (root / "ground-truth" / "ps.txt").read_text().splitlines()
+             for m in re.findall(r"guest=(tenant-[\w-]+),", line)}
+    held = [ln for ln in views[name].splitlines() if vm in ln and "owner:" in ln]
     for line in held:
         bdf = line.split()[0]
         assert ("not passed through" in line) == (bdf in parents), line
     assert any("not passed through" in ln for ln in held)
+    holder = block(views[name], "Holders of")
+    assert not any(short in holder for short in (p[5:] for p in parents))  # no bridge among what it reaches
+
+
+def _holder_block(text, pid):
+    lines = block(text, "Holders of").splitlines()
+    start = next(i for i, ln in enumerate(lines) if f" pid {pid})" in ln)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("  ") and not lines[i].startswith("    ")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+@pytest.mark.parametrize("name", ["nonviable-group-held", "nonviable-group-cdev"])
+def test_a_holder_refused_by_a_non_viable_group_owns_nothing_and_no_peer_to_peer_is_claimed(capture, views, name):
+    root = capture(name)
+    (pid, log), = groundtruth_iommufd.holder_logs(root).items()
+    assert log.set_container_refused or log.bind_refused  # what the kernel answered in that boot
+    (bdf,) = log.named
+    (gid,) = [g for g, members in find_groups(root).items() if bdf in members]
+    section = block(views[name], f"Group {gid} ")
+    assert "not viable" in section and "peer-to-peer" not in section
+    assert "refused by the kernel" in section
+    for line in section.splitlines():
+        if "owner:" in line:
+            assert "owner: VM" not in line, line  # neither function is the VM's
+    drivers = lspci_driver(root)
+    for member in find_groups(root)[gid]:
+        (line,) = [ln for ln in section.splitlines() if ln.strip().startswith(member)]
+        if drivers[member] not in ("vfio-pci", None):
+            assert f"owner: host ({drivers[member]})" in line
+    mine = _holder_block(views[name], pid)
+    assert "reaches:" not in mine and f"{bdf[5:]}: " in mine and "refused" in mine
+    assert "nothing attached" in mine
+
+
+@pytest.mark.parametrize("name", ["iommufd-vm", "iommufd-two-devices-one-ioas", "cdev-world-writable", "legacy-and-iommufd"])
+def test_a_vm_on_iommufd_lists_its_cdevs_and_its_context_and_every_device_names_its_cdev(capture, views, name):
+    root = capture(name)
+    cdevs = groundtruth_iommufd.vfio_cdevs(root)
+    for cdev, bdf in cdevs.items():
+        assert f"cdev /dev/vfio/devices/{cdev}" in block(views[name], f"Group {next(g for g, m in find_groups(root).items() if bdf in m)} ")
+    for pid, log in groundtruth_iommufd.holder_logs(root).items():
+        mine = _holder_block(views[name], pid)
+        for bdf in log.bound:
+            (cdev,) = [c for c, b in cdevs.items() if b == bdf]
+            assert f"{bdf[5:]} via cdev {cdev} [kernel]" in mine
+        for fd in log.iommufd_fds:
+            assert f"iommufd context fd {fd} (iommufd path): maps" in mine
+        for fd in (fd for fd, path in log.opened.items() if path == "/dev/vfio/vfio"):
+            assert f"VFIO container fd {fd} (type1, legacy path): maps" in mine
+        assert "no device" not in mine
 
 
 def test_an_mdev_a_libvirt_domain_lists_shows_its_vm():

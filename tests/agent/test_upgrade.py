@@ -9,7 +9,7 @@ import pytest
 from agent.paths import Root
 from agent.snapshot import build
 from agent.upgrade import upgrade
-from tests.conftest import CAPTURE_NAMES
+from tests.agent.captures import CAPTURE_NAMES
 
 V2 = json.loads((Path(__file__).parents[2] / "agent" / "schema" / "snapshot-v2.schema.json").read_text())
 

@@ -9,9 +9,9 @@ import pytest
 from agent.collectors import vfio
 from agent.paths import Root
 from agent.sysfs import Reader
-from tests.agent import groundtruth
+from tests.agent import groundtruth, groundtruth_iommufd
 from tests.agent.handmade import link, write
-from tests.conftest import CAPTURE_NAMES
+from tests.agent.captures import CAPTURE_NAMES
 
 # Inverse of `ls`'s mode column, built from the standard library's own formatter.
 LS_MODE = {stat.filemode(stat.S_IFCHR | m): m for m in range(0o10000)}
@@ -42,11 +42,28 @@ def test_nodes_equal_the_captured_node_list_with_modes_and_owners(capture, name)
 
 
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
-def test_no_capture_is_in_noiommu_mode_because_debian_lacks_config_vfio_noiommu(capture, name):
-    facts, _ = collect(capture(name))
+def test_no_capture_is_in_noiommu_mode_and_iommufd_and_cdevs_are_what_the_boot_listed(capture, name):
+    # Debian's 6.1 and the 6.12 iommufd kernel both lack CONFIG_VFIO_NOIOMMU; only the 6.12 kernel has
+    # /dev/iommu and per-device cdevs (ground truth: dev-nodes.tsv and vfio-cdevs.txt of the same boot).
+    root = capture(name)
+    facts, _ = collect(root)
+    listed = set(tsv_nodes(root))
     assert facts["noiommu"] is False
-    assert facts["iommufd"] is False
-    assert not any(n["kind"] in ("noiommu_group", "iommufd", "device") for n in facts["nodes"])
+    assert not any(n["kind"] == "noiommu_group" for n in facts["nodes"])
+    assert facts["iommufd"] is ("/dev/iommu" in listed)
+    cdevs = groundtruth_iommufd.vfio_cdevs(root)
+    assert {n["path"]: n["device"] for n in facts["nodes"] if n["kind"] == "device"} == \
+        {f"/dev/vfio/devices/{c}": bdf for c, bdf in cdevs.items()}
+    assert {c["name"]: c["device"] for c in facts["cdevs"] if c["rdev"]} == cdevs
+    assert facts["cdev_support"] is (True if cdevs else (False if facts["cdevs"] else None))
+
+
+@pytest.mark.parametrize("name", CAPTURE_NAMES)
+def test_modules_are_those_proc_modules_lists(capture, name):
+    root = capture(name)
+    facts, _ = collect(root)
+    loaded = {line.split()[0] for line in (root / "proc" / "modules").read_text().splitlines() if line.strip()}
+    assert facts["modules"] == {m: m in loaded for m in ("vfio", "vfio_iommu_type1", "vfio_pci", "iommufd")}
 
 
 @pytest.mark.parametrize("name", CAPTURE_NAMES)
