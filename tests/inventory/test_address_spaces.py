@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from agent.upgrade import upgrade
+from fleet.ingest.validation import document_problems
 from fleet.inventory.diff import snapshot_changes
 from fleet.inventory.models import AddressSpace, Attachment, Change, Device, Host
 from fleet.inventory.selectors import host_address_spaces, shared_spaces
@@ -141,3 +143,16 @@ def test_a_space_losing_a_device_is_one_change_naming_what_it_mapped_before_and_
     # The same fact from the two whole documents (the history page's diff).
     assert snapshot_changes(document_of(root, hostname="h"), doc) == [
         {"kind": c.kind, "subject": c.subject, "before": c.before, "after": c.after} for c in changes]
+
+
+def test_hostile_fd_numbers_cannot_break_the_apply(iommufd_capture):
+    # A compromised agent: the same context listed twice, and an fd number no kernel gives (the schema sets no maximum).
+    doc = upgrade(document_of(iommufd_capture("iommufd-vm"), hostname="h"))
+    (holder,) = doc["holders"]
+    context = next(f for f in holder["fds"] if f["kind"] == "iommufd")
+    holder["fds"] += [dict(context, fd=2**40), dict(context, fd=2**40)]
+    assert document_problems(doc) == []
+    host, _ = apply(doc)
+    keys = set(AddressSpace.objects.filter(host=host).values_list("key", flat=True))
+    assert keys == {f"{holder['pid']}:iommufd"}  # the unknown fd numbers fold into one space of unknown fd
+    assert AddressSpace.objects.get(host=host).attachment_known is False  # several contexts: not guessed
