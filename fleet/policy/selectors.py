@@ -76,6 +76,11 @@ def violations_open_unwaived(*, now: datetime | None = None) -> QuerySet[Violati
     return Violation.objects.filter(status=Violation.Status.OPEN).filter(Q(waived_until__isnull=True) | Q(waived_until__lte=now))
 
 
+def violations_open_waived(*, now: datetime | None = None) -> QuerySet[Violation]:
+    """Open violations an active waiver hides: the complement of `violations_open_unwaived` among the open."""
+    return Violation.objects.filter(status=Violation.Status.OPEN, waived_until__gt=now or timezone.now())
+
+
 def violations_open(*, host=None, rule: str | None = None, severity: str | None = None,
                     now: datetime | None = None, include_waived: bool = False) -> QuerySet[Violation]:
     """Open violations, without those hidden by an active waiver unless `include_waived`, in listing order."""
