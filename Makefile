@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[server,test]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# `make demo PORT=8001 ADDR=0.0.0.0` moves the server.
 demo: $(STAMP)
-	$(BIN)/python manage.py demo
+	$(BIN)/python manage.py demo $(if $(PORT),--port $(PORT)) $(if $(ADDR),--addr $(ADDR))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -6,8 +6,8 @@ gaps config space shows on the members' paths — a PCIe-to-PCI bridge (requests
 PCI carry the bridge's ID), a root or downstream port without the ACS bits the kernel requires
 (SV, RR, CR, UF), a multi-function device without ACS — and says so when it cannot tell.
 
-The server has its own explanation (`fleet.policy.explain`) over its fact model; the agent installs
-without the server, so it cannot import that one.
+It is the one explanation: `fleet-agent show` prints it and the server's group rules import it (the
+agent's package is installed with the server), so both say the same sentences and neither rewords them.
 """
 from __future__ import annotations
 

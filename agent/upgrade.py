@@ -8,7 +8,6 @@ Schema 1's holder `devices` also listed every member of a held group, so it is n
 """
 from __future__ import annotations
 
-import copy
 import re
 
 from .collectors.holders import dpdk_allowed, qemu_vfio_hosts
@@ -78,27 +77,39 @@ def claims_from_v1(holder: dict, domain: dict | None) -> list[dict]:
 
 
 def upgrade(doc: dict) -> dict:
-    """`doc` in the current schema's shape: a schema 2 document as it is, a schema 1 one converted (a copy)."""
+    """`doc` in the current schema's shape: a schema 2 document as it is, a schema 1 one converted.
+
+    The conversion copies only the dicts and lists it adds to (the caller's document is left as it
+    was); the rest is shared with `doc`. A deep copy of a 480-device document took 17 ms of a ~20 ms apply.
+    """
     if doc.get("schema") == CURRENT:
         return doc
-    out = copy.deepcopy(doc)
-    out["schema"] = CURRENT
-    vfio = out.setdefault("vfio", {})
+    out = dict(doc, schema=CURRENT)
+    vfio = out["vfio"] = dict(_dict(out.get("vfio")))
     vfio.setdefault("cdev_support", None)
     vfio.setdefault("modules", {name: None for name in MODULES})
-    _dict(out.get("host")).setdefault("software", {"qemu": None, "libvirt": None})
-    for device in _list(_dict(out.get("pasid")).get("idxd")):
-        for wq in _list(_dict(device).get("wqs")):
-            if isinstance(wq, dict):
-                wq.setdefault("clients", None)
+    if isinstance(out.get("host"), dict):
+        out["host"] = {"software": {"qemu": None, "libvirt": None}, **out["host"]}
+    pasid = out.get("pasid")
+    if isinstance(pasid, dict) and isinstance(pasid.get("idxd"), list):
+        out["pasid"] = dict(pasid, idxd=[_idxd_upgraded(device) for device in pasid["idxd"]])
     cdevs, uio = node_devices(vfio)
     domains = {d["pid"]: d for d in _list(_dict(out.get("libvirt")).get("domains"))
                if isinstance(d, dict) and isinstance(d.get("pid"), int)}
-    for holder in _list(out.get("holders")):
-        if not isinstance(holder, dict):
-            continue
-        holder["fds"] = fds_from_nodes(_list(holder.get("nodes")), cdevs, uio)
-        holder["claims"] = claims_from_v1(holder, domains.get(holder.get("pid")))
-        holder["devices"] = [c["device"] for c in holder["claims"]]
-        holder.setdefault("vm_locked_kb", None)
+    if isinstance(out.get("holders"), list):
+        out["holders"] = [_holder_upgraded(h, cdevs, uio, domains) if isinstance(h, dict) else h for h in out["holders"]]
+    return out
+
+
+def _idxd_upgraded(device):
+    if not isinstance(device, dict) or not isinstance(device.get("wqs"), list):
+        return device
+    return dict(device, wqs=[{"clients": None, **wq} if isinstance(wq, dict) else wq for wq in device["wqs"]])
+
+
+def _holder_upgraded(holder: dict, cdevs: dict, uio: dict, domains: dict) -> dict:
+    out = {"vm_locked_kb": None, **holder}
+    out["fds"] = fds_from_nodes(_list(holder.get("nodes")), cdevs, uio)
+    out["claims"] = claims_from_v1(holder, domains.get(holder.get("pid")))
+    out["devices"] = [c["device"] for c in out["claims"]]
     return out

@@ -302,7 +302,7 @@ def main() -> int:
 
     from agent.snapshot import content_hash
     from fleet.ingest.models import Snapshot
-    from fleet.ingest.services import host_token_create, snapshot_receive, snapshot_receive_document
+    from fleet.ingest.services import host_authenticate, host_token_create, snapshot_receive, snapshot_receive_document
     from fleet.ingest.tasks import snapshot_apply_task, snapshot_queue_apply
     from fleet.inventory.models import Host
     from fleet.inventory.rows import rows_from_document
@@ -450,7 +450,8 @@ def main() -> int:
             doc["host"] = dict(doc["host"], hostname=a["host"]["hostname"] + "-rx")
             body = gzip.compress(json.dumps(doc).encode(), 6)
             t = time.perf_counter()
-            result = snapshot_receive(token=receiver_token, body=body, content_encoding="gzip", queue=None)
+            receiver, _refusal = host_authenticate(receiver_token)
+            result = snapshot_receive(host=receiver, body=body, content_encoding="gzip", queue=None)
             receive_times.append(time.perf_counter() - t)
             assert result.http_status == 202, result.body
         print(f"  receive of a changed 480-device push (gzip {len(body) // 1024} KB -> {len(json.dumps(doc)) // 1024} KB; inflate, parse, "

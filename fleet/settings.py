@@ -72,6 +72,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "fleet.web.navigation.navigation",
             ],
         },
     },
@@ -139,6 +140,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("FLEET_SWEEP_INTERVAL", 60)),
     },
     "policy-tick": {"task": "fleet.policy.tasks.policy_tick", "schedule": float(env_int("FLEET_POLICY_TICK_INTERVAL", 60))},
+    "alerts-requeue": {"task": "fleet.alerts.tasks.alert_requeue_task", "schedule": 300.0},
 }
 
 # --- Ingest limits ---------------------------------------------------------
@@ -164,7 +166,7 @@ if CELERY_TASK_ALWAYS_EAGER:
 
 # --- Operating it for real (accounts, read API, metrics, hardening) -----------------------
 # Additive on purpose: the apps and middleware of issue 6, and FLEET_PRODUCTION=1 for a real deployment.
-INSTALLED_APPS += ["django_filters", "drf_spectacular", "drf_spectacular_sidecar", "fleet.accounts", "fleet.api", "fleet.metrics"]  # noqa: F405
+INSTALLED_APPS += ["django_filters", "drf_spectacular", "drf_spectacular_sidecar", "fleet.accounts", "fleet.api", "fleet.metrics", "fleet.alerts"]  # noqa: F405
 # Agent requests are counted and admitted before sessions or auth are touched; the CSP goes on every response.
 MIDDLEWARE.insert(1, "fleet.ingest.admission.IngestAdmissionMiddleware")
 MIDDLEWARE.insert(1, "fleet.metrics.middleware.IngestMetricsMiddleware")
@@ -192,7 +194,31 @@ SPECTACULAR_SETTINGS = {
 FLEET_DASHBOARD_STATEMENT_TIMEOUT_MS = env_int("FLEET_DASHBOARD_STATEMENT_TIMEOUT_MS", 5000)
 MIDDLEWARE.append("fleet.web.middleware.DashboardLimitsMiddleware")  # noqa: F405
 FLEET_METRICS_TOKEN = os.environ.get("FLEET_METRICS_TOKEN", "")
-FLEET_INGEST_MAX_INFLIGHT = env_int("FLEET_INGEST_MAX_INFLIGHT", 16)
+# Agent requests handled at once per web process: below the web threads (FLEET_WEB_THREADS, read by
+# deploy/gunicorn.conf.py too), so however many agents (or slow clients) come, some threads are left
+# for the dashboard. A larger value is lowered to threads - 1.
+FLEET_WEB_THREADS = env_int("FLEET_WEB_THREADS", 8)
+FLEET_INGEST_MAX_INFLIGHT = max(1, min(env_int("FLEET_INGEST_MAX_INFLIGHT", FLEET_WEB_THREADS // 2), FLEET_WEB_THREADS - 1))
+# Seconds an agent has to send its whole request body (a heartbeat, or a snapshot of up to FLEET_MAX_BODY_BYTES
+# gzip); a slower one gets 408. The agent's own deadline for the whole exchange is 30 s.
+FLEET_INGEST_BODY_DEADLINE = env_int("FLEET_INGEST_BODY_DEADLINE", 20)
+# One snapshot's apply (state and policy): a 480-device host takes well under a second (bench/ingest.py).
+# Past the soft limit the snapshot is marked failed; the hard limit kills a worker that did not stop.
+FLEET_APPLY_SOFT_TIME_LIMIT = env_int("FLEET_APPLY_SOFT_TIME_LIMIT", 60)
+FLEET_APPLY_TIME_LIMIT = env_int("FLEET_APPLY_TIME_LIMIT", FLEET_APPLY_SOFT_TIME_LIMIT + 30)
+# Attempts (retries after database trouble, redeliveries after a killed worker) before a snapshot is marked failed.
+FLEET_APPLY_MAX_ATTEMPTS = env_int("FLEET_APPLY_MAX_ATTEMPTS", 5)
+# Above this many hosts /metrics leaves out the per-host fleet_host_* families (9 series a host).
+FLEET_METRICS_MAX_HOSTS = env_int("FLEET_METRICS_MAX_HOSTS", 2000)
+# Outbound webhooks (fleet.alerts, docs/deploy.md): links in payloads start with FLEET_PUBLIC_URL.
+FLEET_PUBLIC_URL = os.environ.get("FLEET_PUBLIC_URL", "")
+FLEET_ALERT_MAX_ATTEMPTS = env_int("FLEET_ALERT_MAX_ATTEMPTS", 8)
+FLEET_ALERT_RETRY_BASE = env_int("FLEET_ALERT_RETRY_BASE", 30)  # seconds, doubled after each failure
+FLEET_ALERT_RETRY_MAX = env_int("FLEET_ALERT_RETRY_MAX", 1800)  # under the broker visibility timeout: no duplicate
+FLEET_ALERT_TIMEOUT = env_int("FLEET_ALERT_TIMEOUT", 10)
+FLEET_ALERT_BATCH = env_int("FLEET_ALERT_BATCH", 100)  # violations per delivery
+FLEET_ALERT_FIRING_HOLD = env_int("FLEET_ALERT_FIRING_HOLD", 7 * 86400)  # Alertmanager endsAt of an open violation
+FLEET_ALERT_REQUEUE_AFTER = env_int("FLEET_ALERT_REQUEUE_AFTER", 600)  # a pending delivery this overdue lost its task
 FLEET_INGEST_MAX_QUEUE = env_int("FLEET_INGEST_MAX_QUEUE", 20000)
 FLEET_INGEST_RETRY_AFTER = env_int("FLEET_INGEST_RETRY_AFTER", 5)
 FLEET_CSP_REPORT_ONLY = env_bool("FLEET_CSP_REPORT_ONLY", False)

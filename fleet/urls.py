@@ -10,3 +10,8 @@ urlpatterns = [
     path("", include("fleet.api.urls")),
     path("", include("fleet.metrics.urls")),
 ]
+
+handler400 = "fleet.web.views.errors.bad_request"
+handler403 = "fleet.web.views.errors.permission_denied"
+handler404 = "fleet.web.views.errors.page_not_found"
+handler500 = "fleet.web.views.errors.server_error"

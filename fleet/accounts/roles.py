@@ -19,8 +19,8 @@ _READ = ("inventory.view_*", "policy.view_*", "ingest.view_snapshot")
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     VIEWER: _READ,
-    # Operators run the fleet: hosts (role, labels, enrollment) and their agents' tokens.
-    OPERATOR: _READ + ("inventory.change_host", "inventory.*_label", "ingest.*_hosttoken", "accounts.view_auditentry"),
+    # Operators run the fleet: hosts (role, labels, enrollment), their agents' tokens, the alert webhooks.
+    OPERATOR: _READ + ("inventory.change_host", "inventory.*_label", "ingest.*_hosttoken", "accounts.view_auditentry", "alerts.*"),
     # Reviewers own the policy: intent, waivers, acknowledgements.
     SECURITY_REVIEWER: _READ + ("policy.*", "accounts.view_auditentry"),
     ADMIN: ("*",),

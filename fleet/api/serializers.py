@@ -14,11 +14,13 @@ _hostname = serializers.SlugRelatedField(slug_field="hostname", read_only=True)
 
 class HostSerializer(BoundedSerializer):
     labels = serializers.SlugRelatedField(many=True, slug_field="name", read_only=True)
+    # fleet.ingest.freshness: fresh, stale, apply-failed (latest report failed), apply-pending (waiting too long).
+    report_state = serializers.CharField(read_only=True)
 
     class Meta:
         model = Host
         fields = [
-            "hostname", "machine_id", "role", "labels", "enrollment", "last_seen", "stale", "applied_seq", "applied_at",
+            "hostname", "machine_id", "role", "labels", "enrollment", "last_seen", "stale", "report_state", "applied_seq", "applied_at",
             "collected_at", "kernel", "kernel_version", "cmdline", "tainted", "cpu_count", "memory_bytes", "agent_version",
             "agent_euid", "iommu_enabled", "iommu_mode", "vfio_noiommu", "vfio_iommufd", "vfio_cdev_support", "vfio_modules",
             "software", "device_count", "group_count", "assigned_count", "warnings", "truncated",

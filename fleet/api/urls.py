@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from . import views
+from .root import ApiRoot
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -16,6 +17,7 @@ router.register("violations", views.ViolationViewSet, basename="violation")
 
 app_name = "api"
 urlpatterns = [
+    path("api/v1/", ApiRoot.as_view(registry=tuple(router.registry)), name="root"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its start-up code as a separate script, so the page works under our CSP.

@@ -6,6 +6,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.filters import OrderingFilter
 from rest_framework.renderers import JSONRenderer
 
+from fleet.ingest.freshness import with_report_state
 from fleet.inventory.models import AddressSpace, Change, Device, Group, Holder, Host
 from fleet.policy.models import Violation
 
@@ -28,7 +29,7 @@ class _FleetReadViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class HostViewSet(_FleetReadViewSet):
-    queryset = Host.objects.prefetch_related("labels").order_by("hostname")
+    queryset = with_report_state(Host.objects.prefetch_related("labels")).order_by("hostname")
     serializer_class = serializers.HostSerializer
     filterset_class = filtersets.HostFilter
     lookup_field = "hostname"

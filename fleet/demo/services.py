@@ -21,9 +21,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.ingest.management.commands.import_capture import capture_document
-from fleet.ingest.services import snapshot_receive_document
+from fleet.ingest.services import host_labels_add, host_role_set, snapshot_receive_document
 from fleet.ingest.tasks import snapshot_queue_apply
-from fleet.inventory.models import Host, Label
+from fleet.inventory.models import Host
+
+from agent.files import write_atomic
 
 from . import synth
 
@@ -34,6 +36,7 @@ CAPTURE_ROLE = "hypervisor"
 CAPTURE_LABELS = ("capture", "lab")
 LARGE_HOST_DEVICES = 480  # what the dashboard must keep readable (issue 5)
 DEMO_USERNAME = "demo"
+DEMO_PASSWORD_FILE = "demo-password"
 DEMO_ROLE = "admin"  # fleet.accounts.roles.ADMIN: the demo user may look at and do everything
 
 
@@ -52,6 +55,23 @@ class DemoHost:
 
 
 @transaction.atomic
+def demo_password(var_dir: Path, given: str | None = None) -> str:
+    """The demo login's password: `given` (then kept), else the one kept from an earlier run, else a new
+    random one (then kept). Kept beside the demo database, readable by its owner only, so that a second
+    `make demo` prints the same login a user may already have in a browser tab."""
+    kept = var_dir / DEMO_PASSWORD_FILE
+    if given is None:
+        try:
+            given = kept.read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError):
+            given = None  # absent or unreadable: a new one replaces it
+        if given is not None:
+            return given
+        given = secrets.token_urlsafe(12)
+    write_atomic(kept, (given + "\n").encode("utf-8"), mode=0o600)
+    return given
+
+
 def demo_user_ensure(*, username: str = DEMO_USERNAME, password: str | None = None) -> str:
     """Create or reset the demo login; returns its password (a fresh random one unless given)."""
     from fleet.accounts.roles import roles_sync
@@ -144,10 +164,8 @@ def demo_fleet_load(*, synthetic: int, large: int = 0, seed: int = 0,
 def host_file(*, hostname: str, role: str, labels: tuple[str, ...]) -> Host:
     """The host row filed under `role` with `labels` (what an operator does when enrolling it)."""
     host, _ = Host.objects.get_or_create(hostname=hostname)
-    if host.role != role:
-        host.role = role
-        host.save(update_fields=["role"])
-    host.labels.add(*(Label.objects.get_or_create(name=name)[0] for name in labels))
+    host_role_set(host, role)
+    host_labels_add(host, list(labels))
     return host
 
 

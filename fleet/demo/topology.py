@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent.bdf import bdf_from_numbers
+
 from .hwloc import Machine, PciFunction
 
 _FLAGS = ("sv", "tb", "rr", "cr", "uf", "ec", "dt")
@@ -65,8 +67,9 @@ def _link(gbps: float | None) -> dict:
     return {"current_speed": None, "current_width": None, "max_speed": None, "max_width": None}
 
 
-def _bdf(domain: str, bus: int, devfn: int) -> str:
-    return f"{domain}:{bus:02x}:{devfn >> 3:02x}.{devfn & 7}"
+def _vf_bdf(domain: str, routing_id: int) -> str | None:
+    """The BDF of a PCIe routing ID (bus << 8 | devfn): a VF's offset and stride carry into the next bus."""
+    return bdf_from_numbers(int(domain, 16), routing_id >> 8, (routing_id >> 3) & 0x1F, routing_id & 7)
 
 
 def _devfn(bdf: str) -> int:
@@ -120,8 +123,8 @@ def base_devices(machine: Machine, *, domain: str | None = None, vfs_per_pf: int
         base = _devfn(pf["bdf"])
         bus = int(pf["bdf"][5:7], 16)
         for i in range(n):
-            vf_bdf = _bdf(pf["bdf"][:4], bus, base + spec.offset + i * spec.stride)
-            if vf_bdf in devices:
+            vf_bdf = _vf_bdf(pf["bdf"][:4], (bus << 8 | base) + spec.offset + i * spec.stride)
+            if vf_bdf is None or vf_bdf in devices:
                 continue
             vf = dict(pf, bdf=vf_bdf, device_id=spec.vf_device_id, multifunction=False, path=pf["path"].rsplit("/", 1)[0] + "/" + vf_bdf)
             vf["capabilities"] = dict(pf["capabilities"], sriov=_SRIOV_ABSENT, acs={"present": False})

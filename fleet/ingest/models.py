@@ -35,6 +35,9 @@ class Snapshot(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
     error = models.TextField(blank=True, default="")
+    # Apply attempts started (each task run, retry or redelivery after a killed worker); past
+    # FLEET_APPLY_MAX_ATTEMPTS the snapshot is marked failed instead of tried again.
+    attempts = models.PositiveSmallIntegerField(default=0)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:

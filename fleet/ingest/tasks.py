@@ -7,8 +7,10 @@ from celery.signals import task_postrun, task_prerun, worker_process_init, worke
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
+from .models import Snapshot
 from .services.apply import snapshot_apply
 from .services.sweep import hosts_mark_stale, snapshots_requeue_stuck
+from .time_limits import arm, disarm
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +24,21 @@ PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "i
     retry_backoff=True,
     retry_backoff_max=300,
     retry_jitter=True,
-    max_retries=10,
+    max_retries=10,  # the service gives up earlier, after FLEET_APPLY_MAX_ATTEMPTS
     ignore_result=True,
+    # What one snapshot may cost a worker (issue 10 item 5). At the soft limit the apply rolls back and the
+    # snapshot is marked failed; the hard limit kills a worker stuck past it (the message comes back, and the
+    # snapshot's attempt count ends it).
+    soft_time_limit=settings.FLEET_APPLY_SOFT_TIME_LIMIT,
+    time_limit=settings.FLEET_APPLY_TIME_LIMIT,
 )
 def snapshot_apply_task(snapshot_id: int) -> str:
-    """Apply one stored snapshot; a re-delivery or re-run of an applied one does nothing."""
-    return snapshot_apply(snapshot_id=snapshot_id)
+    """Apply one stored snapshot; a re-delivery or re-run of an applied one does nothing. One left `received`
+    (an older pending snapshot of its batch failed) is queued again at once."""
+    status = snapshot_apply(snapshot_id=snapshot_id)
+    if status == Snapshot.Status.RECEIVED:
+        snapshot_queue_apply(snapshot_id)
+    return status
 
 
 def snapshot_queue_apply(snapshot_id: int) -> bool:
@@ -64,6 +75,17 @@ def _close_old_connections(**kwargs) -> None:
     if getattr(getattr(task, "request", None), "is_eager", False):
         return
     close_old_connections()
+
+
+@task_prerun.connect
+def _time_limits_arm(sender=None, **kwargs) -> None:
+    if getattr(sender, "name", None) == snapshot_apply_task.name and not getattr(sender.request, "is_eager", False):
+        arm(sender)
+
+
+@task_postrun.connect
+def _time_limits_disarm(**kwargs) -> None:
+    disarm()
 
 
 @worker_process_init.connect

@@ -22,6 +22,7 @@ from agent.upgrade import SUPPORTED
 from fleet.inventory import limits
 from fleet.inventory.models import Host
 from fleet.inventory.rows import HOST_FACTS, TABLES
+from fleet.policy.limits import HOLDER_REFS
 
 MAX_ERRORS = 50
 
@@ -113,6 +114,15 @@ def _bound_problem(value, bound) -> str | None:
     return "integer out of range" if _out_of_range(value, bound) else None
 
 
+def seq_problem(seq) -> str | None:
+    """Why `seq` is not one the agent can produce (a JSON integer from 0 to MAX_SEQ), else None.
+
+    Floats are refused even when whole: JSON Schema calls 1e18 an integer, and the agent never writes one."""
+    if type(seq) is not int or not 0 <= seq <= limits.MAX_SEQ:
+        return f"seq is a whole number from 0 to {limits.MAX_SEQ} (fleet.inventory.limits.MAX_SEQ), written without a fraction or exponent"
+    return None
+
+
 def storage_problems(doc: dict) -> list[dict]:
     """Values the schema allows but our columns cannot hold (over-long strings, out-of-range ints, repeated keys)."""
     problems = []
@@ -134,16 +144,72 @@ def storage_problems(doc: dict) -> list[dict]:
             if value in seen:
                 problems.append({"path": f"{json_path(section)}[{index}].{key}", "message": f"duplicate {key} {str(value)[:40]!r}"})
             seen.add(value)
-    if _out_of_range(doc.get("seq"), (0, limits.INT64[1])):
-        problems.append({"path": "$.seq", "message": "integer out of range"})
+    if seq_problem(doc.get("seq")):
+        problems.append({"path": "$.seq", "message": seq_problem(doc.get("seq"))})
     return problems[:MAX_ERRORS]
 
 
+def depth_problems(doc) -> list[dict]:
+    """The first container nested deeper than MAX_JSON_DEPTH, walked without recursion: every later step
+    (the schema, the content hash, the apply) may then recurse safely."""
+    stack = [(doc, 1, ())]
+    while stack:
+        node, depth, path = stack.pop()
+        if depth > limits.MAX_JSON_DEPTH:
+            return [{"path": json_path(path),
+                     "message": f"nested deeper than {limits.MAX_JSON_DEPTH} levels (fleet.inventory.limits.MAX_JSON_DEPTH)"}]
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack.extend((value, depth + 1, (*path, key)) for key, value in children if isinstance(value, (dict, list)))
+    return []
+
+
+# (section, cap, its name in fleet.inventory.limits, what is counted)
+_SECTION_CAPS = (
+    (("devices",), limits.MAX_DEVICES, "MAX_DEVICES", "devices"),
+    (("groups",), limits.MAX_GROUPS, "MAX_GROUPS", "groups"),
+    (("iommu", "units"), limits.MAX_UNITS, "MAX_UNITS", "IOMMU units"),
+    (("vfio", "nodes"), limits.MAX_NODES, "MAX_NODES", "VFIO nodes"),
+    (("holders",), limits.MAX_HOLDERS, "MAX_HOLDERS", "holders"),
+    (("mdevs",), limits.MAX_MDEVS, "MAX_MDEVS", "mediated devices"),
+    (("pasid", "users"), limits.MAX_PASID_USERS, "MAX_PASID_USERS", "PASID users"),
+)
+
+def _section(doc: dict, section: tuple) -> list:
+    node = doc
+    for part in section:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node if isinstance(node, list) else []
+
+
+def _cap_problem(path: str, count: int, cap: int, name: str, what: str) -> dict:
+    return {"path": path, "message": f"{count} {what}; a host may report at most {cap} (fleet.inventory.limits.{name})"}
+
+
+def cardinality_problems(doc: dict) -> list[dict]:
+    """Lists longer than one host can really have (fleet.inventory.limits), each named with its path and cap."""
+    problems = []
+    for section, cap, name, what in _SECTION_CAPS:
+        count = len(_section(doc, section))
+        if count > cap:
+            problems.append(_cap_problem(json_path(section), count, cap, name, what))
+    # Before the schema check: a driver may be anything here, and only names count.
+    drivers = {d.get("driver") for d in _section(doc, ("devices",)) if isinstance(d, dict) and isinstance(d.get("driver"), str)}
+    if len(drivers) > limits.MAX_DRIVERS:
+        problems.append(_cap_problem("$.devices[*].driver", len(drivers), limits.MAX_DRIVERS, "MAX_DRIVERS", "distinct driver names"))
+    refs = sum(len(h.get(k) or ()) for h in _section(doc, ("holders",)) if isinstance(h, dict) for k in HOLDER_REFS
+               if isinstance(h.get(k), list))
+    if refs > limits.MAX_HOLDER_REFS:
+        problems.append(_cap_problem("$.holders[*]", refs, limits.MAX_HOLDER_REFS, "MAX_HOLDER_REFS",
+                                     "groups, devices and nodes named by holders"))
+    return problems
+
+
 def document_problems(doc) -> list[dict]:
-    """Schema problems, then storage problems: empty means the document may be stored and applied."""
+    """Shape (depth, then how many of each thing), schema, then storage: empty means the document may be
+    stored and applied."""
     if not isinstance(doc, dict):
         return [{"path": "$", "message": "a snapshot is a JSON object"}]
-    return schema_problems(doc) or storage_problems(doc)
+    return depth_problems(doc) or cardinality_problems(doc) or schema_problems(doc) or storage_problems(doc)
 
 
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")

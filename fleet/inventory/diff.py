@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from agent.upgrade import upgrade
+
 from .rows import host_columns_from_document, rows_from_document
 
 DEVICE_SUMMARY = ("vendor_id", "device_id", "class", "driver")
@@ -182,9 +184,11 @@ def _address_space_facts(old: dict, new: dict) -> Iterator[dict]:
     for key in sorted(old_spaces.keys() - new_spaces.keys(), key=str):
         yield _fact("address_space_removed", key, {**_pick(old_spaces[key], SPACE_SUMMARY), "attached": _attached(old_by.get(key, []))}, None)
     came_or_went = (new_spaces.keys() - old_spaces.keys()) | (old_spaces.keys() - new_spaces.keys())
+    # Only the attachments that moved, so the apply (which passes only moved rows) and two whole documents agree.
     for key in sorted((old_by.keys() | new_by.keys()) - came_or_went, key=str):
-        before, after = _attached(old_by.get(key, [])), _attached(new_by.get(key, []))
-        if before != after:
+        before = _attached([a for a in old_by.get(key, []) if new_att.get(a["key"]) != a])
+        after = _attached([a for a in new_by.get(key, []) if old_att.get(a["key"]) != a])
+        if before or after:
             yield _fact("address_space_changed", key, before, after)
     backends: dict = {}
     for spaces, side in ((old_spaces, 0), (new_spaces, 1)):
@@ -207,7 +211,8 @@ def rows_changes(old: dict, new: dict) -> list[dict]:
 
 
 def keyed_state(document: dict) -> dict:
-    """A snapshot document as the diff reads it: its rows and its host columns."""
+    """A snapshot document (schema 1 or 2, upgraded as the apply does) as the diff reads it: its rows and host columns."""
+    document = upgrade(document)
     return {"host": host_columns_from_document(document), **rows_from_document(document)}
 
 

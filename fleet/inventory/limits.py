@@ -59,3 +59,26 @@ MDEV_PARENT = 100
 MDEV_TYPE = 200
 PASID_DEVICE = 100
 PASID_SOURCE = 32
+
+# Per-host cardinalities and the document's shape (issue 10 item 1). A hostile host can fill every list
+# to the schema's cap (65,536) with a few MB of JSON, and what it sends is what the search, the policy
+# engine and every page then iterate. The largest real hosts sit far below: the DGX-2H of
+# tests/fixtures/hwloc/ has a few hundred PCI functions and groups, the 480-device bench host 23 holders.
+# Past a cap the snapshot is refused at receive with a 400 naming the cap and the path (docs/snapshot.md).
+MAX_DEVICES = 4096  # devices[]: PCI functions, VFs included
+MAX_GROUPS = 4096  # groups[]
+MAX_UNITS = 1024  # iommu.units[]
+MAX_DRIVERS = 256  # distinct devices[].driver names (a busy real host: ~30)
+MAX_NODES = 16384  # vfio.nodes[]
+MAX_HOLDERS = 4096  # holders[]: processes holding a device or node
+MAX_HOLDER_REFS = 65536  # groups + devices + nodes named by all holders together
+MAX_MDEVS = 4096  # mdevs[]
+MAX_PASID_USERS = 4096  # pasid.users[]
+# Nesting: the schema's deepest path is 6 levels (devices[].capabilities.acs.cap.sv); every object also
+# takes unknown keys (forward compatibility), whose values are free-form JSON. 64 levels leaves room and
+# keeps every recursive walk (hashing, validation, the apply) far from Python's recursion limit.
+MAX_JSON_DEPTH = 64
+# seq: the agent seeds its counter with the clock in milliseconds and adds one per collection
+# (agent/spool.py), so a real seq is ~1.8e12 and reaches 2**53 in some 280,000 years; anything above is
+# not from an agent, and one huge value would supersede every later report of the host.
+MAX_SEQ = 2**53 - 1

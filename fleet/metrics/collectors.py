@@ -4,10 +4,12 @@ from django.db.models import Count, Q
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from fleet.ingest.freshness import hosts_behind_count
 from fleet.ingest.models import Snapshot
 from fleet.inventory.models import Host
-from fleet.policy.models import Violation
+from fleet.policy.selectors import violations_open_unwaived, violations_open_waived
 
+from .hosts import host_families
 from .queue import queue_depth
 from .task_failures import task_failures_in_broker
 
@@ -27,8 +29,7 @@ class FleetCollector:
         now = timezone.now()
         violations = GaugeMetricFamily("fleet_violations_open", "Open violations not hidden by a waiver, by rule and severity.", labels=["rule", "severity"])
         rows = (
-            Violation.objects.filter(status=Violation.Status.OPEN)
-            .filter(Q(waived_until__isnull=True) | Q(waived_until__lte=now))
+            violations_open_unwaived(now=now)
             .values("rule", "severity")
             .annotate(n=Count("id"))
             .order_by("rule", "severity")
@@ -36,7 +37,7 @@ class FleetCollector:
         for row in rows:
             violations.add_metric([row["rule"], row["severity"]], row["n"])
         yield violations
-        waived = Violation.objects.filter(status=Violation.Status.OPEN, waived_until__gt=now).count()
+        waived = violations_open_waived(now=now).count()
         yield GaugeMetricFamily("fleet_violations_waived", "Open violations currently hidden by a waiver.", value=waived)
 
         snapshots = GaugeMetricFamily("fleet_snapshots", "Stored snapshots waiting to be applied or that failed to apply.", labels=["status"])
@@ -49,6 +50,8 @@ class FleetCollector:
         for status in (Snapshot.Status.RECEIVED, Snapshot.Status.FAILED):
             snapshots.add_metric([status], by_status.get(status, 0))
         yield snapshots
+        yield GaugeMetricFamily("fleet_hosts_behind", "Hosts whose latest report failed to apply or waits past the re-queue delay "
+                                "(fleet.ingest.freshness).", value=hosts_behind_count())
 
         failures = task_failures_in_broker()
         if failures is not None:
@@ -64,3 +67,5 @@ class FleetCollector:
         if depth is not None:
             queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
             yield GaugeMetricFamily("fleet_queue_depth", f"Task messages waiting in the broker queue {queue!r}.", value=depth)
+
+        yield from host_families()

@@ -1,17 +1,17 @@
-"""Reads: the declared intent as a value, open violations, a violation's history."""
+"""Reads: the declared intent as a value, open violations, a violation's history, tenants' PASIDs against quota."""
 from __future__ import annotations
 
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from fleet.inventory.selectors import host_states as inventory_host_states
 
 from .intent import Baseline, DeviceExpectation, Intent, Role, Tenant
 from .models import DeviceExpectation as DeviceExpectationRow
-from .models import GroupBaseline, HostRole, IntentSettings, IntentVersion, Violation
+from .models import GroupBaseline, HostRole, IntentSettings, IntentVersion, TenantPasidUsage, Violation
 from .models import Tenant as TenantRow
 
 
@@ -76,6 +76,11 @@ def violations_open_unwaived(*, now: datetime | None = None) -> QuerySet[Violati
     return Violation.objects.filter(status=Violation.Status.OPEN).filter(Q(waived_until__isnull=True) | Q(waived_until__lte=now))
 
 
+def violations_open_waived(*, now: datetime | None = None) -> QuerySet[Violation]:
+    """Open violations an active waiver hides: the complement of `violations_open_unwaived` among the open."""
+    return Violation.objects.filter(status=Violation.Status.OPEN, waived_until__gt=now or timezone.now())
+
+
 def violations_open(*, host=None, rule: str | None = None, severity: str | None = None,
                     now: datetime | None = None, include_waived: bool = False) -> QuerySet[Violation]:
     """Open violations, without those hidden by an active waiver unless `include_waived`, in listing order."""
@@ -126,3 +131,17 @@ def host_states(hosts) -> dict[int, dict]:
     a fleet-wide re-evaluation after an intent change rebuilds 1,000 states this way.
     """
     return inventory_host_states(hosts)
+
+
+def tenant_pasids(intent: Intent | None = None) -> list[dict]:
+    """Per declared tenant: PASID users across the fleet (each host's count at its last evaluation), on how many
+    hosts, and its fleet-wide quota (None: no quota); `over` when the quota is exceeded (what `pasid-quota` reports)."""
+    intent = intent or intent_current()
+    used = {t: (n, hosts) for t, n, hosts in TenantPasidUsage.objects.order_by().values("tenant")
+            .annotate(n=Sum("count"), hosts=Count("host", distinct=True)).values_list("tenant", "n", "hosts")}
+    out = []
+    for tenant in sorted(intent.tenants, key=lambda t: t.name):
+        n, hosts = used.get(tenant.name, (0, 0))
+        out.append({"tenant": tenant.name, "used": n, "hosts": hosts, "quota": tenant.pasid_quota,
+                    "over": tenant.pasid_quota is not None and n > tenant.pasid_quota})
+    return out

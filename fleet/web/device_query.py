@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from agent.bdf import parse_bdf
+
 MAX_QUERY_LENGTH = 500
 MAX_TERMS = 32
 MAX_VALUES = 32
@@ -50,8 +52,6 @@ FIELDS = {
 _ALIASES = {"vd": "id", "hostname": "host", "iommu_group": "group", "holder": "vm"}
 _HEX4 = re.compile(r"^[0-9a-f]{4}$")
 _ID = re.compile(r"^([0-9a-f]{4}|\*):([0-9a-f]{4}|\*)$")
-BDF_FULL = re.compile(r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")
-BDF_SHORT = re.compile(r"^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$")  # domain 0000
 _CLASS_HEX = re.compile(r"^[0-9a-f]{2}([0-9a-f]{2}([0-9a-f]{2})?)?$")
 _OWNER_KINDS = {"host", "userspace", "unbound"}
 BACKENDS = ("iommufd", "legacy")
@@ -107,8 +107,9 @@ def _normalise(key: str, value: str) -> tuple[str, tuple[str, ...]] | str:
             return f"class:{value} is neither 2/4/6 hex digits nor one of {names}"
         return "class", (v,)
     if key == "bdf":
-        if BDF_FULL.match(v) or BDF_SHORT.match(v):
-            return "bdf", (v,)
+        full = parse_bdf(v)
+        if full is not None:
+            return "bdf", (full,)
         return f"bdf:{value} is not dddd:bb:dd.f or bb:dd.f"
     if key == "group":
         if not (v.isascii() and v.isdigit()) or len(v) > 9:
@@ -137,7 +138,7 @@ def _normalise(key: str, value: str) -> tuple[str, tuple[str, ...]] | str:
 
 def _bare(token: str) -> tuple[str, str]:
     low = token.lower()
-    if BDF_FULL.match(low) or BDF_SHORT.match(low):
+    if parse_bdf(low) is not None:
         return "bdf", token
     if _ID.match(low):
         return "id", token
@@ -160,8 +161,8 @@ def parse_device_query(text: str) -> DeviceQuery:
     for token in tokens:
         key, sep, value = token.partition(":")
         key_l = _ALIASES.get(key.lower(), key.lower())
-        if sep and key_l in FIELDS and not _ID.match(token.lower()) and not BDF_FULL.match(token.lower()) \
-                and not BDF_SHORT.match(token.lower()):
+        # No field name is spelt in hex digits, so a BDF or vendor:device never reads as a field term.
+        if sep and key_l in FIELDS:
             field_name, raw = key_l, value
         else:
             field_name, raw = _bare(token)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.core.exceptions import BadRequest
 
-from fleet.web.device_query import BDF_FULL, BDF_SHORT
+from agent.bdf import parse_bdf
 
 MAX_TEXT = 253  # a filter value: the longest column one is compared with (a hostname)
 MAX_PAGE = 100_000
@@ -41,11 +41,12 @@ def object_id(value: str, *, name: str) -> int:
 
 
 def bdf(value: str | None, *, name: str) -> str:
-    """A PCI address, full (0000:02:00.0) or short (02:00.0), lower-cased; empty when absent."""
-    v = (value or "").strip().lower()
-    if v and not (BDF_FULL.match(v) or BDF_SHORT.match(v)):
+    """A PCI address, full (0000:02:00.0) or short (02:00.0), in the full lower-case form; empty when absent."""
+    v = (value or "").strip()
+    full = parse_bdf(v) if v else ""
+    if full is None:
         raise BadRequest(f"{name}: a PCI address is dddd:bb:dd.f or bb:dd.f")
-    return v
+    return full
 
 
 def choice(value: str | None, *, name: str, choices, default: str = "") -> str:

@@ -13,7 +13,7 @@ from tests.accounts.fleet_data import import_capture, sample_objects
 
 pytestmark = pytest.mark.django_db
 
-WRITE_WORDS = ("acknowledge", "waive", "intent", "token", "edit", "delete", "create", "revoke")
+WRITE_WORDS = ("acknowledge", "waive", "intent", "token", "edit", "delete", "create", "revoke", "bulk", "extend")
 AGENT_ROUTES = {"api-snapshot-create", "api-heartbeat"}  # host tokens only; no user may push
 PUBLIC_ROUTES = {"web:login", "web:logout", "metrics:healthz"}
 STAFF_ONLY = {"metrics:metrics"}
@@ -21,6 +21,7 @@ AUDIT_READERS = {"operator", "security-reviewer", "admin"}
 WRITERS = {  # route word -> roles allowed to use it
     "acknowledge": {"security-reviewer", "admin"},
     "waive": {"security-reviewer", "admin"},
+    "bulk": {"security-reviewer", "admin"},  # acknowledge or waive, ticked violations at once
     "intent": {"security-reviewer", "admin"},
     "token": {"operator", "admin"},
 }

@@ -3,6 +3,7 @@ import pytest
 
 from fleet.inventory.models import Host
 from fleet.policy.models import Violation
+from fleet.policy.severity import SEVERITIES
 from tests.accounts.fleet_data import a_violation
 from tests.browser.conftest import screenshot
 from tests.browser.test_pages import _svg_limit
@@ -42,8 +43,17 @@ def corner_pixel(page, index, cell, cols):
         [(index % cols) * cell, (index // cols) * cell])
 
 
+def tile_order(hosts) -> list[str]:
+    """The tiles' order read from the database: worst open severity first (none last), then hostname."""
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    worst: dict[str, int] = {}
+    for hostname, severity in Violation.objects.filter(status="open").values_list("host__hostname", "severity"):
+        worst[hostname] = min(worst.get(hostname, len(rank)), rank[severity])
+    return sorted((h.hostname for h in hosts), key=lambda h: (worst.get(h, len(rank)), h))
+
+
 def big_fleet(page) -> list[str]:
-    """More hosts than the SVG limit, opened on the fleet page; their hostnames in the database's order."""
+    """More hosts than the SVG limit, opened on the fleet page; their hostnames in the tiles' order."""
     n = _svg_limit() + 100
     Host.objects.bulk_create([Host(hostname=f"tile-{i:05d}") for i in range(n)])
     hosts = list(Host.objects.order_by("hostname"))
@@ -54,7 +64,7 @@ def big_fleet(page) -> list[str]:
     page.goto("/")
     page.wait_for_selector("#fleet-tiles[data-state=ready]")
     assert page.locator(CANVAS).count() == 1
-    return [h.hostname for h in hosts]
+    return tile_order(hosts)
 
 
 def grid_shape(page, n):

@@ -1,6 +1,7 @@
 """The README's main command: `python manage.py demo` on the embedded default (SQLite, tasks in process)."""
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,11 +37,15 @@ def check_password(password: str, encoded: str) -> bool:
     return PBKDF2PasswordHasher().verify(password, encoded)
 
 
-def run_demo(tmp_path: Path) -> subprocess.CompletedProcess:
+def run_demo(tmp_path: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "REDIS_URL", "FLEET_BROKER_URL")}
     env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}", FLEET_VAR_DIR=str(tmp_path))
-    return subprocess.run([sys.executable, "manage.py", "demo", "--no-serve"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "manage.py", "demo", *(args or ("--no-serve",))], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def printed_password(result: subprocess.CompletedProcess) -> str:
+    return re.search(r"^login: demo  password: (\S+)$", result.stdout, re.M).group(1)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +100,56 @@ def test_running_the_demo_again_keeps_the_fleet_and_still_prints_a_working_login
         (hosts,) = db.execute("SELECT COUNT(*) FROM inventory_host").fetchone()
     assert check_password(password, encoded)
     assert hosts == len(capture_truth()) + SYNTHETIC
+    # The same login as the first run: a browser tab logged in before stays usable.
+    assert password == printed_password(demo_db[1])
+
+
+@pytest.mark.slow
+def test_every_role_and_label_the_demo_files_is_in_the_audit_log(demo_db):
+    tmp, _ = demo_db
+    with sqlite3.connect(tmp / "demo.sqlite3") as db:
+        roles = db.execute("SELECT hostname FROM inventory_host WHERE role != ''").fetchall()
+        labelled = db.execute("SELECT DISTINCT h.hostname FROM inventory_host h "
+                              "JOIN inventory_host_labels hl ON hl.host_id = h.id").fetchall()
+        audited = db.execute("SELECT action, subject FROM accounts_auditentry").fetchall()
+    role_subjects = {subject for action, subject in audited if action == "host.update"}
+    label_subjects = {subject for action, subject in audited if action == "host.labels_add"}
+    assert roles and labelled
+    assert {f"host {h}" for (h,) in roles} <= role_subjects
+    assert {f"host {h}" for (h,) in labelled} <= label_subjects
+
+
+@pytest.mark.slow
+def test_the_demo_prints_no_task_log_lines(demo_db):
+    _, result = demo_db
+    assert "celery" not in result.stderr.lower() and " INFO " not in result.stderr, result.stderr[-2000:]
+
+
+def test_a_taken_port_is_refused_before_anything_is_loaded(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_demo(tmp_path, "--port", str(port), "--synthetic", "0", "--large", "0", timeout=60)
+    assert result.returncode != 0
+    assert f"port {port}" in result.stderr and f"PORT={port + 1}" in result.stderr, result.stderr
+    assert not (tmp_path / "demo.sqlite3").exists() or _hosts(tmp_path / "demo.sqlite3") == 0
+
+
+def test_make_demo_passes_port_and_address_to_the_command():
+    dry = subprocess.run(["make", "-n", "demo", "PORT=8123", "ADDR=0.0.0.0"], cwd=REPO, capture_output=True, text=True, check=True)
+    line = next(line for line in dry.stdout.splitlines() if "manage.py demo" in line)
+    assert "--port 8123" in line and "--addr 0.0.0.0" in line
+    plain = subprocess.run(["make", "-n", "demo"], cwd=REPO, capture_output=True, text=True, check=True)
+    assert "--port" not in next(line for line in plain.stdout.splitlines() if "manage.py demo" in line)
+
+
+def _hosts(database: Path) -> int:
+    with sqlite3.connect(database) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM inventory_host").fetchone()[0]
+        except sqlite3.OperationalError:  # not migrated yet
+            return 0
 
 
 def _plain_tenant_pasids() -> dict[str, int]:

@@ -135,10 +135,13 @@ class Processes:
         wait_until(lambda: port_open(port), timeout=30, what=f"gunicorn on port {port}", proc=child)
         return child
 
+    @staticmethod
+    def worker_argv(pool: str = "solo") -> list[str]:
+        return [str(BIN / "celery"), "-A", "fleet", "worker", f"--pool={pool}", "--concurrency=1", "--loglevel=INFO",
+                "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"e2e-{uuid.uuid4().hex[:8]}@%h"]
+
     def worker(self, pool: str = "solo") -> Child:
-        child = self.start("worker", [str(BIN / "celery"), "-A", "fleet", "worker", f"--pool={pool}", "--concurrency=1",
-                                      "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                                      "-n", f"e2e-{uuid.uuid4().hex[:8]}@%h"])
+        child = self.start("worker", self.worker_argv(pool))
         wait_until(lambda: " ready." in child.text(), timeout=60, what="the celery worker to be ready", proc=child)
         return child
 

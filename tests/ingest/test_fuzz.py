@@ -91,3 +91,36 @@ def test_random_heartbeats_are_never_a_5xx_and_never_mark_the_host_seen(target, 
     response = push(None if tokenless else token, payload, gzipped=gzipped, path="/api/v1/heartbeat")
     assert response.status_code in (400, 401, 409, 413, 415)
     assert Host.objects.filter(pk=host.pk).values_list("last_seen", flat=True).get() == before
+
+
+heartbeat_fields = st.fixed_dictionaries({
+    "content_hash": st.one_of(st.text(alphabet="0123456789abcdefABCDEF\x00\n é", min_size=60, max_size=66), json_values),
+    "seq": st.one_of(st.integers(min_value=-(2**70), max_value=2**70), st.floats(allow_nan=False), st.booleans(), st.none()),
+})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=heartbeat_fields, tokenless=st.booleans())
+def test_heartbeats_with_hostile_hashes_and_seqs_are_never_a_5xx(target, push, doc, tokenless):
+    """Shaped like a heartbeat, wrong in the details: a NUL or upper-case in the hash, a seq past 2^53, a float."""
+    host, token, _ = target
+    response = push(None if tokenless else token, doc, path="/api/v1/heartbeat")
+    assert response.status_code in (400, 401, 409)
+
+
+AGENT_PATHS = ("/api/v1/snapshots", "/api/v1/heartbeat")
+HOSTILE_AUTHORIZATION = ["Bearer \x00", "Bearer iof_\x00abc", "Bearer " + "é" * 50, "Bearer " + "a" * 100_000, "Basic Zm9vOmJhcg==",
+                         "Bearer", "bearer  iof_x", "\x00"]
+
+
+@pytest.mark.parametrize("path", AGENT_PATHS)
+def test_hostile_headers_query_strings_and_paths_on_the_agent_endpoints_are_never_a_5xx(client, path):
+    """The agent endpoints are outside the page fuzz (tests/web/test_fuzz_pages.py): their own hostile inputs here."""
+    for authorization in HOSTILE_AUTHORIZATION:
+        assert client.post(path, b"{}", content_type="application/json", HTTP_AUTHORIZATION=authorization).status_code == 401
+    for query in ("?x=%00", "?%00=1", "?seq=%FF%FE"):
+        assert client.post(path + query, b"{}", content_type="application/json").status_code == 401
+    for suffix in ("%00", "/%00", "%ED%A0%80"):
+        assert client.post(path + suffix, b"{}", content_type="application/json").status_code == 404
+    assert client.get(path).status_code == 405
+    assert client.post(path, b"{}", content_type="application/json", HTTP_CONTENT_LENGTH="-1").status_code == 401

@@ -149,8 +149,8 @@ def test_violations_are_written_in_the_apply_transaction_and_roll_back_with_it(c
 
     real_policy_sync = services._policy_sync
 
-    def commit_lost_after_policy(host, replaced):
-        real_policy_sync(host, replaced)
+    def commit_lost_after_policy(host, replaced, *args):
+        real_policy_sync(host, replaced, *args)
         assert Violation.objects.filter(host=host, rule="uio-driver").exists(), "policy ran inside the transaction"
         raise services.OperationalError("connection lost before the commit")
 

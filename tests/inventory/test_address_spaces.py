@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from agent.upgrade import upgrade
+from fleet.ingest.validation import document_problems
+from fleet.inventory.diff import snapshot_changes
 from fleet.inventory.models import AddressSpace, Attachment, Change, Device, Host
 from fleet.inventory.selectors import host_address_spaces, shared_spaces
 from fleet.inventory.services import host_state_replace
@@ -119,3 +122,37 @@ def test_pinned_memory_moving_is_no_change_but_is_stored(iommufd_capture):
     _, changes = apply(doc, host, seq=2)
     assert [c.kind for c in changes] == []
     assert AddressSpace.objects.get(host=host).pinned_kb == doc["holders"][0]["vm_pinned_kb"]
+
+
+def test_a_space_losing_a_device_is_one_change_naming_what_it_mapped_before_and_after(iommufd_capture):
+    # Hand-made from the real capture: tenant-n-vm21 hot-unplugs 02:00.0 (closes its cdev), keeps 01:00.0.
+    root = iommufd_capture("iommufd-two-devices-one-ioas")
+    host, _ = apply(document_of(root, hostname="h"))
+    (context,) = [c for c in iommufd_contexts(root).values() if len(c.bound) > 1]
+    doc = document_of(root, hostname="h")
+    cdev = {c["device"]: f"/dev/vfio/devices/{c['name']}" for c in doc["vfio"]["cdevs"]}
+    gone, kept = sorted(context.bound)[1], sorted(context.bound)[0]
+    (vm21,) = [h for h in doc["holders"] if h["pid"] == context.pid]
+    vm21["nodes"] = [n for n in vm21["nodes"] if n != cdev[gone]]
+    _, changes = apply(doc, host, seq=2)
+    (fact,) = [c for c in changes if c.kind == Change.Kind.ADDRESS_SPACE_CHANGED]
+    assert fact.subject.startswith(f"{context.pid}:")
+    devices = lambda side: {a["device"] for a in side if "device" in a}  # noqa: E731
+    assert (devices(fact.before), devices(fact.after)) == ({gone}, set())  # what moved; 01:00.0 stays
+    assert kept in context.bound
+    # The same fact from the two whole documents (the history page's diff).
+    assert snapshot_changes(document_of(root, hostname="h"), doc) == [
+        {"kind": c.kind, "subject": c.subject, "before": c.before, "after": c.after} for c in changes]
+
+
+def test_hostile_fd_numbers_cannot_break_the_apply(iommufd_capture):
+    # A compromised agent: the same context listed twice, and an fd number no kernel gives (the schema sets no maximum).
+    doc = upgrade(document_of(iommufd_capture("iommufd-vm"), hostname="h"))
+    (holder,) = doc["holders"]
+    context = next(f for f in holder["fds"] if f["kind"] == "iommufd")
+    holder["fds"] += [dict(context, fd=2**40), dict(context, fd=2**40)]
+    assert document_problems(doc) == []
+    host, _ = apply(doc)
+    keys = set(AddressSpace.objects.filter(host=host).values_list("key", flat=True))
+    assert keys == {f"{holder['pid']}:iommufd"}  # the unknown fd numbers fold into one space of unknown fd
+    assert AddressSpace.objects.get(host=host).attachment_known is False  # several contexts: not guessed

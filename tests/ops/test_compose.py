@@ -1,23 +1,17 @@
 """The compose file is accepted by Debian's docker-compose validator (no Docker engine needed)."""
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.services import IN_CI
+from tests.services import system_tool
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _compose():
-    exe = shutil.which("docker-compose")
-    if exe is None:
-        if IN_CI:
-            pytest.fail("CI=true and docker-compose is not installed (.ci/run installs it)")
-        pytest.skip("docker-compose not installed")
-    return exe
+    return system_tool("docker-compose", "docker-compose")
 
 
 def _config(env_file: str, tmp_path, **extra):

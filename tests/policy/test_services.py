@@ -283,3 +283,12 @@ def test_an_intent_change_recounts_tenant_pasids_across_the_fleet_before_evaluat
     services.intent_replace(intent=Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), pasid_quota=5),)), user="alice")
     services.violations_sync_fleet(now=T0 + timedelta(minutes=2))
     assert not _quota_open(hv1) and not _quota_open(hv2)
+
+
+def test_tenant_pasids_sums_each_tenants_users_over_the_hosts_against_its_quota():
+    services.intent_replace(intent=Intent(tenants=(Tenant(name="a", vm_patterns=("a-*",), pasid_quota=4),
+                                                   Tenant(name="b", vm_patterns=("b-*",)))), user="alice")
+    apply_and_sync(host_named("hv-1"), _idxd_document("hv-1", [501, 502, 503]), T0)
+    apply_and_sync(host_named("hv-2"), _idxd_document("hv-2", [601, 602]), T0)
+    assert selectors.tenant_pasids() == [{"tenant": "a", "used": 5, "hosts": 2, "quota": 4, "over": True},
+                                         {"tenant": "b", "used": 0, "hosts": 0, "quota": None, "over": False}]

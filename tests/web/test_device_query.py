@@ -24,7 +24,8 @@ def test_negated_driver_and_class_name_and_role():
 
 def test_bare_full_and_short_bdfs_are_bdf_terms():
     assert terms("0000:02:00.0") == {Term("bdf", ("0000:02:00.0",))}
-    assert terms("02:01.0") == {Term("bdf", ("02:01.0",))}
+    assert terms("02:01.0") == {Term("bdf", ("0000:02:01.0",))}  # one parser (agent.bdf): the full form
+    assert terms("BDF:0000:0A:00.1") == {Term("bdf", ("0000:0a:00.1",))}
 
 
 def test_repeated_key_ors_its_values():

@@ -84,10 +84,16 @@ def test_the_fleet_table_shows_the_worst_hosts_first_when_no_sort_is_asked_for(v
     a_violation(low, rule="pasid-quota", severity="low", subject_kind="host", subject_id=low.hostname)
     names = [h.hostname for h in fleet.values()] + [low.hostname]
     worst = _worst(names)
-    for url in (reverse("web:fleet"), reverse("web:fleet") + "?sort=no-such-column"):
-        html = viewer_client.get(url).content.decode()
-        assert _rows(html, names) == sorted(names, key=lambda h: (worst[h], h)), url
-        assert 'value="worst"' in html, "the filter form keeps the sort it showed"
+    html = viewer_client.get(reverse("web:fleet")).content.decode()
+    assert _rows(html, names) == sorted(names, key=lambda h: (worst[h], h))
+    assert 'value="worst"' in html, "the filter form keeps the sort it showed"
+
+
+def test_an_unknown_sort_is_refused_with_the_columns_it_could_be(viewer_client, fleet):
+    # Issue 14, strict queries: a mistyped sort used to fall back to `worst` silently.
+    response = viewer_client.get(reverse("web:fleet") + "?sort=no-such-column")
+    body = response.content.decode()
+    assert response.status_code == 400 and "sort:" in body and "hostname" in body and "last_seen" in body
 
 
 def test_the_fleet_table_still_sorts_by_hostname_when_asked(viewer_client, fleet):

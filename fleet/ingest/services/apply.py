@@ -2,12 +2,21 @@
 
 `snapshot_apply(snapshot_id=…)` is what the apply task runs; it is idempotent (a re-run of a settled
 snapshot only reads its status) and returns the snapshot's status afterwards.
+
+Every apply ends: a snapshot whose apply raises anything (a bug, RecursionError, bad data the
+validation let through, Celery's soft time limit) is marked `failed` with the error, and so is one
+whose attempts (task runs, retries after database trouble, redeliveries after a killed worker) pass
+FLEET_APPLY_MAX_ATTEMPTS. A failed snapshot is never in a later batch, so it cannot hold up the host's
+next reports; the host shows as behind its reports until one applies (fleet.ingest.freshness).
 """
 from __future__ import annotations
 
 import logging
+
 import orjson
-from django.db import DataError, IntegrityError, InterfaceError, OperationalError, transaction
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
@@ -27,13 +36,33 @@ def snapshot_apply(*, snapshot_id: int) -> str:
 
     Returns the snapshot's status afterwards. Policy is evaluated in the same transaction (`_policy_sync`).
     """
+    attempts = _attempt_count(snapshot_id)
+    if attempts > settings.FLEET_APPLY_MAX_ATTEMPTS:
+        return _snapshot_mark_failed(snapshot_id=snapshot_id, error=f"gave up after {attempts - 1} attempts "
+                                     "(each ended by database trouble, a time limit or a lost worker; see the worker log)")
     try:
         return _snapshot_apply_locked(snapshot_id=snapshot_id)
     except _ApplyFailed as failed:  # raised out of the apply's transaction, which rolled back
-        return _snapshot_mark_failed(snapshot_id=failed.snapshot_id, error=failed.error)
+        status = _snapshot_mark_failed(snapshot_id=failed.snapshot_id, error=failed.error)
+        if failed.snapshot_id == snapshot_id:
+            return status
+        # An older pending snapshot of the batch failed: this one is still `received` (the task queues it again).
+        return Snapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).get()
+    except SoftTimeLimitExceeded as exc:  # outside any one item's apply (the lock, the batch's bookkeeping)
+        return _snapshot_mark_failed(snapshot_id=snapshot_id, error=_failure_text(exc))
+    except _TRANSIENT as exc:
+        if attempts < settings.FLEET_APPLY_MAX_ATTEMPTS:
+            raise  # the task retries the whole (idempotent) apply
+        return _snapshot_mark_failed(snapshot_id=snapshot_id, error=f"attempt {attempts} of {attempts}: {_failure_text(exc)}")
 
 
-def _policy_sync(host: Host, replaced: StateReplaced) -> None:
+def _attempt_count(snapshot_id: int) -> int:
+    """Count this attempt, committed before the apply starts (its rollback must not undo the count); 0 when settled."""
+    Snapshot.objects.filter(pk=snapshot_id, status=Snapshot.Status.RECEIVED).update(attempts=F("attempts") + 1)
+    return Snapshot.objects.filter(pk=snapshot_id, status=Snapshot.Status.RECEIVED).values_list("attempts", flat=True).first() or 0
+
+
+def _policy_sync(host: Host, replaced: StateReplaced, snapshot_id: int) -> None:
     """Evaluate policy on the state just written, inside the apply's transaction.
 
     Inside, not after: the violations commit with the state they describe (a lost commit loses both
@@ -44,8 +73,10 @@ def _policy_sync(host: Host, replaced: StateReplaced) -> None:
     """
     try:
         policy_services.violations_sync_for_host(host=host, state=replaced.state(host))
-    except (OperationalError, InterfaceError):
+    except _TRANSIENT:
         raise  # database trouble: the task retries the whole (idempotent) apply
+    except SoftTimeLimitExceeded as exc:
+        raise _ApplyFailed(snapshot_id, f"policy evaluation: {_failure_text(exc)}") from exc
     except Exception:  # noqa: BLE001 - see above
         log.exception("policy evaluation of host %s failed after its snapshot applied", host.hostname)
 
@@ -56,9 +87,9 @@ class _ApplyFailed(Exception):
         self.snapshot_id, self.error = snapshot_id, error
 
 
-# The document passed validation but cannot be applied: a bug to look at, not a reason to retry.
-# (orjson.JSONDecodeError is a ValueError.)
-_APPLY_ERRORS = (ValueError, TypeError, KeyError, AttributeError, DataError, IntegrityError)
+# Database trouble: retried (the apply is idempotent), up to FLEET_APPLY_MAX_ATTEMPTS. Anything else an apply
+# raises means this document cannot be applied (a bug to look at, not a reason to retry): the snapshot fails.
+_TRANSIENT = (OperationalError, InterfaceError)
 
 
 def pending_batch(host: Host, snapshot_id: int, seq: int) -> QuerySet[Snapshot]:
@@ -126,30 +157,39 @@ def _snapshot_apply_locked(*, snapshot_id: int) -> str:
             # and snapshot_apply marks the snapshot failed in a fresh one.
             try:
                 replaced = _apply_one(host, item)
-            except _APPLY_ERRORS as exc:
+            except _TRANSIENT:
+                raise
+            except Exception as exc:  # noqa: BLE001 - see _TRANSIENT
                 log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
                 raise _ApplyFailed(item.pk, _failure_text(exc)) from exc
         else:
             try:
                 with transaction.atomic():
                     replaced = _apply_one(host, item)
-            except _APPLY_ERRORS as exc:
+            except _TRANSIENT:
+                raise
+            except SoftTimeLimitExceeded as exc:  # no time left for the rest of the batch
+                raise _ApplyFailed(item.pk, _failure_text(exc)) from exc
+            except Exception as exc:  # noqa: BLE001 - see _TRANSIENT
                 log.exception("snapshot %s of host %s failed to apply", item.pk, host.hostname)
                 host.refresh_from_db()  # the failed apply may have set attributes it did not save
                 _mark(item, Snapshot.Status.FAILED, _failure_text(exc))
                 continue
         _mark(item, Snapshot.Status.APPLIED)
+        replaced_id = item.pk
     if replaced is not None:
-        _policy_sync(host, replaced)
+        _policy_sync(host, replaced, replaced_id)
     return next(item.status for item in batch if item.pk == snapshot_id)
 
 
-@transaction.atomic
 def _snapshot_mark_failed(*, snapshot_id: int, error: str) -> str:
-    """Record a failed apply (after its transaction rolled back), unless another worker settled it meanwhile."""
-    host = _host_locked_for(snapshot_id)
-    if host is None:
-        return "missing"
+    """Record a failed apply (after its transaction rolled back), unless another worker settled it meanwhile.
+
+    Without the host's lock: the apply that failed may have failed waiting for it (a soft time limit),
+    and the status condition is enough (a worker applying it holds the snapshot's row until it commits)."""
     marked = Snapshot.objects.filter(pk=snapshot_id, status=Snapshot.Status.RECEIVED).update(
         status=Snapshot.Status.FAILED, processed_at=timezone.now(), error=error)
-    return Snapshot.Status.FAILED if marked else Snapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).get()
+    if marked:
+        log.error("snapshot %s marked failed: %s", snapshot_id, error[:300])
+        return Snapshot.Status.FAILED
+    return Snapshot.objects.filter(pk=snapshot_id).values_list("status", flat=True).first() or "missing"

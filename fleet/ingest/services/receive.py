@@ -1,7 +1,8 @@
 """Receiving agent reports: authenticate, bound, parse, validate, recognise or store, hand the id on.
 
-- `snapshot_receive(*, token, body, content_encoding, remote_addr=None, queue=None) -> ReceiveResult`:
-  one HTTP push from an agent (the whole decision: auth, limits, parse, validate, dedupe, store).
+- `host_authenticate(token) -> (host, refusal)`: the view calls it before reading a snapshot's body.
+- `snapshot_receive(*, host, body, content_encoding, remote_addr=None, queue=None) -> ReceiveResult`:
+  one HTTP push from an authenticated agent (limits, parse, validate, dedupe, store).
 - `heartbeat_receive(*, token, body, content_encoding, remote_addr=None) -> ReceiveResult`:
   `{"content_hash": …, "seq": n}`; 200 when the server has that state, 409 when the agent must send it.
 - `snapshot_receive_document(*, host, document, remote_addr=None, queue=None) -> ReceiveResult`:
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,7 +45,7 @@ from ..bodies import BodyTooLarge, BodyUnreadable, body_decode
 from ..models import HostToken, Snapshot
 from ..statements import commit_without_wal_wait, heartbeat_seen
 from ..tokens import token_hash
-from ..validation import document_problems, text_problems
+from ..validation import document_problems, seq_problem, text_problems
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ TOKEN_TOUCH_EVERY = timedelta(minutes=1)
 # The unchanged heartbeat (one a minute per host) refreshes it more rarely still.
 HEARTBEAT_TOKEN_TOUCH_EVERY = timedelta(minutes=15)
 HEARTBEAT_MAX_BYTES = 4096
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 Queue = Callable[[int], object]
 
@@ -72,10 +75,18 @@ class ReceiveResult:
         return cls(http_status, {"errors": [{"path": path, "message": message}]})
 
 
+def token_malformed(token: str | None) -> ReceiveResult | None:
+    """The 401 for a token no host can have (absent, over-long, not printable ASCII), without touching the database."""
+    if not token or len(token) > 200 or not token.isascii() or not token.isprintable():
+        return ReceiveResult.problem(401, "missing or malformed bearer token")
+    return None
+
+
 def host_authenticate(token: str | None) -> tuple[Host | None, ReceiveResult | None]:
     """The host a bearer token belongs to, or the 401 to answer."""
-    if not token or len(token) > 200:
-        return None, ReceiveResult.problem(401, "missing or malformed bearer token")
+    refusal = token_malformed(token)
+    if refusal:
+        return None, refusal
     digest = token_hash(token)
     row = HostToken.objects.select_related("host").filter(token_hash=digest).first()
     # The lookup is by hash already; compare_digest keeps the final check constant-time regardless.
@@ -108,12 +119,10 @@ def _parse(raw: bytes) -> tuple[object, ReceiveResult | None]:
 
 
 def snapshot_receive(
-    *, token: str | None, body: bytes, content_encoding: str | None, remote_addr: str | None = None, queue: Queue | None = None
+    *, host: Host, body: bytes, content_encoding: str | None, remote_addr: str | None = None, queue: Queue | None = None
 ) -> ReceiveResult:
-    """One agent push: authenticate, bound, parse, validate, check identity, then store (or recognise) it."""
-    host, refusal = host_authenticate(token)
-    if refusal:
-        return refusal
+    """One push of an authenticated agent (`host_authenticate`): bound, parse, validate, check identity, then
+    store (or recognise) it."""
     raw, refusal = _decode(body, content_encoding, settings.FLEET_MAX_BODY_BYTES, settings.FLEET_MAX_SNAPSHOT_BYTES)
     if refusal:
         return refusal
@@ -134,8 +143,11 @@ def snapshot_receive(
 
 def snapshot_receive_document(*, host: Host, document: dict, remote_addr: str | None = None, queue: Queue | None = None) -> ReceiveResult:
     """A document from a trusted in-process caller: validated and stored exactly like a pushed one."""
+    problems = document_problems(document)
+    if problems:
+        return ReceiveResult.problems(400, problems)
     raw = canonical_json(document)
-    problems = document_problems(document) or text_problems(document, raw)
+    problems = text_problems(document, raw)
     if problems:
         return ReceiveResult.problems(400, problems)
     return _store(host=host, doc=document, raw=raw, remote_addr=remote_addr, queue=queue)
@@ -147,16 +159,19 @@ def heartbeat_receive(*, token: str | None, body: bytes, content_encoding: str |
     The common case is one statement (`_heartbeat_seen`): the UPDATE of last_seen finds the host
     through the (unrevoked) token and the current hash together. Anything else takes the full path.
     """
-    if not token or len(token) > 200:
-        return ReceiveResult.problem(401, "missing or malformed bearer token")
+    refusal = token_malformed(token)
+    if refusal:
+        return refusal
     raw, refusal = _decode(body, content_encoding, HEARTBEAT_MAX_BYTES, HEARTBEAT_MAX_BYTES)
     if refusal is None:
         doc, refusal = _parse(raw)
     if refusal is None:
+        # Strictly 64 lowercase hex (what content_hash writes) before the digest goes near SQL: a NUL in it made
+        # PostgreSQL raise, and the request a 500.
         digest = doc.get("content_hash") if isinstance(doc, dict) else None
         seq = doc.get("seq", 0) if isinstance(doc, dict) else None
-        if not isinstance(digest, str) or len(digest) != 64 or not isinstance(seq, int) or isinstance(seq, bool):
-            refusal = ReceiveResult.problem(400, 'a heartbeat is {"content_hash": "<64 hex>", "seq": <int>}')
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest) or seq_problem(seq):
+            refusal = ReceiveResult.problem(400, 'a heartbeat is {"content_hash": "<64 lowercase hex>", "seq": <int 0..2^53-1>}')
     if refusal is not None:
         # Say 401 rather than 400 to a client that is not even authenticated.
         _host, auth_refusal = host_authenticate(token)

@@ -2,10 +2,10 @@
 `intent` (imports, baselines, admin edits), `quotas` (fleet-wide tenant PASID counts). Re-exports only."""
 from .intent import baseline_accept, intent_edit, intent_record_change, intent_replace, intent_version_bump
 from .sync import fingerprint, host_context, stale_hosts_sync, violations_sync_fleet, violations_sync_for_host
-from .triage import PolicyError, violation_acknowledge, violation_waive, waiver_revoke, waivers_expire
+from .triage import PolicyError, violation_acknowledge, violation_waive, waiver_extend, waiver_revoke, waivers_expire
 
 __all__ = [
     "PolicyError", "baseline_accept", "fingerprint", "host_context", "intent_edit", "intent_record_change", "intent_replace",
     "intent_version_bump", "stale_hosts_sync", "violation_acknowledge", "violation_waive", "violations_sync_fleet",
-    "violations_sync_for_host", "waiver_revoke", "waivers_expire",
+    "violations_sync_for_host", "waiver_extend", "waiver_revoke", "waivers_expire",
 ]

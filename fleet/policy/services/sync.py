@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from fleet.alerts import events as alert_events
+from fleet.alerts.services import alerts_raise
 from fleet.inventory.models import Host
 from fleet.inventory.selectors import host_state
 
@@ -126,6 +128,9 @@ class SyncPlan:
         events = self.events + [ViolationEvent(violation=v, kind=ViolationEvent.Kind.OPENED, at=now, by=ENGINE) for v in created]
         if events:
             ViolationEvent.objects.bulk_create(events, batch_size=1000)
+        reopened = [e.violation for e in self.events if e.kind == ViolationEvent.Kind.REOPENED]
+        alerts_raise(event=alert_events.OPENED, violations=created + reopened, now=now)
+        alerts_raise(event=alert_events.RESOLVED, violations=self.resolved, now=now)
 
     def counts(self) -> dict:
         kinds = [e.kind for e in self.events]

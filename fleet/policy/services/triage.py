@@ -12,6 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.accounts.services import audit_record
+from fleet.alerts import events as alert_events
+from fleet.alerts.services import alerts_raise
 from fleet.inventory.models import Host
 
 from ..models import Violation, ViolationEvent, Waiver
@@ -79,13 +81,37 @@ def waiver_revoke(*, waiver: Waiver, user=None, by: str | None = None, now: date
 
 
 @transaction.atomic
+def waiver_extend(*, waiver: Waiver, expires_at: datetime, user=None, by: str | None = None,
+                  now: datetime | None = None) -> Waiver:
+    """Move an active waiver's expiry (later or earlier, still in the future); the justification stays."""
+    now = now or timezone.now()
+    user = by or user
+    waiver = Waiver.objects.select_for_update().select_related("violation").get(pk=waiver.pk)
+    if waiver.revoked_at or waiver.expired_at or waiver.expires_at <= now:
+        raise PolicyError("this waiver has ended; waive the violation again instead")
+    if expires_at <= now:
+        raise PolicyError("a waiver must expire in the future")
+    before = waiver.expires_at
+    waiver.expires_at = expires_at
+    waiver.save(update_fields=["expires_at"])
+    _refresh_waived_until(waiver.violation, now)
+    # A waiver's new term is a waiving decision: the `waived` kind, its detail saying it extends one.
+    ViolationEvent.objects.create(violation=waiver.violation, kind=ViolationEvent.Kind.WAIVED, at=now, by=actor_name(user),
+                                  detail={"waiver": waiver.pk, "extended_from": before.isoformat(), "expires_at": expires_at.isoformat(),
+                                          "justification": waiver.justification})
+    audit_record(actor=audit_actor(user), action="waiver.extend", subject=str(waiver),
+                 before={"expires_at": _when(before)}, after={"expires_at": _when(expires_at)})
+    return waiver
+
+
+@transaction.atomic
 def waivers_expire(*, now: datetime | None = None, host: Host | None = None) -> int:
     """Mark waivers past their expiry; their violations show in the open list again (event `waiver_expired`)."""
     now = now or timezone.now()
     due = Waiver.objects.select_for_update().filter(revoked_at__isnull=True, expired_at__isnull=True, expires_at__lte=now)
     if host is not None:
         due = due.filter(violation__host=host)
-    count = 0
+    expired = []
     for waiver in due.select_related("violation"):
         waiver.expired_at = now
         waiver.save(update_fields=["expired_at"])
@@ -93,8 +119,9 @@ def waivers_expire(*, now: datetime | None = None, host: Host | None = None) -> 
         ViolationEvent.objects.create(violation=waiver.violation, kind=ViolationEvent.Kind.WAIVER_EXPIRED, at=now, by=ENGINE,
                                       detail={"waiver": waiver.pk, "expires_at": waiver.expires_at.isoformat(),
                                               "status": waiver.violation.status})
-        count += 1
-    return count
+        expired.append(waiver.violation)
+    alerts_raise(event=alert_events.WAIVER_EXPIRED, violations=list({v.pk: v for v in expired}.values()), now=now)
+    return len(expired)
 
 
 @transaction.atomic

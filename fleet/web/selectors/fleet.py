@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.exceptions import BadRequest
 from django.core.paginator import Paginator
 from django.db.models import Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from fleet.ingest.freshness import FRESH, with_report_state
 from fleet.inventory.models import Device, Host, Label
 from fleet.web import params
 from fleet.web.selectors.filters import QueryFilters
@@ -73,9 +75,10 @@ class FleetFilters(QueryFilters):
     sort: str = "worst"
 
     def clean(self) -> None:
-        self.sort = SORT_ALIASES.get(self.sort, self.sort)
+        self.sort = SORT_ALIASES.get(self.sort, self.sort) or "worst"
         if self.sort not in SORTS:
-            self.sort = "worst"
+            names = ", ".join(sorted({k.lstrip("-") for k in SORTS} | set(SORT_ALIASES)))
+            raise BadRequest(f"sort: {self.sort[:40]!r} is not a column; sort by one of {names} (a leading - reverses)")
         self.severity = params.choice(self.severity, name="severity", choices=SEVERITIES)
         self.stale = params.choice(self.stale, name="stale", choices=("yes", "no"))
 
@@ -111,7 +114,7 @@ def hosts_filtered(filters: FleetFilters) -> QuerySet:
 def fleet_page(filters: FleetFilters, page_number) -> dict:
     """One page of hosts with per-severity open-violation counts; 2-3 queries whatever the fleet size."""
     paginator = Paginator(
-        hosts_filtered(filters).only(
+        with_report_state(hosts_filtered(filters)).only(
             "hostname", "role", "kernel", "iommu_mode", "iommu_enabled", "stale", "last_seen",
             "device_count", "group_count", "assigned_count"),
         PAGE_SIZE)
@@ -135,14 +138,20 @@ def fleet_facets() -> dict:
     }
 
 
-def fleet_tiles() -> dict:
-    """Compact per-host worst open severity (and open count) for the tile grid; parallel arrays to stay small at 10,000 hosts."""
+def fleet_tiles(filters: FleetFilters | None = None) -> dict:
+    """Compact per-host worst open severity (and open count) for the tile grid, for the hosts the page's filters
+    select; worst first, then by hostname, so the tiles come grouped by severity. Parallel arrays to stay small
+    at 10,000 hosts."""
     summary = open_summary_by_host()
+    none = (len(SEVERITIES), 0)
+    hosts = with_report_state(hosts_filtered(filters or FleetFilters()).order_by()).values_list("pk", "hostname", "report_state")
+    ordered = sorted(hosts, key=lambda h: (summary.get(h[0], none)[0], h[1]))
     names, codes, opened, stale = [], [], [], []
-    for pk, hostname, is_stale in Host.objects.order_by("hostname").values_list("pk", "hostname", "stale"):
-        worst, count = summary.get(pk, (len(SEVERITIES), 0))
+    # A host whose shown state is not its latest report is drawn as stale: not fresh.
+    for pk, hostname, state in ordered:
+        worst, count = summary.get(pk, none)
         names.append(hostname)
         codes.append(worst)
         opened.append(count)
-        stale.append(1 if is_stale else 0)
-    return {"severities": SEVERITIES + ["none"], "hostnames": names, "worst": codes, "open": opened, "stale": stale}
+        stale.append(0 if state == FRESH else 1)
+    return {"severities": [*SEVERITIES, "none"], "hostnames": names, "worst": codes, "open": opened, "stale": stale}

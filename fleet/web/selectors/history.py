@@ -48,13 +48,15 @@ def event_note(detail) -> str | None:
     before = detail.get("before")
     if isinstance(before, dict) and before.get("message"):
         parts.append(f"was: {before['message']}")
-    if detail.get("justification"):
+    if detail.get("extended_from"):
+        parts.append(f"term moved from {detail['extended_from']}")
+    elif detail.get("justification"):
         parts.append(f"“{detail['justification']}”")
     if detail.get("expires_at"):
         parts.append(f"until {detail['expires_at']}")
     if detail.get("note"):
         parts.append(str(detail["note"]))
-    known = {"last_message", "before", "justification", "expires_at", "note", "waiver"}
+    known = {"last_message", "before", "justification", "expires_at", "note", "waiver", "extended_from"}
     rest = {k: v for k, v in detail.items() if k not in known}
     if rest:
         parts.append(shown(rest))

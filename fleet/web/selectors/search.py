@@ -51,8 +51,6 @@ def _term_q(term: Term) -> Q:
     if term.field in _IN_COLUMNS:
         if term.field == "group":
             values = [int(v) for v in values]
-        elif term.field == "bdf":
-            values = [v if len(v) > 7 else f"0000:{v}" for v in values]
         return Q(**{f"{_IN_COLUMNS[term.field]}__in": list(values)})
     if term.field == "driver":
         named = [v for v in values if v not in _UNBOUND]

@@ -8,14 +8,13 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from fleet.inventory.models import Device
-from fleet.policy.models import Violation, ViolationEvent
+from fleet.policy.models import Violation, ViolationEvent, Waiver
+from fleet.policy.selectors import violations_open_unwaived, violations_open_waived
+from fleet.policy.severity import SEVERITIES, SEVERITY_RANK
 from fleet.web import params
 from fleet.web.selectors.filters import QueryFilters
 from fleet.web.selectors.history import event_note
 from fleet.web.selectors.tenants import tenant_vm_q
-
-SEVERITIES = ["critical", "high", "medium", "low", "info"]
-SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 def severity_rank():
@@ -25,10 +24,8 @@ def severity_rank():
 
 
 def open_violations() -> QuerySet:
-    """Open and not currently waived (a waiver hides a violation until it expires)."""
-    now = timezone.now()
-    return Violation.objects.filter(status=Violation.Status.OPEN).filter(
-        Q(waived_until__isnull=True) | Q(waived_until__lte=now))
+    """Open and not currently waived (a waiver hides a violation until it expires): policy's one definition."""
+    return violations_open_unwaived()
 
 
 def violation_counts_by_host(host_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -97,7 +94,7 @@ def violations_filtered(filters: ViolationFilters) -> QuerySet:
     if filters.status == "open":
         qs = open_violations()
     elif filters.status == "waived":
-        qs = Violation.objects.filter(status=Violation.Status.OPEN, waived_until__gt=now)
+        qs = violations_open_waived(now=now)
     elif filters.status == "resolved":
         qs = Violation.objects.filter(status=Violation.Status.RESOLVED)
     else:
@@ -133,3 +130,31 @@ def violation_events_for(violation_ids: list[int]) -> dict[int, list[ViolationEv
         e.note = event_note(e.detail)
         out.setdefault(e.violation_id, []).append(e)
     return out
+
+
+def active_waivers_for(violation_ids: list[int], *, now=None) -> dict[int, list[Waiver]]:
+    """violation id -> its waivers in force (not revoked, not expired, not past their expiry), latest expiry first."""
+    now = now or timezone.now()
+    out: dict[int, list[Waiver]] = {}
+    active = Waiver.objects.filter(violation_id__in=violation_ids, revoked_at__isnull=True, expired_at__isnull=True,
+                                   expires_at__gt=now).order_by("-expires_at", "-id")
+    for waiver in active:
+        out.setdefault(waiver.violation_id, []).append(waiver)
+    return out
+
+
+EXPORT_FIELDS = ["id", "hostname", "rule", "severity", "subject_kind", "subject_id", "status", "opened_at",
+                 "resolved_at", "waived_until", "acknowledged_by", "message", "remediation", "link"]
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def violation_export_row(v: Violation, link: str) -> dict:
+    """One violation for the CSV/JSON download; `link` is its card's absolute address."""
+    return {"id": v.pk, "hostname": v.host.hostname, "rule": v.rule, "severity": v.severity,
+            "subject_kind": v.subject_kind, "subject_id": v.subject_id, "status": v.status,
+            "opened_at": _iso(v.opened_at), "resolved_at": _iso(v.resolved_at), "waived_until": _iso(v.waived_until),
+            "acknowledged_by": v.acknowledged_by or None, "message": v.message, "remediation": v.remediation,
+            "link": link}

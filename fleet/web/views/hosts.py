@@ -2,6 +2,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.gzip import gzip_page
 
+from fleet.ingest.freshness import host_report
 from fleet.inventory.models import Host
 from fleet.web import params
 from fleet.web.access import viewer_required
@@ -23,7 +24,8 @@ def host_detail(request, hostname):
     }
     return render(request, "web/host.html", {
         "host": host, "violations": host_open_violations(host), "page_data": page_data,
-        "labels": list(host.labels.values_list("name", flat=True)), "counts": host_counts(host),
+        "labels": list(host.labels.values_list("name", flat=True)), "report": host_report(host),
+        "counts": host_counts(host),
         "host_q": f"host:{host.hostname}", "assigned_q": f"host:{host.hostname} owner:userspace",
     })
 

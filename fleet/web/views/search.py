@@ -1,13 +1,10 @@
-import csv
-
 from django.core.exceptions import BadRequest
-from django.http import HttpResponse
 from django.shortcuts import render
 
-from fleet.security.spreadsheet import spreadsheet_cell
 from fleet.web import params
 from fleet.web.access import viewer_required
 from fleet.web.device_query import CLASS_ALIASES, QueryTooLarge, parse_device_query
+from fleet.web.exports import csv_download
 from fleet.web.json_response import SafeJsonResponse
 from fleet.web.selectors.search import devices_search_export, devices_search_page
 from fleet.web.selectors.search_rows import device_row
@@ -47,13 +44,7 @@ def _export_rows(request):
 @viewer_required
 def device_search_export_csv(request):
     _, rows = _export_rows(request)
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="devices.csv"'
-    writer = csv.writer(response)
-    writer.writerow(EXPORT_FIELDS)
-    for r in rows:
-        writer.writerow([spreadsheet_cell(r.get(f)) for f in EXPORT_FIELDS])
-    return response
+    return csv_download("devices.csv", EXPORT_FIELDS, rows)
 
 
 @viewer_required

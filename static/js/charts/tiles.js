@@ -3,6 +3,8 @@
 import { SEVERITY } from './palette.js';
 
 export const SVG_LIMIT = 1500;
+// Up to this many hosts every tile carries its hostname, under a heading per severity: a small fleet reads as a list.
+export const LABEL_LIMIT = 120;
 const PAGE_ROWS = 5;
 
 export function tileGeometry(n, width) {
@@ -18,6 +20,7 @@ export function tilesChart(data, options) {
   const { cell, cols, rows } = tileGeometry(n, width);
   const colorOf = (i) => SEVERITY[data.severities[data.worst[i]]] || SEVERITY.none;
   const gap = cell > 10 ? 2 : 1;
+  if (n <= LABEL_LIMIT) return labelledTiles(data, hostUrl);
   if (n <= SVG_LIMIT) {
     const svg = d3.create('svg').attr('width', cols * cell).attr('height', rows * cell)
       .attr('role', 'list').attr('aria-label', `${n} hosts by worst open violation`).attr('class', 'tiles-svg');
@@ -116,4 +119,48 @@ export function tilesChart(data, options) {
     }
   };
   return canvas;
+}
+
+// The hosts come worst first (the server's order), so each severity is one run: a heading, then its hosts.
+// Every string is set as textContent: hostnames are untrusted.
+function labelledTiles(data, hostUrl) {
+  const root = document.createElement('div');
+  root.className = 'tiles-labelled';
+  let list = null;
+  let shown = null;
+  data.hostnames.forEach((hostname, i) => {
+    const sev = data.severities[data.worst[i]];
+    if (sev !== shown) {
+      shown = sev;
+      const count = data.worst.filter((w) => w === data.worst[i]).length;
+      const heading = document.createElement('h3');
+      heading.className = `tiles-group sev-text-${sev}`;
+      heading.textContent = `${sev === 'none' ? 'no open violation' : sev} (${count})`;
+      list = document.createElement('ul');
+      list.className = 'tile-chips';
+      root.append(heading, list);
+    }
+    const item = document.createElement('li');
+    const link = document.createElement('a');
+    link.href = hostUrl(hostname);
+    link.className = `tile-chip sev-${sev}${data.stale[i] ? ' stale' : ''}`;
+    link.dataset.tileHost = hostname;
+    link.textContent = hostname;
+    const n = data.open[i];
+    link.title = `${hostname}: ${sev === 'none' ? 'no open violation' : `${n} open, worst ${sev}`}${data.stale[i] ? ', stale' : ''}`;
+    if (data.stale[i]) {
+      const mark = document.createElement('span');
+      mark.className = 'visually-hidden';
+      mark.textContent = ' (stale)';
+      link.append(mark);
+    }
+    item.append(link);
+    list.append(item);
+  });
+  if (!data.hostnames.length) {
+    const empty = document.createElement('p');
+    empty.textContent = 'No host matches these filters.';
+    root.append(empty);
+  }
+  return root;
 }

@@ -14,6 +14,7 @@ function tooltip() {
 }
 
 async function main() {
+  // data-url carries the page's own filters: the tiles show the hosts the table shows.
   const response = await fetch(box.dataset.url, { credentials: 'same-origin' });
   if (!response.ok) return;
   const data = await response.json();

@@ -1,5 +1,6 @@
 """`python manage.py demo` (what `make demo` runs): migrate, a login, the demo fleet, then the web server."""
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -11,6 +12,19 @@ from fleet.demo import services
 
 DEFAULT_SYNTHETIC = 40
 DEFAULT_LARGE = 1
+
+
+def port_problem(addr: str, port: int) -> str | None:
+    """Why `addr:port` cannot be served on now (taken, not an address here), or None."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            # SO_REUSEADDR as runserver sets it: a port left in TIME_WAIT by the last run is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((addr, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 class Command(BaseCommand):
@@ -27,15 +41,26 @@ class Command(BaseCommand):
         parser.add_argument("--large", type=int, default=DEFAULT_LARGE,
                             help=f"hosts of 480+ devices (the DGX-2H replicated) besides those (default {DEFAULT_LARGE})")
         parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic fleet (default 0)")
-        parser.add_argument("--password", default=None, help="the demo login's password (default: a new random one)")
+        parser.add_argument("--password", default=None,
+                            help="the demo login's password (default: the one of the last run, else a new random one)")
 
     def handle(self, *args, addr, port, no_serve, reset, synthetic, large, seed, password, **options):
         if synthetic < 0 or large < 0:
             raise CommandError("--synthetic and --large must be 0 or more")
+        if not 1 <= port <= 65535:
+            raise CommandError(f"--port {port} is not a TCP port (1-65535)")
         fleet = {"synthetic": synthetic, "large": large, "seed": seed}
+        # Tasks run in process here: one INFO line per task would bury the progress line and the login.
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+        if not no_serve:
+            # Before minutes of loading, not after: a taken port would only be found when serving.
+            problem = port_problem(addr, port)
+            if problem:
+                raise CommandError(f"cannot serve on {addr} port {port}: {problem}. "
+                                   f"Choose another with `make demo PORT={port + 1}` (or --addr/--port).")
         self.stdout.write("preparing the database…")
         call_command("migrate", verbosity=0, interactive=False)
-        password = services.demo_user_ensure(password=password)
+        password = services.demo_user_ensure(password=services.demo_password(Path(settings.VAR_DIR), password))
 
         if reset:
             services.demo_fleet_remove(**fleet)
@@ -43,8 +68,6 @@ class Command(BaseCommand):
             self.stdout.write("demo fleet already loaded (use --reset to load it again)")
         else:
             services.demo_intent_load()
-            # One INFO line per applied task would bury the progress line.
-            logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
             try:
                 loaded = services.demo_fleet_load(**fleet, progress=self._progress)
             except services.DemoLoadError as exc:

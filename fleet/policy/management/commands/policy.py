@@ -5,6 +5,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from agent.files import write_atomic
+
 from fleet.inventory.models import Host
 from fleet.policy import selectors, services
 from fleet.policy.intent import IntentError, parse_toml, to_toml
@@ -43,7 +45,8 @@ class Command(BaseCommand):
         elif action == "export":
             text = to_toml(selectors.intent_current())
             if opts["file"]:
-                Path(opts["file"]).write_text(text, encoding="utf-8")
+                # An export over the file an operator imports from must never leave half a policy behind.
+                write_atomic(opts["file"], text.encode("utf-8"), mode=0o644)
             else:
                 sys.stdout.write(text)
         elif action == "baseline":
