@@ -1,6 +1,7 @@
 """The "Address spaces & PASIDs" page: what it lists per tenant and per host, against the documents the hosts
 sent and the demo intent (matched here with the intent's own Python matching, not the page's SQL)."""
 import re
+from dataclasses import replace
 from html import unescape
 
 import pytest
@@ -12,9 +13,9 @@ from fleet.demo.services import demo_intent_load
 from fleet.demo.synth import host as demo_host
 from fleet.ingest.services import host_token_create, snapshot_apply, snapshot_receive_document
 from fleet.inventory.models import AddressSpace, Holder, Host
-from fleet.policy.models import Tenant as TenantRow
 from fleet.policy.models import TenantPasidUsage
 from fleet.policy.selectors import intent_current
+from fleet.policy.services.intent import intent_replace
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +84,9 @@ def test_the_backend_filter_keeps_the_hosts_using_it(viewer_client, docs):
 
 
 def test_each_tenant_row_counts_its_vms_spaces_and_pasids_against_quota(viewer_client, docs):
-    TenantRow.objects.filter(name="acme").update(pasid_quota=2)  # the demo declares none for acme
+    demo = intent_current()  # it declares no quota for acme: give it one, through the intent service
+    intent_replace(intent=replace(demo, tenants=tuple(replace(t, pasid_quota=2) if t.name == "acme" else t
+                                                      for t in demo.tenants)))
     intent = intent_current()
     TenantPasidUsage.objects.create(host=Host.objects.first(), tenant="acme", count=2, updated_at=timezone.now())
     TenantPasidUsage.objects.create(host=Host.objects.last(), tenant="acme", count=3, updated_at=timezone.now())
@@ -102,7 +105,9 @@ def test_each_tenant_row_counts_its_vms_spaces_and_pasids_against_quota(viewer_c
             assert f'<td class="num" data-backend="{backend}">{n}</td>' in row, (tenant.name, backend)
     row = _cells(html, "data-tenant", "acme")
     used = sum(TenantPasidUsage.objects.filter(tenant="acme").values_list("count", flat=True))  # fleet-wide: every host's
-    assert used >= 5 and "over quota" in row and f'<td class="num pasids">{used} / 2' in row
+    hosts = TenantPasidUsage.objects.filter(tenant="acme").values("host").distinct().count()
+    assert used >= 5 and hosts >= 2 and "over quota" in row
+    assert f'<td class="num pasids">{used} <span class="muted">on {hosts} hosts</span> / 2' in row
     assert sum(1 for t in intent.tenants if f'data-tenant="{t.name}"' in html) == len(intent.tenants)
 
 

@@ -61,6 +61,11 @@ def test_the_non_viable_bridge_group_names_its_e1000_blocker_and_the_bridge(view
     assert list(g["blockers"]) == ["0000:02:02.0"] and lspci_drivers(root)["0000:02:02.0"]["driver"] == g["blockers"]["0000:02:02.0"]
     assert "0000:02:02.0 on e1000" in g["viability"]
     assert any("PCIe-to-PCI bridge 01:00.0" in r for r in g["why_shared"]), g["why_shared"]
+    # Claimed: 02:01.0 is on vfio-pci (lspci -k); the groups whose members all stay on host drivers are not.
+    drivers = lspci_drivers(root)
+    for other in topology(viewer_client, fleet["shared-bridge-group"])["groups"]:
+        members = [b for i, b in find_groups(root) if i == other["id"]]
+        assert other["claimed"] is any(drivers[b]["driver"] == "vfio-pci" for b in members), other["id"]
 
 
 def test_holders_show_the_tenant_the_intent_gives_their_vm(viewer_client, fleet, capture):

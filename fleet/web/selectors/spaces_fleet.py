@@ -1,7 +1,7 @@
 """The fleet page "Address spaces & PASIDs": per tenant its VMs, address spaces, devices and PASIDs against
 its quota; per host its iommufd readiness and which backend each VM uses (the legacy -> iommufd migration matrix).
 
-Every list is a page: five queries per tenant on a page of TENANT_PAGE, four for a page of HOST_PAGE
+Every list is a page: one query for every tenant's PASIDs, four per tenant on a page of TENANT_PAGE, four for a page of HOST_PAGE
 hosts, and at most NAMES_SHOWN names per cell (the rest counted), whatever the fleet holds.
 """
 from __future__ import annotations
@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, F, OuterRef, Sum, Window
+from django.db.models import Count, Exists, F, OuterRef, Window
 from django.db.models.functions import RowNumber
 
 from fleet.inventory.models import AddressSpace, Device, Holder, Host
-from fleet.policy.models import Tenant, TenantPasidUsage
+from fleet.policy.selectors import tenant_pasids
 from fleet.web import params
 from fleet.web.selectors.filters import QueryFilters
 from fleet.web.selectors.tenants import tenant_holder_q
@@ -33,13 +33,13 @@ class SpacesFilters(QueryFilters):
         self.backend = params.choice(self.backend, name="backend", choices=BACKENDS)
 
 
-def tenant_names(filters: SpacesFilters) -> list[str]:
-    """Declared tenants and those the policy counted PASIDs for, by name; only the filter's when one is given."""
-    if filters.tenant:
-        return [filters.tenant]
-    declared = set(Tenant.objects.values_list("name", flat=True))
-    counted = set(TenantPasidUsage.objects.values_list("tenant", flat=True).distinct())
-    return sorted(declared | counted)
+def tenant_pasid_rows(filters: SpacesFilters) -> list[dict]:
+    """Each declared tenant's PASIDs against its quota (the policy's count); only the filter's tenant when one is given."""
+    rows = tenant_pasids()
+    if not filters.tenant:
+        return rows
+    return [r for r in rows if r["tenant"] == filters.tenant] or [
+        {"tenant": filters.tenant, "used": 0, "hosts": 0, "quota": None, "over": False}]
 
 
 def _held_by(holders) -> Exists:
@@ -47,7 +47,8 @@ def _held_by(holders) -> Exists:
     return Exists(holders.filter(host_id=OuterRef("host_id"), pid=OuterRef("pid")))
 
 
-def _tenant_row(name: str, quota: int | None, backend: str) -> dict:
+def _tenant_row(pasids: dict, backend: str) -> dict:
+    name = pasids["tenant"]
     holders = Holder.objects.filter(tenant_holder_q(name))
     spaces = AddressSpace.objects.filter(_held_by(holders))
     if backend:
@@ -55,21 +56,19 @@ def _tenant_row(name: str, quota: int | None, backend: str) -> dict:
         holders = holders.filter(Exists(spaces.filter(host_id=OuterRef("host_id"), pid=OuterRef("pid"))))
     vms = list(holders.order_by("host__hostname", "pid").values_list("host__hostname", "vm", "workload")[:NAMES_SHOWN])
     by_backend = dict(spaces.order_by().values("backend").annotate(n=Count("id")).values_list("backend", "n"))
-    pasids = TenantPasidUsage.objects.filter(tenant=name).aggregate(n=Sum("count"))["n"] or 0
     return {
         "name": name, "vm_count": holders.count(),
         "vms": [{"host": h, "name": vm or workload} for h, vm, workload in vms],
         "spaces": [(b, by_backend.get(b, 0)) for b in BACKENDS], "space_count": sum(by_backend.values()),
         # Devices the ownership model gives to one of the tenant's holders.
         "devices": Device.objects.filter(Exists(holders.filter(host_id=OuterRef("host_id"), pid=OuterRef("owner_pid")))).count(),
-        "pasids": pasids, "quota": quota, "over_quota": quota is not None and pasids > quota,
+        "pasids": pasids["used"], "pasid_hosts": pasids["hosts"], "quota": pasids["quota"], "over_quota": pasids["over"],
     }
 
 
 def tenants_page(filters: SpacesFilters, page_number) -> dict:
-    page = Paginator(tenant_names(filters), TENANT_PAGE).get_page(params.page_number(page_number))
-    quotas = dict(Tenant.objects.filter(name__in=list(page.object_list)).values_list("name", "pasid_quota"))
-    return {"page": page, "rows": [_tenant_row(n, quotas.get(n), filters.backend) for n in page.object_list]}
+    page = Paginator(tenant_pasid_rows(filters), TENANT_PAGE).get_page(params.page_number(page_number))
+    return {"page": page, "rows": [_tenant_row(r, filters.backend) for r in page.object_list]}
 
 
 def _hosts(filters: SpacesFilters):

@@ -149,6 +149,7 @@ def host_topology(host: Host) -> dict:
     for m in mdev_rows:
         if m["group"] is not None:
             mdevs_of_group.setdefault(m["group"], []).append(m["uuid"])
+    userspace_groups = {d.group_number for d in devices if d.owner_kind == Device.OwnerKind.USERSPACE}
     for g in groups:
         why = explained.get(g.number) or {}
         group_rows.append({
@@ -159,6 +160,8 @@ def host_topology(host: Host) -> dict:
             "violations": sorted(set(by_group.get(g.number, []))),
             "kind": why.get("kind"), "viable": why.get("viable"), "blockers": why.get("blockers") or {},
             "viability": why.get("viability"), "why_shared": why.get("why_shared") or [],
+            # Viability matters once a member is given to userspace or a holder opens the group.
+            "claimed": g.number in userspace_groups or g.number in group_holders,
         })
     holder_rows = [{
         "id": f"holder:{h.pid}", "pid": h.pid, "name": h.name, "kind": h.kind, "vm": h.vm,

@@ -24,7 +24,8 @@ def host_detail(request, hostname):
     }
     return render(request, "web/host.html", {
         "host": host, "violations": host_open_violations(host), "page_data": page_data,
-        "labels": list(host.labels.values_list("name", flat=True)), "report": host_report(host), "counts": host_counts(host),
+        "labels": list(host.labels.values_list("name", flat=True)), "report": host_report(host),
+        "counts": host_counts(host),
         "host_q": f"host:{host.hostname}", "assigned_q": f"host:{host.hostname} owner:userspace",
     })
 

@@ -53,13 +53,13 @@ export function groupsChart(data, options) {
     const el = layer.append('g').attr('transform', `translate(${box.x},${box.y})`);
     const shape = el.append('g').attr('class', `group${g.members.length > 1 ? ' multi' : ''}${rule ? ' has-violation' : ''}`)
       .attr('id', `group-${g.id}`).attr('data-group', g.id).attr('tabindex', 0).attr('role', 'button')
-      .attr('aria-label', `IOMMU group ${g.id}, ${g.members.length} devices${rule ? `, violation ${rule}` : ''}`)
+      .attr('aria-label', `IOMMU group ${g.id}, ${g.members.length} devices${g.viable === false && g.claimed ? ', not viable' : ''}${rule ? `, violation ${rule}` : ''}`)
       .datum({ kind: 'group', group: g });
     if (rule) shape.attr('data-violation', rule);
     shape.append('rect').attr('class', 'group-shape').attr('width', BOX_W).attr('height', box.h).attr('rx', 10)
       .attr('fill', rule ? 'url(#hatch-violation-g)' : '#fff').attr('stroke', rule ? VIOLATION_COLOR : GROUP_COLOR);
     shape.append('text').attr('class', 'group-title').attr('x', 10).attr('y', 17)
-      .text(`group ${g.id}${g.type ? ` · ${g.type}` : ''}${rule ? ' ⚠' : ''}`);
+      .text(`group ${g.id}${g.type ? ` · ${g.type}` : ''}${g.viable === false && g.claimed ? ' · not viable' : ''}${rule ? ' ⚠' : ''}`);
     if (rule) {
       shape.append('text').attr('class', 'group-rule').attr('x', 10).attr('y', box.h - (vmsOf(g).length ? LINE + 10 : 10))
         .text(truncate(`⚠ ${g.violations.join(', ')}`, 33)); // bold 11.5px: 33 characters fill the box

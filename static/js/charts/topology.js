@@ -146,7 +146,7 @@ function drawGroup(layer, { g, x0, x1, y0, y1 }, options) {
     .attr('id', `group-${g.id}`)
     .attr('data-group', g.id)
     .attr('tabindex', 0).attr('role', 'button')
-    .attr('aria-label', `IOMMU group ${g.id}, ${g.members.length} device${g.members.length === 1 ? '' : 's'}${rule ? `, violation ${rule}` : ''}`);
+    .attr('aria-label', `IOMMU group ${g.id}, ${g.members.length} device${g.members.length === 1 ? '' : 's'}${g.viable === false && g.claimed ? ', not viable' : ''}${rule ? `, violation ${rule}` : ''}`);
   if (rule) el.attr('data-violation', rule);
   el.append('rect').attr('class', 'group-shape')
     .attr('x', x0).attr('y', y0).attr('width', x1 - x0).attr('height', y1 - y0).attr('rx', 10)

@@ -73,6 +73,9 @@ function viabilityBlock(g) {
   const verdict = g.viable == null ? 'Viability: not applicable' : g.viable ? 'Viable' : 'Not viable';
   wrap.append(el('h3', {}, verdict));
   wrap.append(el('p', { class: 'viability-reason' }, g.viability || 'unknown'));
+  if (g.viable === false && !g.claimed) {
+    wrap.append(el('p', { class: 'muted' }, 'No member is given to userspace and no process opens the group: the host keeps it, which is fine until one of its devices is to be assigned.'));
+  }
   const blockers = Object.entries(g.blockers || {});
   if (blockers.length) wrap.append(textList(blockers.map(([b, drv]) => `${b} is on ${drv}, a host DMA driver`), 'blockers'));
   if ((g.why_shared || []).length) {
