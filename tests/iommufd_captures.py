@@ -1,7 +1,6 @@
-"""The Linux 6.12 iommufd captures (tests/fixtures/captures/linux-6.12-iommufd/, README there) and their ground truth.
-
-Kept beside the 6.1 captures, not among them, until the agent's own tests cover them (issue 12, a12). The
-parsers read only the holders' own ioctl logs, `vfio-cdevs.txt` and `ps.txt`: nothing from the agent.
+"""The shared Linux 6.12 iommufd captures (tests/fixtures/captures/README.md, "iommufd / VFIO cdev captures")
+and their ground truth. The parsers read only the holders' own ioctl logs, `vfio-cdevs.txt` and `ps.txt`:
+nothing from the agent.
 """
 from __future__ import annotations
 
@@ -12,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-DIR = Path(__file__).parent / "fixtures" / "captures" / "linux-6.12-iommufd"
-NAMES = sorted(p.name[: -len(".tar.gz")] for p in DIR.glob("*.tar.gz"))
+DIR = Path(__file__).parent / "fixtures" / "captures"
+# The three of ../shared/fixtures/captures/linux-6.12-iommufd/: VMs on iommufd whose logs name every context.
+NAMES = ["cdev-world-writable", "iommufd-two-devices-one-ioas", "iommufd-vm"]
 
 
 @pytest.fixture(scope="session")

@@ -1,25 +1,10 @@
-"""Fixtures of the agent's tests: every capture extracted (the held-back ones too), a loopback HTTP
-peer and a private token file."""
+"""Fixtures of the agent's tests: a writable copy of a capture, a loopback HTTP peer and a private token file."""
 import shutil
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.agent.captures import HELD_BACK, HELD_BACK_DIR
 from tests.agent.peers import TOKEN, Peer
-
-
-@pytest.fixture(scope="session")
-def captures_root(captures_root):
-    """The session's extracted captures, plus the held-back ones (tests/conftest.py's `capture` reads here)."""
-    for name in HELD_BACK:
-        root = captures_root / name
-        if not root.exists():
-            root.mkdir()
-            with tarfile.open(HELD_BACK_DIR / f"{name}.tar.gz") as tar:
-                tar.extractall(root, filter="fully_trusted")  # symlinks must stay as the kernel made them
-    return captures_root
 
 
 @pytest.fixture

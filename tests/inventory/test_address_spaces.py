@@ -134,6 +134,8 @@ def test_a_space_losing_a_device_is_one_change_naming_what_it_mapped_before_and_
     gone, kept = sorted(context.bound)[1], sorted(context.bound)[0]
     (vm21,) = [h for h in doc["holders"] if h["pid"] == context.pid]
     vm21["nodes"] = [n for n in vm21["nodes"] if n != cdev[gone]]
+    # Schema 2 lists the fd itself too: closing the cdev removes both.
+    vm21["fds"] = [f for f in vm21.get("fds", []) if f.get("target") != cdev[gone]]
     _, changes = apply(doc, host, seq=2)
     (fact,) = [c for c in changes if c.kind == Change.Kind.ADDRESS_SPACE_CHANGED]
     assert fact.subject.startswith(f"{context.pid}:")
@@ -154,5 +156,7 @@ def test_hostile_fd_numbers_cannot_break_the_apply(iommufd_capture):
     assert document_problems(doc) == []
     host, _ = apply(doc)
     keys = set(AddressSpace.objects.filter(host=host).values_list("key", flat=True))
-    assert keys == {f"{holder['pid']}:iommufd"}  # the unknown fd numbers fold into one space of unknown fd
-    assert AddressSpace.objects.get(host=host).attachment_known is False  # several contexts: not guessed
+    real = f"{holder['pid']}:{context['fd'] if context['fd'] is not None else 'iommufd'}"  # schema 2 knows the fd
+    assert keys == {real, f"{holder['pid']}:iommufd"}  # the impossible fd numbers fold into one space of unknown fd
+    # several contexts: what each maps is not guessed
+    assert not AddressSpace.objects.filter(host=host, attachment_known=True).exists()

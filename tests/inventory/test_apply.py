@@ -8,6 +8,7 @@ from fleet.inventory.selectors import host_state
 from fleet.inventory.services import host_state_replace
 from fleet.policy.engine import evaluate
 from tests.agent.groundtruth import find_groups, gt, lspci_dnn, lspci_drivers
+from tests.agent.groundtruth_iommufd import holder_logs
 from tests.conftest import CAPTURE_NAMES
 from tests.inventory.documents import document_of, ps_holders
 
@@ -77,7 +78,9 @@ def test_owner_columns_follow_drivers_and_the_processes_ps_shows(capture, name):
     host, _ = applied(root)
     devices = {d.bdf: d for d in Device.objects.filter(host=host)}
     drivers = lspci_drivers(root)
-    held = {bdf: (pid, p["vm"]) for pid, p in ps_holders(root).items() for bdf in p["devices"]}
+    # A holder the kernel refused (its own log: SET_CONTAINER or the cdev bind failed) reaches nothing it names.
+    refused = {pid for pid, log in holder_logs(root).items() if log.set_container_refused or log.bind_refused}
+    held = {bdf: (pid, p["vm"]) for pid, p in ps_holders(root).items() if pid not in refused for bdf in p["devices"]}
     groups_of = {}
     for number, bdf in find_groups(root):
         groups_of.setdefault(number, set()).add(bdf)
@@ -93,6 +96,8 @@ def test_owner_columns_follow_drivers_and_the_processes_ps_shows(capture, name):
             assert device.owner_kind == (Device.OwnerKind.UNBOUND if driver is None else Device.OwnerKind.HOST), bdf
         if bdf in held:
             assert (device.owner_pid, device.owner_vm) == held[bdf], bdf
+        elif any(bdf in p["devices"] for pid, p in ps_holders(root).items() if pid in refused):
+            assert device.owner_pid is None, bdf
     assert host.assigned_count == sum(1 for d in devices.values() if d.owner_kind == Device.OwnerKind.USERSPACE)
 
 

@@ -38,12 +38,12 @@ def group_mixed_ownership(facts: HostFacts) -> list[Finding]:
         it = "it" if len(host_dma) == 1 else "them"
         # Held or not: a holder of the group's fd (or a member's cdev) is refused by the kernel, and owns nothing.
         refused = sorted({h["pid"]: h for b in members for h in facts.refused_by_device.get(b, ())}.values(), key=lambda h: h["pid"])
-        held = (f" {and_list([_who(h) for h in refused])} {verb(refused)} holding its fd, refused by the kernel (no device reachable)."
+        held = (f"; {and_list([_who(h) for h in refused])} {verb(refused)} holding its fd, refused by the kernel (no device reachable)"
                 if refused else "")
         out.append(Finding(
             "group-mixed-ownership", "group", str(gid),
             f"group {gid} is not viable: {and_list(assigned)} {verb(assigned)} assigned to userspace while {drivers} "
-            f"{verb(host_dma)} driven by the host.{held}",
+            f"{verb(host_dma)} driven by the host{held}.",
             evidence=_group_evidence(facts, gid, members) | {
                 "assigned": assigned, "host_dma": host_dma, "viability": facts.model.groups[gid].as_dict() if gid in facts.model.groups else None,
                 "refused_holders": [{"pid": h["pid"], "vm": h.get("vm"), "workload": h.get("workload")} for h in refused]},
