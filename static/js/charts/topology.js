@@ -237,6 +237,11 @@ function drawStructural(g, d, rule) {
   }
   g.append('rect').attr('class', 'struct-shape').attr('x', -6).attr('y', -9).attr('width', 12).attr('height', 18);
   const label = d.kind === 'unit' ? `${d.label}${d.vendor ? ` (${d.vendor})` : ''}` : d.label;
+  if (d.kind === 'unit') {
+    // A unit opens its panel (features, PASID width): focusable like the devices it translates.
+    g.attr('data-unit', d.id).attr('tabindex', 0).attr('role', 'button')
+      .attr('aria-label', `IOMMU unit ${label}: its features`);
+  }
   // Structural columns are narrow: labels go above (host, root complex) or below (unit) so neighbours never collide.
   g.append('text').attr('class', `struct-label kind-${d.kind}`).attr('x', -6).attr('y', d.kind === 'unit' ? 24 : -14)
     .text(truncate(label, 30));

@@ -7,6 +7,7 @@ import { OWNER, HOLDER_COLOR, VIOLATION_COLOR, GROUP_COLOR, MDEV_COLOR, ownerSym
 import { BACKEND, CERTAINTY } from '../charts/spaces.js';
 import { renderDevicePanel, renderGroupPanel, renderHolderPanel, renderMdevPanel } from '../components/panel.js';
 import { renderSpacePanel } from '../components/space_panel.js';
+import { renderUnitPanel } from '../components/unit_panel.js';
 
 const d3 = window.d3;
 const pageData = JSON.parse(document.getElementById('host-page-data').textContent);
@@ -74,6 +75,10 @@ function render() {
     const key = decodeURIComponent(location.hash.slice(7));
     if (centreOnSpace(key)) select({ kind: 'space', key });
     else fit();
+  } else if (location.hash.startsWith('#unit-')) {
+    const id = `unit:${decodeURIComponent(location.hash.slice(6))}`;
+    if (state.svg.querySelector(`[data-unit="${CSS.escape(id)}"]`)) select({ kind: 'unit', id });
+    fit();
   } else fit();
   container.dataset.state = 'ready';
 }
@@ -93,6 +98,15 @@ function fit() {
   // host and IOMMU-unit columns on the left are context one pans to.
   const x = Math.min(20 - b.x0 * k, width - 12 - b.x1 * k);
   const t = d3.zoomIdentity.translate(x, 20 - b.y0 * k).scale(k);
+  d3.select(state.svg).call(state.zoom.transform, t);
+}
+
+// The whole drawing in the box, however small its labels get: the overview a large host otherwise lacks.
+function fitAll() {
+  const b = state.svg.bounds;
+  const { width, height } = size();
+  const k = Math.max(0.15, Math.min(1.25, (width - 24) / (b.x1 - b.x0), (height - 24) / (b.y1 - b.y0)));
+  const t = d3.zoomIdentity.translate((width - (b.x1 - b.x0) * k) / 2 - b.x0 * k, 12 - b.y0 * k).scale(k);
   d3.select(state.svg).call(state.zoom.transform, t);
 }
 
@@ -140,8 +154,22 @@ function centreOnGroup(id) {
   return true;
 }
 
+// What is selected is in the address, so a pasted link opens the same view: a device as ?focus=, anything
+// else as a fragment (#group-N, #space-KEY, #unit-NAME); a holder or mdev has no stable address of its own.
+function remember(target) {
+  const url = new URL(location.href);
+  url.searchParams.delete('focus');
+  url.hash = '';
+  if (target.kind === 'device') url.searchParams.set('focus', target.bdf);
+  else if (target.kind === 'group') url.hash = `group-${target.id}`;
+  else if (target.kind === 'space') url.hash = `space-${encodeURIComponent(target.key)}`;
+  else if (target.kind === 'unit') url.hash = `unit-${encodeURIComponent(target.id.slice(5))}`;
+  if (url.href !== location.href) history.replaceState(null, '', url);
+}
+
 function select(target) {
   state.selected = target;
+  remember(target);
   d3.select(state.svg).selectAll('.selected').classed('selected', false);
   const data = state.data;
   if (target.kind === 'device') {
@@ -167,6 +195,11 @@ function select(target) {
     if (!sp) return;
     d3.select(state.svg).selectAll(`[data-space="${CSS.escape(sp.key)}"]`).classed('selected', true);
     renderSpacePanel(panel, data, sp, pick);
+  } else if (target.kind === 'unit') {
+    const u = data.nodes.find((n) => n.id === target.id);
+    if (!u) return;
+    d3.select(state.svg).selectAll(`[data-unit="${CSS.escape(u.id)}"]`).classed('selected', true);
+    renderUnitPanel(panel, data, u);
   }
 }
 
@@ -175,10 +208,6 @@ function pick(bdf) {
   const d = state.data.nodes.find((n) => n.bdf === bdf);
   if (!d) { status.textContent = `${bdf} is not on this host`; return false; }
   state.focus = bdf;
-  const url = new URL(location.href);
-  url.searchParams.set('focus', bdf);
-  url.hash = '';
-  history.replaceState(null, '', url);
   if (!state.svg.querySelector(`[data-bdf="${CSS.escape(bdf)}"]`)) {
     for (const a of ancestorsOf(state.data, [d.id])) state.expanded.add(a);
     render();
@@ -206,7 +235,8 @@ function closeSelection() {
   const selector = target.kind === 'device' ? `[data-bdf="${CSS.escape(target.bdf)}"]`
     : target.kind === 'group' ? `[data-group="${CSS.escape(String(target.id))}"]`
       : target.kind === 'mdev' ? `[data-mdev="${CSS.escape(target.uuid)}"]`
-        : target.kind === 'space' ? `[data-space="${CSS.escape(target.key)}"]` : `[data-holder="${CSS.escape(String(target.pid))}"]`;
+        : target.kind === 'space' ? `[data-space="${CSS.escape(target.key)}"]`
+          : target.kind === 'unit' ? `[data-unit="${CSS.escape(target.id)}"]` : `[data-holder="${CSS.escape(String(target.pid))}"]`;
   const el = state.svg.querySelector(selector);
   if (el) el.focus({ preventScroll: true });
   return true;
@@ -224,13 +254,14 @@ function revealFocused(ev) {
 }
 
 function activate(target) {
-  const el = target.closest('[data-bdf], [data-group], [data-aggregate], [data-holder], [data-mdev], [data-space]');
+  const el = target.closest('[data-bdf], [data-group], [data-aggregate], [data-holder], [data-mdev], [data-space], [data-unit]');
   if (!el || !state.svg.contains(el)) return;
   if (el.hasAttribute('data-bdf')) select({ kind: 'device', bdf: el.getAttribute('data-bdf') });
   else if (el.hasAttribute('data-group')) select({ kind: 'group', id: Number(el.getAttribute('data-group')) });
   else if (el.hasAttribute('data-holder')) select({ kind: 'holder', pid: Number(el.getAttribute('data-holder')) });
   else if (el.hasAttribute('data-mdev')) select({ kind: 'mdev', uuid: el.getAttribute('data-mdev') });
   else if (el.hasAttribute('data-space')) select({ kind: 'space', key: el.getAttribute('data-space') });
+  else if (el.hasAttribute('data-unit')) select({ kind: 'unit', id: el.getAttribute('data-unit') });
   else if (el.hasAttribute('data-aggregate')) {
     const what = el.getAttribute('data-aggregate');
     if (what === 'groups') state.expandedGroups = true; else state.expanded.add(what);
@@ -317,6 +348,7 @@ function wireToolbar() {
     radio.addEventListener('change', () => { state.view = radio.value; render(); });
   }
   document.getElementById('topo-reset').addEventListener('click', () => fit());
+  document.getElementById('topo-fit').addEventListener('click', () => fitAll());
   document.getElementById('topo-expand-all').addEventListener('click', () => {
     for (const n of state.data.nodes) state.expanded.add(n.id);
     state.expandedGroups = true;
