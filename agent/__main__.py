@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -9,11 +10,15 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .bdf import parse_bdf
 from .files import write_atomic
 from .http import DEFAULT_DEADLINE, Client, TokenFileError, proxy_from_environment, read_token, ssl_context
 from .integers import parse_int
 from .paths import Root
+from .ownership import ownership
+from .problems import as_json, critical_shown
 from .push import Backoff, LoopConfig, Pusher, serve
+from .selection import Selection
 from .show import render
 from .snapshot import build, to_json
 from .spool import DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, Spool, SpoolLocked
@@ -25,6 +30,7 @@ DEFAULT_SPOOL_DIR = "/var/lib/fleet-agent/spool"
 EXIT_FAILED = 1
 EXIT_BAD_ROOT = 2
 EXIT_USAGE = 2
+EXIT_CRITICAL = 3  # `show`: what it shows breaks isolation (a red "!" line)
 
 
 # What sysfs or procfs of any Linux since 2.6 holds; a partial capture keeps at least one.
@@ -69,9 +75,21 @@ def _collect(args) -> int:
 
 
 def _show(args) -> int:
+    only = Selection.of(args.group, args.bdf)
     doc = build(check_root(args.root))
-    sys.stdout.write(render(doc, color=_use_color(args.color, sys.stdout)))
-    return 0
+    model = ownership(doc)
+    if args.json:
+        sys.stdout.write(json.dumps(as_json(doc, model, only), indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(render(doc, color=_use_color(args.color, sys.stdout), only=only))
+    return EXIT_CRITICAL if critical_shown(doc, model, only) else 0
+
+
+def _bdf_arg(text: str) -> str:
+    bdf = parse_bdf(text)
+    if bdf is None:
+        raise argparse.ArgumentTypeError(f"not a PCI address (dddd:bb:dd.f or bb:dd.f): {text!r}")
+    return bdf
 
 
 def _finite(text: str) -> float:
@@ -191,10 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--output", metavar="FILE", help="write the snapshot to FILE (atomically) instead of stdout")
     collect.set_defaults(func=_collect)
 
-    show = sub.add_parser("show", help="readable view of this host's IOMMU groups, owners and risks")
+    show = sub.add_parser("show", help="readable view of this host's IOMMU groups, owners and risks",
+                          description="Exit status: 0 nothing shown breaks isolation (warnings may be shown), "
+                                      "3 a critical problem is shown (a red '!' line), 2 bad root or usage, 1 failure.")
     show.add_argument("--root", default="/", help="filesystem root to read (/ or a captured tree)")
     show.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                       help="colour: auto (on a terminal, unless NO_COLOR is set), always, never")
+    show.add_argument("--group", type=int, action="append", metavar="N",
+                      help="only IOMMU group N (repeatable)")
+    show.add_argument("--bdf", action="append", metavar="BDF", type=_bdf_arg,
+                      help="only the group of this device, e.g. 0000:02:00.0 or 02:00.0 (repeatable)")
+    show.add_argument("--json", action="store_true", help="the same view as JSON, for scripts")
     show.set_defaults(func=_show)
 
     _add_run(sub)

@@ -13,6 +13,8 @@ from .explain import group_reasons
 from .integers import parse_int
 from .kernel import DMA_OWNERSHIP_SINCE, kernel_tuple
 from .ownership import Ownership, ownership
+from .problems import device_owners, group_sections, host_problems, iommu_state, libvirt_assigned
+from .selection import Selection
 from .show_holders import holder_label, holder_lines
 from .terminal import Painter, clean
 from .topology import upstream
@@ -62,12 +64,6 @@ def class_name(code: str | None) -> str:
     return CLASS_NAMES.get(code[:4]) or BASE_CLASS_NAMES.get(code[:2]) or f"class {clean(code)}"
 
 
-def _owners(doc: dict, model: Ownership) -> dict[str, list[dict]]:
-    """Device -> the holders the kernel lets reach it (the ownership model's reach, best first)."""
-    by_pid = {h.get("pid"): h for h in doc.get("holders") or [] if isinstance(h, dict)}
-    return {b: [by_pid[r.pid] for r in d.reach if r.pid in by_pid] for b, d in model.devices.items() if d.reach}
-
-
 def _group_holders(doc: dict, model: Ownership) -> dict[str, list[dict]]:
     """Device -> holders whose fd names it but whom the kernel gives nothing of it: the bridge of a
     held group (VFIO never exposes one), a device whose group fd or cdev was refused (not viable)."""
@@ -84,15 +80,6 @@ def _group_holders(doc: dict, model: Ownership) -> dict[str, list[dict]]:
         if refused:
             out[bdf] = refused
     return out
-
-
-def _libvirt_assigned(doc: dict) -> dict[str, list[dict]]:
-    """Device -> the libvirt domains whose XML assigns it (running or only defined)."""
-    by_device: dict[str, list[dict]] = {}
-    for dom in (doc.get("libvirt") or {}).get("domains") or []:
-        for bdf in dom.get("hostdevs") or []:
-            by_device.setdefault(bdf, []).append(dom)
-    return by_device
 
 
 def _domain_label(dom: dict) -> str:
@@ -124,46 +111,12 @@ def _bridge_path(device: dict, by_bdf: dict[str, dict]) -> str:
     return " › ".join(short_bdf(clean(b)) for b in reversed(upstream(device.get("bdf"), by_bdf)))
 
 
-def group_flags(group: dict, by_bdf: dict[str, dict], owners: dict[str, list[dict]], *,
-                all_identity: bool = False, assigned: dict[str, list[dict]] | None = None,
-                viable: bool | None = None) -> list[tuple[str, str]]:
-    """(severity, text) flags for one group: `red` breaks isolation, `yellow` deserves a look.
-    On a passthrough host (every group identity) the header says it once instead of every group."""
-    members = [by_bdf.get(b, {"bdf": b}) for b in group.get("devices") or []]
-    userspace = [d for d in members if is_userspace_driver(d.get("driver")) or owners.get(d["bdf"])]
-    host_dma = [d for d in members if is_host_dma_driver(d.get("driver"))]
-    endpoints = [d for d in members if not d.get("is_bridge")]
-    flags = []
-    if userspace and host_dma:
-        drivers = sorted({clean(d.get("driver")) for d in userspace + host_dma if d.get("driver")})
-        flags.append(("red", f"not viable: mixed drivers ({', '.join(drivers)}) — userspace cannot claim this group"))
-    if userspace and len(endpoints) > 1 and viable is not False:
-        # A non-viable group gives userspace no DMA at all: its members cannot reach each other for it.
-        flags.append(("red", f"peer-to-peer DMA: {len(endpoints)} endpoints share this group with a VFIO/UIO member"))
-    vms = {h.get("vm") or h.get("workload") for d in members for h in owners.get(d["bdf"], [])}
-    domains = {dom.get("name"): dom for d in members for dom in (assigned or {}).get(d["bdf"], [])}
-    vms |= set(domains)
-    if len(vms) > 1:
-        flags.append(("red", f"split owners: {', '.join(sorted(clean(v) for v in vms if v) or ['?'])}"
-                             " — one DMA domain shared between them"))
-    labels = {(lab.get("model"), lab.get("label")) for dom in domains.values() for lab in dom.get("seclabels") or []
-              if lab.get("label")}
-    models = {m for m, _ in labels}
-    if any(sum(1 for m2, _ in labels if m2 == m) > 1 for m in models):
-        shown = ", ".join(sorted(f"{clean(m)} {clean(lab)}" for m, lab in labels))
-        flags.append(("red", f"members carry different security labels ({shown})"))
-    if group.get("type") == "identity" and not all_identity:
-        flags.append(("yellow", "identity domain: host drivers DMA untranslated"))
-    if group.get("name") == "vfio-noiommu":
-        flags.append(("red", "VFIO no-IOMMU group: no isolation at all"))
-    return flags
-
-
 def _unit_line(unit: dict, paint: Painter) -> str:
     feats = unit.get("features") or {}
     names = []
+    # Capabilities of the hardware, not the mode in use ("IOMMU:" above says whether DMA is translated).
     for key, label in (("scalable_mode", "scalable-mode"), ("pasid", "pasid"), ("page_requests", "page-requests"),
-                       ("interrupt_remapping", "intr-remap"), ("nesting", "nesting"), ("pass_through", "pass-through"),
+                       ("interrupt_remapping", "intr-remap"), ("nesting", "nesting"), ("pass_through", "pass-through-capable"),
                        ("device_tlb", "dev-tlb"), ("posted_interrupts", "posted-intr"), ("gt", "GT"), ("ppr", "PPR")):
         if feats.get(key) is True:
             names.append(label + (f"({feats['pasid_width']} bits)" if key == "pasid" and feats.get("pasid_width") else ""))
@@ -172,17 +125,8 @@ def _unit_line(unit: dict, paint: Painter) -> str:
     if feats.get("caching_mode") is True:
         names.append(paint("caching-mode (this host is a VM)", "yellow"))
     devices = len(unit.get("devices") or [])
-    return f"  {clean(unit.get('name'))} {clean(unit.get('vendor'))}, {devices} devices: {' '.join(names) or 'no features known'}"
-
-
-def _iommu_state(doc: dict) -> tuple[str, str]:
-    iommu = doc.get("iommu") or {}
-    real = [g for g in doc.get("groups") or [] if g.get("name") != "vfio-noiommu"]
-    if not iommu.get("enabled"):
-        return "off", "red"
-    if real and all(g.get("type") == "identity" for g in real):
-        return "on, passthrough: identity domains, host drivers DMA untranslated", "yellow"
-    return "on", "green"
+    return (f"  {clean(unit.get('name'))} {clean(unit.get('vendor'))}, {devices} devices; "
+            f"can do: {' '.join(names) or 'no features known'}")
 
 
 def _device_line(d: dict, by_bdf: dict, owners: dict, paint: Painter, assigned: dict | None = None,
@@ -212,29 +156,6 @@ def _device_line(d: dict, by_bdf: dict, owners: dict, paint: Painter, assigned: 
     return out
 
 
-def node_flags(group_id, nodes: list[dict], holders: list[dict]) -> list[tuple[str, str]]:
-    """Device-node permission problems for one group (DOMAIN.md device-node-permissions)."""
-    flags = []
-    mine = [n for n in nodes if n.get("group") == group_id and n.get("kind") in ("group", "noiommu_group")]
-    for node in mine:
-        mode = parse_int(node.get("mode"), base=8) or 0
-        path = clean(node.get("path"))
-        if mode & 0o066:
-            flags.append(("red", f"{path} is mode {clean(node.get('mode'))}: users other than its owner can open it"))
-        for h in holders:
-            if path in (h.get("nodes") or []) and h.get("uid") not in (None, 0, node.get("uid")):
-                flags.append(("yellow", f"{path} is owned by uid {node.get('uid')} but held by uid {h.get('uid')}"))
-    return flags
-
-
-def refused_flags(members: list[str], model: Ownership, holders: list[dict]) -> list[tuple[str, str]]:
-    """A holder whose fd on this group's devices the kernel refuses (not viable): it owns nothing."""
-    by_pid = {h.get("pid"): h for h in holders if isinstance(h, dict)}
-    pids = sorted({r.pid for b in members if b in model.devices for r in model.devices[b].refused})
-    return [("yellow", f"held by {holder_label(by_pid[p]) if p in by_pid else f'pid {p}'}, refused by the kernel "
-                       "(group not viable): it can reach none of these devices") for p in pids]
-
-
 def _why_off(host: dict) -> str:
     flags = host.get("cmdline_flags") or {}
     asked_off = [f"{key}={clean(flags[key])}" for key in ("intel_iommu", "amd_iommu", "iommu")
@@ -248,7 +169,6 @@ def _why_off(host: dict) -> str:
 def _header(doc: dict, state: str, state_color: str, paint: Painter) -> list[str]:
     host = doc.get("host") or {}
     vfio = doc.get("vfio") or {}
-    devices = doc.get("devices") or []
     out = [paint(f"{clean(host.get('hostname')) or '(unknown host)'}", "bold")
            + f"  kernel {clean(host.get('kernel')) or '?'}",
            f"IOMMU: {paint(state, state_color)}" + (f"  ({_why_off(host)})" if state == "off" else "")]
@@ -256,27 +176,12 @@ def _header(doc: dict, state: str, state_color: str, paint: Painter) -> list[str
         out.append(_unit_line(unit, paint))
     out.append(f"VFIO no-IOMMU mode: {paint('ON (unsafe)', 'red') if vfio.get('noiommu') else 'off'}"
                f"   iommufd: {'yes' if vfio.get('iommufd') else 'no'}")
-    assigned = [d for d in devices if is_userspace_driver(d.get("driver"))] or doc.get("holders")
-    if state == "off" and assigned:
-        out.append(paint("! IOMMU off while devices are assigned to userspace: nothing isolates their DMA", "red"))
-    version = kernel_tuple(host.get("kernel"))
-    if assigned and version is not None and version < DMA_OWNERSHIP_SINCE:
-        out.append(paint("! kernel before 5.19 with assigned devices: a host driver binding into an assigned "
-                         "group crashes the host", "yellow"))
     flags = host.get("cmdline_flags") or {}
     shown = [f"{key}={clean(flags[key])}" for key in ("intel_iommu", "amd_iommu", "iommu") if flags.get(key)]
     if shown or flags.get("vfio_pci_ids"):
         ids = " ".join(clean(i) for i in flags.get("vfio_pci_ids") or [])
         out.append(f"cmdline: {' '.join(shown)}" + (f"  vfio-pci.ids={ids}" if ids else ""))
-    if flags.get("pcie_acs_override"):
-        out.append(paint(f"! pcie_acs_override={clean(flags['pcie_acs_override'])}: groups no longer reflect "
-                         "hardware isolation", "red"))
-    for option in flags.get("pci_acs") or []:
-        out.append(paint(f"! pci={clean(option)}: ACS behaviour changed from the command line", "yellow"))
-    params = vfio.get("parameters") or {}
-    for key in ("type1_allow_unsafe_interrupts", "iommufd_allow_unsafe_interrupts"):
-        if (params.get(key) or "").strip() in ("Y", "1"):
-            out.append(paint(f"! {key} = {clean(params[key])}: MSI injection from a guest is possible", "red"))
+    out += [paint(f"! {text}", severity) for severity, text in host_problems(doc, state)]
     return out
 
 
@@ -298,32 +203,24 @@ def _summary(risky: list[tuple[dict, list[tuple[str, str]], list[str]]], paint: 
     return out
 
 
-def render(doc: dict, color: bool) -> str:
+def render(doc: dict, color: bool, only: Selection | None = None) -> str:
+    """The whole view, or with `only` just the groups (and ungrouped devices) it selects."""
     paint = Painter(color)
     model = ownership(doc)
     devices = doc.get("devices") or []
     by_bdf = {d.get("bdf"): d for d in devices}
-    owners = _owners(doc, model)
+    owners = device_owners(doc, model)
     group_held = _group_holders(doc, model)
     cdevs = {c.get("device"): c.get("name") for c in (doc.get("vfio") or {}).get("cdevs") or []
              if isinstance(c, dict) and c.get("rdev")}
-    assigned = _libvirt_assigned(doc)
-    nodes = (doc.get("vfio") or {}).get("nodes") or []
-    state, state_color = _iommu_state(doc)
+    assigned = libvirt_assigned(doc)
+    state, state_color = iommu_state(doc)
     out = _header(doc, state, state_color, paint)
 
-    sections, risky = [], []
-    for g in doc.get("groups") or []:
-        members = [b for b in g.get("devices") or [] if isinstance(b, str)]
-        viability = model.groups.get(g.get("id"))
-        flags = group_flags(g, by_bdf, owners, all_identity=state.startswith("on, passthrough"), assigned=assigned,
-                            viable=viability.viable if viability else None)
-        flags += node_flags(g.get("id"), nodes, doc.get("holders") or [])
-        flags += refused_flags(members, model, doc.get("holders") or [])
-        reasons = group_reasons(members, by_bdf)
-        if flags:
-            risky.append((g, flags, reasons))
-        sections.append((g, members, flags, reasons))
+    sections = group_sections(doc, model, state)
+    if only is not None:
+        sections = [sec for sec in sections if only.keeps_group(sec[0], sec[1])]
+    risky = [(g, flags, reasons) for g, _, flags, reasons in sections if flags]
     if sections:
         out += [""] + _summary(risky, paint)
 
@@ -340,13 +237,16 @@ def render(doc: dict, color: bool) -> str:
         for bdf in members:
             out += _device_line(by_bdf.get(bdf, {"bdf": bdf}), by_bdf, owners, paint, assigned, group_held, cdevs)
 
-    loose = [d for d in devices if d.get("bdf") not in grouped]
+    loose = [d for d in devices if d.get("bdf") not in grouped and (only is None or only.keeps_device(d.get("bdf")))]
     if loose:
         out.append("")
         out.append(paint("Devices in no IOMMU group", "bold") + ("  (IOMMU off: no DMA isolation)" if state == "off" else ""))
         for d in loose:
             out += _device_line(d, by_bdf, owners, paint, assigned, group_held, cdevs)
 
+    if only is not None:
+        out += ["", paint(f"(only {only.describe()}: holders, mdevs and PASID users are left out)", "dim")]
+        return "\n".join(out) + "\n"
     out.append("")
     out += holder_lines(doc, model, paint)
 

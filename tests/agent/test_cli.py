@@ -54,7 +54,7 @@ def test_collect_output_file_is_written_whole_and_pretty(capture, tmp_path):
 def test_show_names_the_non_viable_group_and_its_members(capture):
     root = capture("shared-bridge-group")
     result = agent("show", "--root", root)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # a critical problem is shown: the group is not viable
     (gid, members), = [(g, m) for g, m in find_groups(root).items() if len(m) > 1 and any(b.startswith("0000:02:") for b in m)]
     section = next(p for p in result.stdout.split("\n\n") if p.startswith(f"Group {gid} "))
     assert "not viable" in section
@@ -90,7 +90,7 @@ def show_on_a_terminal(root, env):
             break
         chunks.append(data)
     os.close(leader)
-    assert proc.wait(timeout=120) == 0
+    assert proc.wait(timeout=120) in (0, 3)  # 3: it showed a critical problem (no-iommu: IOMMU off, a device on UIO)
     return b"".join(chunks).decode()
 
 
