@@ -199,7 +199,7 @@ FLEET_METRICS_TOKEN = os.environ.get("FLEET_METRICS_TOKEN", "")
 # deploy/gunicorn.conf.py too), so however many agents (or slow clients) come, some threads are left
 # for the dashboard. A larger value is lowered to threads - 1.
 FLEET_WEB_THREADS = env_int("FLEET_WEB_THREADS", 8)
-FLEET_INGEST_MAX_INFLIGHT = max(1, min(env_int("FLEET_INGEST_MAX_INFLIGHT", FLEET_WEB_THREADS // 2), FLEET_WEB_THREADS - 1))
+FLEET_INGEST_MAX_INFLIGHT = max(1, min(env_int("FLEET_INGEST_MAX_INFLIGHT", FLEET_WEB_THREADS - 2), FLEET_WEB_THREADS - 1))
 # Seconds an agent has to send its whole request body (a heartbeat, or a snapshot of up to FLEET_MAX_BODY_BYTES
 # gzip); a slower one gets 408. The agent's own deadline for the whole exchange is 30 s.
 FLEET_INGEST_BODY_DEADLINE = env_int("FLEET_INGEST_BODY_DEADLINE", 20)

@@ -20,6 +20,8 @@ from django.http import HttpResponse
 
 from fleet.metrics.queue import queue_depth
 
+from .bodies import body_abandon
+
 GUARDED_PATHS = ("/api/v1/snapshots", "/api/v1/heartbeat")
 
 
@@ -75,8 +77,10 @@ class IngestAdmissionMiddleware:
         if self.max_queue > 0 and request.path.rstrip("/") == GUARDED_PATHS[0]:
             depth = self.depth.get()
             if depth is not None and depth > self.max_queue:
+                body_abandon(request)
                 return _busy("task backlog")
         if not self.gate.try_enter():
+            body_abandon(request)  # unread: a slow client must not hold a thread while gunicorn drains it
             return _busy("too many agent requests in flight")
         try:
             return self.get_response(request)

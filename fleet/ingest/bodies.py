@@ -1,5 +1,8 @@
 """Reading a request body within a deadline, and turning it into JSON bytes without trusting its size or its encoding."""
+import heapq
+import itertools
 import socket
+import threading
 import time
 import zlib
 
@@ -31,52 +34,106 @@ def _declared_length(meta) -> int:
         return 0
 
 
+class _Watchdog:
+    """One thread per process that shuts the read side of sockets whose body deadline passed.
+
+    A per-read socket timeout does not bound a body: a client sending a byte just within each timeout
+    keeps every read alive. Shutting the read side makes the blocked read return at once, whatever
+    the client does. One thread and a heap, not a timer thread per request (heartbeats come by the
+    thousand a second).
+    """
+
+    def __init__(self):
+        self._heap: list = []  # (deadline, key) of every watch, done or not, until its deadline
+        self._pending: dict = {}  # key -> socket of the watches not yet done
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._ids = itertools.count()
+
+    def watch(self, sock, at: float) -> int:
+        key = next(self._ids)
+        with self._cv:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fleet-body-deadlines", daemon=True)
+                self._thread.start()
+            self._pending[key] = sock
+            heapq.heappush(self._heap, (at, key))
+            self._cv.notify()
+        return key
+
+    def unwatch(self, key: int) -> None:
+        with self._cv:
+            self._pending.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap:
+                    self._cv.wait()
+                at, key = self._heap[0]
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._cv.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                sock = self._pending.pop(key, None)
+            if sock is not None:
+                _shut_read(sock)
+
+
+_watchdog = _Watchdog()
+
+
 def body_read(request, limit: int, *, deadline: float) -> bytes:
     """At most `limit + 1` bytes of the body, all received within `deadline` seconds.
 
     A client that sends a byte a second would otherwise hold a web thread for as long as it likes:
-    gunicorn's gthread workers read the body without a timeout (their `timeout` only watches the
-    worker process). Under gunicorn each read waits at most what is left of the deadline (the
-    request's socket is in the WSGI environ); elsewhere (the test client) the deadline is checked
-    between reads. A body over `limit` by its declared length is refused before a byte is read.
+    gunicorn's gthread workers read the body without a deadline (their `timeout` only watches the
+    worker process). Under gunicorn (the request's socket is in the WSGI environ) the watchdog ends a
+    read still blocked at the deadline; elsewhere (the test client) the deadline is checked between
+    reads. A body over `limit` by its declared length is refused before a byte is read.
     """
     if _declared_length(request.META) > limit:
+        body_abandon(request)
         raise BodyTooLarge(f"body over {limit} bytes")
     sock = request.META.get("gunicorn.socket")
-    before = sock.gettimeout() if sock is not None else None
     end = time.monotonic() + deadline
+    key = _watchdog.watch(sock, end) if sock is not None else None
     chunks, size = [], 0
     try:
         while size <= limit:
-            remaining = end - time.monotonic()
-            if remaining <= 0:
+            if time.monotonic() >= end:
                 raise BodyTimeout(f"the body did not arrive within {deadline:g} s")
-            if sock is not None:
-                sock.settimeout(remaining)
             chunk = request.read(min(READ_CHUNK, limit + 1 - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-    except (UnreadablePostError, TimeoutError) as exc:
-        if time.monotonic() < end and not isinstance(exc.__cause__ or exc, TimeoutError):
+    except UnreadablePostError as exc:
+        if time.monotonic() < end:
             raise BodyUnreadable(f"the body could not be read: {exc}") from None
-        _stop_reading(sock)
         raise BodyTimeout(f"the body did not arrive within {deadline:g} s") from None
     except BodyTimeout:
-        _stop_reading(sock)
+        body_abandon(request)
         raise
     finally:
-        if sock is not None:
-            sock.settimeout(before)
+        if key is not None:
+            _watchdog.unwatch(key)
+    if time.monotonic() >= end and size < _declared_length(request.META):
+        raise BodyTimeout(f"the body did not arrive within {deadline:g} s")  # cut short by the watchdog
     return b"".join(chunks)
 
 
-def _stop_reading(sock) -> None:
-    """After a timed-out body, read no more from the connection: gunicorn would otherwise drain the rest of the
-    body (at the client's pace) before the next request; with the read side shut it sees the end and closes."""
-    if sock is None:
-        return
+def body_abandon(request) -> None:
+    """Read no more of this connection (a request refused before or while its body came in): gunicorn would
+    otherwise drain the rest of the body, at the client's pace and in a web thread, before the next request
+    on the connection; with the read side shut it sees the end and closes it. Nothing to do off gunicorn."""
+    sock = request.META.get("gunicorn.socket")
+    if sock is not None:
+        _shut_read(sock)
+
+
+def _shut_read(sock) -> None:
     try:
         sock.shutdown(socket.SHUT_RD)
     except OSError:

@@ -192,11 +192,11 @@ def cardinality_problems(doc: dict) -> list[dict]:
         count = len(_section(doc, section))
         if count > cap:
             problems.append(_cap_problem(json_path(section), count, cap, name, what))
-    # Before the schema check: a driver may be anything here, and only names count.
+    # Before the schema: a driver may be anything here (the schema refuses what is not a string afterwards).
     drivers = {d.get("driver") for d in _section(doc, ("devices",)) if isinstance(d, dict) and isinstance(d.get("driver"), str)}
     if len(drivers) > limits.MAX_DRIVERS:
         problems.append(_cap_problem("$.devices[*].driver", len(drivers), limits.MAX_DRIVERS, "MAX_DRIVERS", "distinct driver names"))
-    refs = sum(len(h.get(k) or ()) for h in _section(doc, ("holders",)) if isinstance(h, dict) for k in HOLDER_REFS
+    refs = sum(len(h[k]) for h in _section(doc, ("holders",)) if isinstance(h, dict) for k in HOLDER_REFS
                if isinstance(h.get(k), list))
     if refs > limits.MAX_HOLDER_REFS:
         problems.append(_cap_problem("$.holders[*]", refs, limits.MAX_HOLDER_REFS, "MAX_HOLDER_REFS",

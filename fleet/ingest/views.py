@@ -11,13 +11,19 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from . import services
-from .bodies import BodyTimeout, BodyTooLarge, BodyUnreadable, body_read
+from .bodies import BodyTimeout, BodyTooLarge, BodyUnreadable, body_abandon, body_read
 from .tasks import snapshot_queue_apply
 from .tokens import bearer_token
 
 
 def _respond(result: services.ReceiveResult) -> JsonResponse:
     return JsonResponse(result.body, status=result.http_status)
+
+
+def _refuse_unread(request: HttpRequest, refusal: services.ReceiveResult) -> JsonResponse:
+    """A refusal before the body was read: the connection reads no more of it."""
+    body_abandon(request)
+    return _respond(refusal)
 
 
 def _body(request: HttpRequest, limit: int) -> tuple[bytes, services.ReceiveResult | None]:
@@ -45,7 +51,7 @@ def _receive(request: HttpRequest, limit: int, receive, **options) -> JsonRespon
 def snapshot_create(request: HttpRequest) -> JsonResponse:
     host, refusal = services.host_authenticate(bearer_token(request.headers.get("Authorization")))
     if refusal:
-        return _respond(refusal)
+        return _refuse_unread(request, refusal)
     return _receive(request, settings.FLEET_MAX_BODY_BYTES, services.snapshot_receive, host=host, queue=snapshot_queue_apply)
 
 
@@ -55,5 +61,5 @@ def heartbeat_create(request: HttpRequest) -> JsonResponse:
     token = bearer_token(request.headers.get("Authorization"))
     refusal = services.token_malformed(token)
     if refusal:
-        return _respond(refusal)
+        return _refuse_unread(request, refusal)
     return _receive(request, services.HEARTBEAT_MAX_BYTES, services.heartbeat_receive, token=token)

@@ -191,3 +191,12 @@ def test_a_body_that_does_not_arrive_within_the_deadline_is_a_408(enrolled, sett
     assert response.status_code == 408
     assert time.monotonic() - started < 3
     assert Snapshot.objects.count() == 0
+
+
+@pytest.mark.parametrize("driver", [["a"], {"a": 1}, 7, None])
+def test_a_driver_that_is_not_a_string_is_a_schema_400_not_a_500(enrolled, push, driver):
+    """The cardinality checks run before the schema, on whatever the host sent (hypothesis found a list here)."""
+    _, token, doc = enrolled(ISOLATED)
+    doc["devices"][0]["driver"] = driver
+    doc["holders"] = [{"groups": {"x": 1}, "devices": "abc", "nodes": None}]
+    assert push(token, doc).status_code == 400

@@ -162,6 +162,8 @@ def test_a_host_whose_latest_report_is_not_applied_is_not_shown_fresh(capture, q
     waiting = Host.objects.create(hostname="w", last_seen=timezone.now(), stale=False)
     stored_row(waiting, plain_document(capture(CAPTURE), "w", seq=1), seq=1, received_at=timezone.now() - timedelta(minutes=10))
     assert client.get("/api/v1/hosts/w/").json()["report_state"] == "apply-pending"
+    metrics = client.get("/metrics").content.decode()
+    assert "fleet_hosts_behind 2.0" in metrics and 'fleet_snapshots{status="failed"} 1.0' in metrics
     stored_row(waiting, plain_document(capture(LATER), "w", seq=2), seq=2)  # just arrived: not yet behind
     assert client.get("/api/v1/hosts/w/").json()["report_state"] == "fresh"
 
