@@ -5,6 +5,7 @@ import json
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from fleet.inventory.models import Device, Host
 from fleet.policy.models import Violation
@@ -177,6 +178,20 @@ def test_fleet_page_filters_by_role_label_stale_and_tenant(viewer_client, fleet)
     assert shown("?label=rack-12") == {"flt-web"}
     assert shown("?stale=yes&q=flt-") == {"flt-quiet"}
     assert shown("?tenant=tenant-a") == {tenant_host.hostname}
+
+
+def test_a_host_whose_latest_report_failed_is_not_in_the_fresh_filter(viewer_client, db):
+    from fleet.ingest.models import Snapshot
+
+    # Issue 10 item 2: it heartbeats (not stale), but what is shown is not its latest report.
+    behind = Host.objects.create(hostname="flt-behind", last_seen=timezone.now(), stale=False)
+    Snapshot.objects.create(host=behind, raw=Snapshot.compress(b"{}"), size=2, content_hash="0" * 64, seq=1,
+                            received_at=timezone.now(), status=Snapshot.Status.FAILED, error="RecursionError: …")
+    fresh = Host.objects.create(hostname="flt-fresh", last_seen=timezone.now(), stale=False)
+    listed = lambda q: {h for h in (behind.hostname, fresh.hostname)  # noqa: E731
+                        if f'data-host="{h}"' in viewer_client.get(reverse("web:fleet") + q).content.decode()}
+    assert listed("?stale=no&q=flt-") == {fresh.hostname}
+    assert listed("?stale=yes&q=flt-") == {behind.hostname}
 
 
 def test_a_logged_in_user_without_a_role_gets_403(client, fleet, django_user_model):

@@ -92,10 +92,12 @@ def hosts_filtered(filters: FleetFilters) -> QuerySet:
         qs = qs.filter(Exists(Host.labels.through.objects.filter(host_id=OuterRef("pk"), label__name=filters.label)))
     if filters.role:
         qs = qs.filter(role=filters.role)
+    # Fresh means its latest report is what is shown (fleet.ingest.freshness): a host whose latest report
+    # failed or still waits is not fresh, however recent its heartbeat.
     if filters.stale == "yes":
-        qs = qs.filter(stale=True)
+        qs = with_report_state(qs).exclude(report_state=FRESH)
     elif filters.stale == "no":
-        qs = qs.filter(stale=False)
+        qs = with_report_state(qs).filter(report_state=FRESH)
     if filters.tenant:
         owned = Device.objects.filter(host_id=OuterRef("pk")).filter(tenant_vm_q(filters.tenant))
         qs = qs.filter(Exists(owned))
