@@ -252,14 +252,16 @@ def baseline_bulk_insert(conn_info: str, host_id: int, rows: dict, method: str) 
 
     from fleet.inventory.rows import DEVICES, GROUPS, HOLDERS, UNITS, VFIO_NODES
 
-    json_columns = {"registers", "features", "devices", "reserved_regions", "member_bdfs", "link", "sriov", "capabilities",
-                    "cmdline", "nodes", "groups"}
+    from django.db import models
+
     tables = [(table.model._meta.db_table, table, rows[table.name]) for table in (GROUPS, DEVICES, UNITS, VFIO_NODES, HOLDERS)]
     with psycopg.connect(conn_info) as conn:
         t = time.perf_counter()
         with conn.cursor() as cur:
             for db_table, table, items in tables:
                 pairs = [(column, key) for column, key in zip(table.columns, table.keys) if column != "group_id"]
+                # JSON columns from the model itself: a column added to the mapping is sent as JSON too.
+                json_columns = {c for c, _ in pairs if isinstance(table.model._meta.get_field(c), models.JSONField)}
                 cols = [f'"{table.model._meta.get_field(c).column}"' for c in ("host_id", "fingerprint", *(c for c, _ in pairs))]
                 values = [
                     (host_id, "", *[json.dumps(r[k]) if c in json_columns and r[k] is not None else r[k] for c, k in pairs])
