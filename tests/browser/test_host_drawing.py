@@ -122,7 +122,7 @@ def test_a_skip_link_before_the_drawing_shows_on_focus_and_jumps_past_it(page, c
     assert skip.inner_text() == "Skip the drawing"
     hidden = skip.bounding_box()
     assert hidden["x"] + hidden["width"] <= 0, "off screen until focused"
-    page.locator("#topo-reset").focus()  # the toolbar's last control
+    page.locator("#topo-fit").focus()  # the toolbar's last control
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.classList.contains('skip-drawing')")
     shown = skip.bounding_box()
