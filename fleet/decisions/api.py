@@ -13,8 +13,10 @@ from rest_framework.views import APIView
 from agent.bdf import parse_bdf
 from fleet.api.authentication import ApiTokenAuthentication
 from fleet.api.bounds import PICK, bounded
-from fleet.api.permissions import FleetReader, PreflightCaller
+from fleet.api.permissions import BaselineAcceptor, FleetReader, PreflightCaller
 from fleet.inventory import limits
+from fleet.inventory.models import Host
+from fleet.policy import services as policy_services
 from fleet.web.device_query import QueryTooLarge, parse_device_query
 
 from .finder import MAX_PICKS, capacity_find
@@ -118,3 +120,18 @@ class CapacityView(_DecisionsView):
             picks.append({**cut_pick, "truncated": cut})
         return Response({"query": request.query_params.get("q", ""), "count": int(raw), "free_groups": found.free_groups,
                          "exact": found.exact, "picks": picks, "per_host": found.per_host, "per_label": found.per_label})
+
+
+class BaselineView(_DecisionsView):
+    permission_classes = [BaselineAcceptor]
+
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
+                                            404: OpenApiTypes.OBJECT},
+                   description="Accept the host's current IOMMU groups (and their members' stable identities) as its baseline; audited.")
+    def post(self, request, hostname):
+        host = Host.objects.filter(hostname=hostname[:limits.HOSTNAME]).first()
+        if host is None:
+            return Response({"host": [f"no host {hostname[:100]!r}"]}, status=status.HTTP_404_NOT_FOUND)
+        baseline = policy_services.baseline_accept(host=host, user=request.user)
+        return Response({"host": host.hostname, "accepted_at": baseline.accepted_at.isoformat(), "accepted_by": baseline.accepted_by,
+                         "groups": baseline.groups, "identities": baseline.identities})
