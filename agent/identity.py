@@ -4,14 +4,16 @@ A BIOS update, an added card or a kernel with another bus-assignment order gives
 number and so a new BDF; what it is and where it sits do not change. The identity is the path from the
 host bridge down to the function, each step the bridge's or function's own ids (vendor:device and
 subsystem vendor:device) and its device.function number on its bus (the slot wiring, which renumbering
-keeps), ending with the function's serial number (PCIe DSN) when the snapshot carries one
-(`capabilities.dsn`, optional). Bus numbers and the PCI domain are left out on purpose.
+keeps), ending with the function's serial number (PCIe DSN, `capabilities.dsn.serial`) when the
+snapshot carries one. Bus numbers and the PCI domain are left out on purpose.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from .topology import upstream
+
+SERIAL_MARK = " #"
 
 
 def _step(bdf: str, device: Mapping) -> str:
@@ -22,13 +24,16 @@ def _step(bdf: str, device: Mapping) -> str:
 
 def device_identity(bdf: str, devices: Mapping[str, Mapping]) -> str:
     """`8086:244e/0000:0000@1e.0 > 8086:100e/8086:001e@01.0` for a NIC at slot 01.0 behind a PCI bridge at 1e.0;
-    `#dsn` appended when the function reports its serial number."""
+    ` #52-54-00-ff-ff-0b-00-10` appended when the function reports its serial number."""
     path = [bdf, *upstream(bdf, devices)]
     steps = [_step(b, devices.get(b) or {}) for b in reversed(path)]
-    dsn = ((devices.get(bdf) or {}).get("capabilities") or {}).get("dsn")
-    return " > ".join(steps) + (f" #{dsn}" if isinstance(dsn, str) and dsn else "")
+    dsn = (((devices.get(bdf) or {}).get("capabilities") or {}).get("dsn") or {})
+    serial = dsn.get("serial") if isinstance(dsn, dict) else None
+    return " > ".join(steps) + (f"{SERIAL_MARK}{serial}" if isinstance(serial, str) and serial else "")
 
 
-def group_identity(members, devices: Mapping[str, Mapping]) -> tuple[str, ...]:
-    """A group's identity: the multiset (sorted tuple) of its members' identities."""
-    return tuple(sorted(device_identity(b, devices) for b in members))
+def without_serial(identity: str) -> str:
+    """The identity as an agent that does not read serial numbers gives it (what a baseline from one recorded)."""
+    return identity.split(SERIAL_MARK, 1)[0]
+
+

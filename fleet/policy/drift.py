@@ -4,14 +4,15 @@ A group is the multiset of its members' identities (`agent.identity`), so a grou
 got new bus numbers is the same group. What is left after pairing equal groups is cut into changes:
 the baseline and current groups that share a member identity belong to one change (a split, a merge,
 a replaced member…), each reported once. A baseline recorded before identities existed (no
-`identities`) is compared on BDFs, as it was accepted, until it is accepted again.
+`identities`) is compared on BDFs, as it was accepted, until it is accepted again; one whose identities carry
+no serial number (an older agent) is compared without the current serial numbers.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 
-from agent.identity import device_identity
+from agent.identity import SERIAL_MARK, device_identity, without_serial
 
 from .intent import Baseline
 
@@ -46,12 +47,19 @@ def _kind(before, after) -> str:
     return "regrouped"
 
 
-def current_groups(devices: dict, groups: dict, *, by_identity: bool = True) -> list[tuple[object, tuple[tuple[str, str], ...]]]:
-    """(group id, sorted (identity, bdf) pairs) of every current group; the identity is the BDF when not `by_identity`."""
+def current_groups(devices: dict, groups: dict, *, by_identity: bool = True,
+                   serials: bool = True) -> list[tuple[object, tuple[tuple[str, str], ...]]]:
+    """(group id, sorted (identity, bdf) pairs) of every current group; the identity is the BDF when not `by_identity`,
+    without serial numbers when not `serials`."""
+    def key(b: str) -> str:
+        if not by_identity:
+            return b
+        return device_identity(b, devices) if serials else without_serial(device_identity(b, devices))
+
     out = []
     for gid in sorted(groups, key=str):
         members = [b for b in (groups[gid].get("devices") or []) if isinstance(b, str)]
-        out.append((gid, tuple(sorted((device_identity(b, devices) if by_identity else b, b) for b in members))))
+        out.append((gid, tuple(sorted((key(b), b) for b in members))))
     return out
 
 
@@ -60,7 +68,9 @@ def group_drift(baseline: Baseline, devices: dict, groups: dict) -> list[GroupCh
     known = dict(baseline.identities)
     by_identity = bool(known)
     before = [tuple(sorted((known.get(b, b) if by_identity else b, b) for b in g)) for g in baseline.groups]
-    after = current_groups(devices, groups, by_identity=by_identity)
+    # A baseline from an agent that did not read serial numbers is compared without them (an agent upgrade is no change).
+    serials = any(SERIAL_MARK in i for i in known.values())
+    after = current_groups(devices, groups, by_identity=by_identity, serials=serials)
     key = lambda members: tuple(i for i, _ in members)  # noqa: E731
     unmatched_before: dict[tuple, list] = defaultdict(list)
     for g in before:

@@ -1,10 +1,9 @@
 """Drift on stable identity: renumbered buses are no change, a split group is one finding, the first snapshot is the baseline."""
 import copy
-import json
-import re
 
 import pytest
 
+from agent.identity import SERIAL_MARK, without_serial
 from agent.paths import Root
 from agent.snapshot import build
 from fleet.accounts.models import AuditEntry
@@ -14,21 +13,10 @@ from fleet.policy.models import GroupBaseline, Violation
 from fleet.policy.services import intent_version_bump
 
 from ..accounts.fleet_data import import_capture
+from ..agent.renumber import renumbered
 from .truth import parse
 
 pytestmark = pytest.mark.django_db
-_BDF = re.compile(r"([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2}\.[0-7])")
-
-
-def _renumbered(doc: dict) -> dict:
-    """Every bus behind the root complex one higher, in BDFs and sysfs paths alike: what a BIOS that
-    enumerates one more root port first (or a kernel with pci=assign-busses) does to the same hardware."""
-    def shift(m):
-        bus = int(m.group(2), 16)
-        return f"{m.group(1)}:{bus + 1 if bus else 0:02x}:{m.group(3)}"
-    return json.loads(_BDF.sub(shift, json.dumps(doc)))
-
-
 def _apply(host, doc):
     snapshot_apply(snapshot_id=snapshot_receive_document(host=host, document=doc).body["id"])
 
@@ -57,7 +45,7 @@ def test_the_first_snapshot_is_accepted_by_the_engine_and_audited(capture):
 def test_renumbered_buses_are_no_change(capture):
     root = capture("shared-bridge-group")
     host = import_capture(root)
-    moved = _renumbered(build(Root.of(root), seq=2))
+    moved = renumbered(build(Root.of(root), seq=2))
     behind_root = [b for b in _shared_group(capture) if b[5:7] != "00"]
     assert behind_root and set(behind_root).isdisjoint(d["bdf"] for d in moved["devices"])
     _apply(host, moved)
@@ -71,7 +59,7 @@ def test_a_bdf_only_baseline_still_alarms_on_renumbering_until_accepted_again(ca
     host = import_capture(root)
     GroupBaseline.objects.filter(hostname=host.hostname).update(identities={})
     intent_version_bump()
-    _apply(host, _renumbered(build(Root.of(root), seq=2)))
+    _apply(host, renumbered(build(Root.of(root), seq=2)))
     compared = [v.evidence["compared_on"] for v in _changed(host)]
     assert compared and set(compared) == {"bdf"}
 
@@ -96,3 +84,15 @@ def test_a_split_group_is_exactly_one_finding_naming_old_and_new_members(capture
         [[b for b in shared if b != moved], [moved]])
     assert all(m["identity"] for g in finding.evidence["current_groups"] for m in g["members"])
     assert all(b in finding.message for b in shared)
+
+
+def test_a_baseline_from_an_agent_without_serial_numbers_sees_no_change_when_the_agent_reads_them(capture):
+    # The server is upgraded before the agents: a baseline accepted from an old agent's snapshot has no serials.
+    root = capture("shared-bridge-group")
+    host = import_capture(root)
+    old = GroupBaseline.objects.get(hostname=host.hostname)
+    assert any(SERIAL_MARK in i for i in old.identities.values())
+    GroupBaseline.objects.filter(pk=old.pk).update(identities={b: without_serial(i) for b, i in old.identities.items()})
+    intent_version_bump()
+    _apply(host, build(Root.of(root), seq=2))
+    assert _changed(host) == []
