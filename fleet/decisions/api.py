@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -122,10 +123,15 @@ class CapacityView(_DecisionsView):
                          "exact": found.exact, "picks": picks, "per_host": found.per_host, "per_label": found.per_label})
 
 
+class BaselineRequestSerializer(serializers.Serializer):
+    """No fields: the host is in the path and its current state is what is accepted."""
+
+
 class BaselineView(_DecisionsView):
     permission_classes = [BaselineAcceptor]
+    parser_classes = [JSONParser]
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
+    @extend_schema(request=BaselineRequestSerializer, responses={200: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
                                             404: OpenApiTypes.OBJECT},
                    description="Accept the host's current IOMMU groups (and their members' stable identities) as its baseline; audited.")
     def post(self, request, hostname):
