@@ -19,6 +19,7 @@ _HEADER_TYPES = {0: "normal", 1: "bridge", 2: "cardbus"}
 _BRIDGE_CLASSES = ("0604", "0609")
 
 CAP_ID_PCIE = 0x10
+EXT_ID_DSN = 0x03
 EXT_ID_ACS = 0x0D
 EXT_ID_ATS = 0x0F
 EXT_ID_SRIOV = 0x10
@@ -42,7 +43,7 @@ PORT_TYPES = {
     0xA: "rc_event_collector",
 }
 ACS_FLAGS = (("sv", 0x01), ("tb", 0x02), ("rr", 0x04), ("cr", 0x08), ("uf", 0x10), ("ec", 0x20), ("dt", 0x40))
-EXTENDED_KEYS = ("acs", "ats", "pri", "pasid", "sriov")
+EXTENDED_KEYS = ("acs", "ats", "pri", "pasid", "sriov", "dsn")
 
 
 def _u8(cfg: bytes, off: int) -> int | None:
@@ -145,6 +146,16 @@ def _sriov(cfg: bytes, off: int | None) -> dict:
     }
 
 
+def _dsn(cfg: bytes, off: int | None) -> dict:
+    """The Device Serial Number, most significant byte first as lspci prints it (`52-54-00-ff-ff-0b-00-10`)."""
+    if off is None:
+        return {"present": False, "serial": None}
+    low, high = _u32(cfg, off + 4), _u32(cfg, off + 8)
+    if low is None or high is None:
+        return {"present": True, "serial": None}
+    return {"present": True, "serial": "-".join(f"{b:02x}" for b in ((high << 32) | low).to_bytes(8, "big"))}
+
+
 def unknown_capabilities(config_bytes: int | None) -> dict:
     caps = {"config_bytes": config_bytes, "extended_readable": False, "pcie": None}
     caps.update({key: None for key in EXTENDED_KEYS})
@@ -183,6 +194,7 @@ def decode(config: bytes) -> dict:
     caps["pri"] = _enable(config, ext.get(EXT_ID_PRI), 4, 0x1)
     caps["pasid"] = _pasid(config, ext.get(EXT_ID_PASID))
     caps["sriov"] = _sriov(config, ext.get(EXT_ID_SRIOV))
+    caps["dsn"] = _dsn(config, ext.get(EXT_ID_DSN))
     return out
 
 

@@ -36,6 +36,8 @@ _CAPABILITIES: dict[str, frozenset[str]] = {
     "waive": frozenset({SECURITY_REVIEWER, ADMIN}),
     "edit_intent": frozenset({SECURITY_REVIEWER, ADMIN}),
     "read_audit": frozenset({OPERATOR, SECURITY_REVIEWER, ADMIN}),
+    # Accepting a host's IOMMU groups as its new baseline: operators (who changed the hardware) and reviewers.
+    "accept_baseline": frozenset({OPERATOR, SECURITY_REVIEWER, ADMIN}),
 }
 
 

@@ -1,7 +1,7 @@
 from rest_framework import permissions
 
 from fleet.accounts.models import ApiToken
-from fleet.accounts.roles import user_can_view
+from fleet.accounts.roles import user_can, user_can_view
 
 
 class FleetReader(permissions.BasePermission):
@@ -25,3 +25,14 @@ class PreflightCaller(permissions.BasePermission):
     def has_permission(self, request, view):
         return (isinstance(request.auth, ApiToken) and "preflight" in (request.auth.scopes or [])
                 and user_can_view(request.user))
+
+
+class BaselineAcceptor(permissions.BasePermission):
+    """Accepting a host's groups as its baseline: a write-scope token (or a session) of an operator or reviewer."""
+
+    message = "Accepting a baseline needs a write token of an operator, security reviewer or admin."
+
+    def has_permission(self, request, view):
+        if not user_can(request.user, "accept_baseline"):
+            return False
+        return not (isinstance(request.auth, ApiToken) and not request.auth.write)

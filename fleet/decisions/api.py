@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -13,8 +14,10 @@ from rest_framework.views import APIView
 from agent.bdf import parse_bdf
 from fleet.api.authentication import ApiTokenAuthentication
 from fleet.api.bounds import PICK, bounded
-from fleet.api.permissions import FleetReader, PreflightCaller
+from fleet.api.permissions import BaselineAcceptor, FleetReader, PreflightCaller
 from fleet.inventory import limits
+from fleet.inventory.models import Host
+from fleet.policy import services as policy_services
 from fleet.web.device_query import QueryTooLarge, parse_device_query
 
 from .finder import MAX_PICKS, capacity_find
@@ -118,3 +121,23 @@ class CapacityView(_DecisionsView):
             picks.append({**cut_pick, "truncated": cut})
         return Response({"query": request.query_params.get("q", ""), "count": int(raw), "free_groups": found.free_groups,
                          "exact": found.exact, "picks": picks, "per_host": found.per_host, "per_label": found.per_label})
+
+
+class BaselineRequestSerializer(serializers.Serializer):
+    """No fields: the host is in the path and its current state is what is accepted."""
+
+
+class BaselineView(_DecisionsView):
+    permission_classes = [BaselineAcceptor]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=BaselineRequestSerializer, responses={200: OpenApiTypes.OBJECT, 401: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
+                                            404: OpenApiTypes.OBJECT},
+                   description="Accept the host's current IOMMU groups (and their members' stable identities) as its baseline; audited.")
+    def post(self, request, hostname):
+        host = Host.objects.filter(hostname=hostname[:limits.HOSTNAME]).first()
+        if host is None:
+            return Response({"host": [f"no host {hostname[:100]!r}"]}, status=status.HTTP_404_NOT_FOUND)
+        baseline = policy_services.baseline_accept(host=host, user=request.user)
+        return Response({"host": host.hostname, "accepted_at": baseline.accepted_at.isoformat(), "accepted_by": baseline.accepted_by,
+                         "groups": baseline.groups, "identities": baseline.identities})

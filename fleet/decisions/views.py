@@ -1,11 +1,18 @@
-"""The capacity finder page and its exports: parse, call the finder, render. No logic here."""
+"""The capacity finder page, the before-you-upgrade report, a baseline's re-acceptance, and exports: parse, call, render."""
+from django.contrib import messages
 from django.core.exceptions import BadRequest
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from fleet.web.access import viewer_required
+from fleet.inventory.models import Host
+from fleet.policy import services as policy_services
+from fleet.web import params
+from fleet.web.access import baseline_required, can_accept_baseline, viewer_required
 from fleet.web.device_query import QueryTooLarge, parse_device_query
 from fleet.web.exports import csv_download, json_download
 
+from .drift import HOSTS_PER_PAGE, upgrade_report
 from .finder import MAX_PICKS, WINDOW, capacity_find
 
 DEFAULT_QUERY = "class:gpu"
@@ -54,3 +61,40 @@ def capacity_export_json(request):
     q, found = _export(request)
     return json_download("capacity.json", {"query": q, "free_groups": found.free_groups, "exact": found.exact, "picks": found.picks,
                              "per_host": found.per_host, "per_label": found.per_label})
+
+
+def _report(request):
+    raw = request.GET.get("offset", "0")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise BadRequest("offset: a whole number of hosts to skip")
+    hostname = params.text(request.GET.get("host"), name="host", max_length=253) or None
+    return upgrade_report(offset=int(raw), hostname=hostname)
+
+
+def report_as_dict(report) -> dict:
+    return {"hosts": report.hosts, "scanned": report.scanned, "total": report.total, "offset": report.offset,
+            "hosts_per_page": HOSTS_PER_PAGE}
+
+
+@viewer_required
+def upgrade_report_page(request):
+    report = _report(request)
+    following = report.offset + HOSTS_PER_PAGE if report.offset + HOSTS_PER_PAGE < report.total else None
+    return render(request, "decisions/upgrade.html", {"report": report, "following": following,
+                                                      "can_accept": can_accept_baseline(request.user)})
+
+
+@viewer_required
+def upgrade_report_json(request):
+    return json_download("upgrade-report.json", report_as_dict(_report(request)))
+
+
+@require_POST
+@baseline_required
+def baseline_accept(request):
+    host = get_object_or_404(Host, hostname=request.POST.get("host", "")[:253])
+    policy_services.baseline_accept(host=host, user=request.user)
+    messages.success(request, f"accepted the current IOMMU groups of {host.hostname} as its baseline")
+    if request.POST.get("back") == "report":
+        return redirect(reverse("decisions:upgrade-report"))
+    return redirect(reverse("web:host-detail", args=[host.hostname]))

@@ -21,13 +21,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.ingest.management.commands.import_capture import capture_document
-from fleet.ingest.services import host_labels_add, host_role_set, snapshot_receive_document
+from fleet.ingest.services import host_labels_add, host_role_set, snapshot_apply, snapshot_receive_document
 from fleet.ingest.tasks import snapshot_queue_apply
 from fleet.inventory.models import Host
 
 from agent.files import write_atomic
 
-from . import synth
+from . import regroup, synth
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURES_DIR = REPO / "tests" / "fixtures" / "captures"
@@ -150,6 +150,8 @@ def demo_fleet_load(*, synthetic: int, large: int = 0, seed: int = 0,
         result = snapshot_receive_document(host=host, document=item.document, queue=snapshot_queue_apply)
         if result.http_status >= 400:
             raise DemoLoadError(f"{hostname}: ingest refused the snapshot ({result.http_status}): {result.body}")
+        if hostname == regroup.REGROUPED_HOST:
+            _second_snapshot_regrouped(host, item.document, result.body["id"])
         if item.stale:
             stale.append((hostname, datetime.fromisoformat(item.document["collected_at"].replace("Z", "+00:00"))))
         done += 1
@@ -158,6 +160,18 @@ def demo_fleet_load(*, synthetic: int, large: int = 0, seed: int = 0,
     for hostname, last in stale:
         host_went_quiet(hostname=hostname, last_seen=last)
     return done
+
+
+def _second_snapshot_regrouped(host: Host, document: dict, first_id: int) -> None:
+    """Apply the host's first snapshot now (what the apply task does: its groups become the baseline), then
+    report a second one with regrouped devices, so the demo has a host whose groups changed (issue 13)."""
+    second = regroup.merged_groups(document)
+    if second is None:
+        return
+    snapshot_apply(snapshot_id=first_id)
+    result = snapshot_receive_document(host=host, document=second, queue=snapshot_queue_apply)
+    if result.http_status >= 400:
+        raise DemoLoadError(f"{host.hostname}: ingest refused the regrouped snapshot ({result.http_status}): {result.body}")
 
 
 @transaction.atomic

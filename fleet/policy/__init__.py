@@ -10,7 +10,8 @@
   `selectors.py` reads, `tasks.py` thin Celery adapters, `management/commands` the CLI.
 
 Decisions worth knowing:
-- group-changed needs an explicit `policy baseline accept HOST`; without a baseline it is silent.
+- group-changed compares on stable identity (`drift.py`, `agent.identity`): renumbered buses are no change, one finding
+  per changed group. A host's first applied snapshot is its baseline (accepted by the engine); without one it is silent.
 - group-shared-p2p is not reported for a mixed (non-viable) group: group-mixed-ownership is.
 - unknown-holder: with tenants declared a holder must match one; without, a named VM or
   workload counts as known. UIO-only holders are left to uio-driver.

@@ -154,6 +154,9 @@ class DeviceExpectation:
 class Baseline:
     hostname: str
     groups: tuple[tuple[str, ...], ...] = ()
+    # Sorted (bdf, stable identity) pairs of the members when accepted (`agent.identity`); empty for a
+    # baseline accepted before identities were recorded, which is compared on BDFs (`fleet.policy.drift`).
+    identities: tuple[tuple[str, str], ...] = ()
     accepted_at: str = ""
     accepted_by: str = ""
 
@@ -273,7 +276,11 @@ def parse_toml(text: str) -> Intent:
         groups = t.get("groups", [])
         if not isinstance(groups, list) or not all(isinstance(g, list) and all(isinstance(b, str) for b in g) for g in groups):
             raise IntentError(f"{w}.groups must be a list of lists of BDF strings")
+        identities = t.get("identities", {})
+        if not isinstance(identities, dict) or not all(isinstance(v, str) for v in identities.values()):
+            raise IntentError(f"{w}.identities must be a table of BDF = identity strings")
         baselines.append(Baseline(hostname=t["host"], groups=tuple(sorted(tuple(sorted(g)) for g in groups)),
+                                  identities=tuple(sorted(identities.items())),
                                   accepted_at=_str(t, "accepted_at", w), accepted_by=_str(t, "accepted_by", w)))
     return Intent(
         tenants=tenants,
@@ -317,7 +324,7 @@ def to_toml(intent: Intent) -> str:
     ]
     doc["baselines"] = [
         {"host": b.hostname, "accepted_at": b.accepted_at, "accepted_by": b.accepted_by,
-         "groups": [list(g) for g in sorted(b.groups)]}
+         "groups": [list(g) for g in sorted(b.groups)], **({"identities": dict(b.identities)} if b.identities else {})}
         for b in sorted(intent.baselines, key=lambda b: b.hostname)
     ]
     doc = {k: v for k, v in doc.items() if v or k == "settings"}  # an empty array of tables reads badly as `x = []`

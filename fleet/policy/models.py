@@ -235,14 +235,18 @@ class DeviceExpectation(models.Model):
 
 
 class GroupBaseline(models.Model):
-    """The accepted IOMMU groups of one host (`groups`: list of sorted member-BDF lists).
+    """The accepted IOMMU groups of one host (`groups`: list of sorted member-BDF lists) and each member's
+    stable identity then (`identities`: BDF -> `agent.identity.device_identity`).
 
-    `group-changed` compares the current groups with this; a host without a baseline gets no
-    `group-changed` finding (an explicit accept, `policy baseline accept HOST`, is required).
+    `group-changed` compares the current groups with this on identity (`fleet.policy.drift`). A host's
+    first applied snapshot accepts one automatically (by the engine); people re-accept with the host
+    page's button, the API or `policy baseline accept HOST`. Rows from before identities were recorded
+    have `identities` empty and are compared on BDFs until accepted again.
     """
 
     hostname = models.CharField(max_length=253, unique=True)
     groups = models.JSONField(default=list, blank=True)
+    identities = models.JSONField(default=dict, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     accepted_by = models.CharField(max_length=150, blank=True, default="")
 

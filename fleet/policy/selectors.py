@@ -58,6 +58,7 @@ def _intent_read() -> Intent:
         ),
         baselines=tuple(
             Baseline(hostname=b.hostname, groups=tuple(sorted(tuple(sorted(g)) for g in b.groups)),
+                     identities=tuple(sorted((b.identities or {}).items())),
                      accepted_at=b.accepted_at.isoformat() if b.accepted_at else "", accepted_by=b.accepted_by)
             for b in GroupBaseline.objects.all()
         ),

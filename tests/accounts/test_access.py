@@ -13,7 +13,7 @@ from tests.accounts.fleet_data import import_capture, sample_objects
 
 pytestmark = pytest.mark.django_db
 
-WRITE_WORDS = ("acknowledge", "waive", "intent", "token", "edit", "delete", "create", "revoke", "bulk", "extend")
+WRITE_WORDS = ("acknowledge", "waive", "intent", "token", "edit", "delete", "create", "revoke", "bulk", "extend", "accept")
 AGENT_ROUTES = {"api-snapshot-create", "api-heartbeat"}  # host tokens only; no user may push
 # A user API token with a scope only (no session): the pre-flight of VM-start hooks, tested in tests/decisions/test_api.py.
 AGENT_ROUTES |= {"decisions:api-preflight"}
@@ -26,6 +26,7 @@ WRITERS = {  # route word -> roles allowed to use it
     "bulk": {"security-reviewer", "admin"},  # acknowledge or waive, ticked violations at once
     "intent": {"security-reviewer", "admin"},
     "token": {"operator", "admin"},
+    "accept": {"operator", "security-reviewer", "admin"},  # a host's groups as its baseline
 }
 
 

@@ -227,3 +227,26 @@ def test_host_kernel_and_cmdline_equal_the_boot_log(name, capture, snapshots):
 def test_captures_produce_no_warnings_from_the_pci_and_iommu_collectors(name, snapshots):
     mine = ("/sys/bus/pci", "/sys/kernel/iommu_groups", "/sys/class/iommu", "collector ")
     assert [w for w in snapshots(name)["warnings"] if w.startswith(mine)] == []
+
+
+def _lspci_serials(root) -> dict[str, str | None]:
+    """BDF -> the `Device Serial Number` lspci -vvv printed for it (None when it printed none)."""
+    out, current = {}, None
+    for line in gt.gt(root, "lspci-vvvnn.txt").read_text().splitlines():
+        if line and not line[0].isspace():
+            current = line.split()[0]
+            out[current] = None
+        elif current and "Device Serial Number" in line:
+            out[current] = line.rsplit(" ", 1)[1].strip()
+    return out
+
+
+@pytest.mark.parametrize("name", CAPTURE_NAMES)
+def test_device_serial_numbers_agree_with_lspci(name, capture, snapshots):
+    # lspci prints full BDFs only with -D; its -vvv capture is `-vvvnn`, so match on the short form.
+    serials = {bdf[5:] if bdf.count(":") == 2 else bdf: s for bdf, s in _lspci_serials(capture(name)).items()}
+    for d in snapshots(name)["devices"]:
+        dsn = d["capabilities"]["dsn"]
+        if d["capabilities"]["extended_readable"] or (d["capabilities"]["pcie"] or {}).get("present") is False:
+            assert (dsn["serial"] if dsn["present"] else None) == serials[d["bdf"][5:]], d["bdf"]
+    assert name != "shared-bridge-group" or any(serials.values())  # the 82574L there has one

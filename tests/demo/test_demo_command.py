@@ -1,4 +1,5 @@
 """The README's main command: `python manage.py demo` on the embedded default (SQLite, tasks in process)."""
+import json
 import os
 import re
 import socket
@@ -196,3 +197,18 @@ def test_the_demo_has_hosts_on_iommufd_on_the_legacy_path_and_on_both(demo_db):
         backends.setdefault(hostname, set()).add(backend)
     kinds = {frozenset(b) for b in backends.values()}
     assert {frozenset({"legacy"}), frozenset({"iommufd"}), frozenset({"legacy", "iommufd"})} <= kinds
+
+
+@pytest.mark.slow
+def test_the_demo_has_a_host_whose_second_snapshot_merged_groups_and_says_so(demo_db):
+    from fleet.demo.regroup import REGROUPED_HOST
+
+    tmp, _ = demo_db
+    with sqlite3.connect(tmp / "demo.sqlite3") as db:
+        seqs = [s for (s,) in db.execute("SELECT s.seq FROM ingest_snapshot s JOIN inventory_host h ON h.id = s.host_id "
+                                         "WHERE h.hostname = ? AND s.status = 'applied' ORDER BY s.seq", (REGROUPED_HOST,))]
+        changed = db.execute("SELECT v.evidence FROM policy_violation v JOIN inventory_host h ON h.id = v.host_id "
+                             "WHERE h.hostname = ? AND v.rule = 'group-changed' AND v.status = 'open'", (REGROUPED_HOST,)).fetchall()
+        accepted = db.execute("SELECT accepted_by FROM policy_groupbaseline WHERE hostname = ?", (REGROUPED_HOST,)).fetchall()
+    assert seqs == [1, 2] and accepted == [("policy",)]
+    assert [json.loads(e)["change"] for (e,) in changed] == ["merged"]

@@ -177,12 +177,15 @@ def test_two_vms_of_tenants_with_different_labels_are_split_owners_by_label_and_
     assert f.evidence["tenants"] == ["a", "b"] and f.evidence["labels"] == [["internal"], ["pci-dss"]]
 
 
-def test_group_changed_names_the_devices_whose_co_members_differ_from_the_baseline():
-    # After a BIOS update the two NIC functions landed in one group; the accepted baseline had them apart.
+def test_group_changed_on_a_bdf_baseline_is_one_merge_finding_naming_old_and_new_members():
+    # After a BIOS update the two NIC functions landed in one group; the accepted (pre-identity, BDF-only) baseline had them apart.
     st = _two_nics_under_port_without_acs(driver_b="vfio-pci")
     baseline = Baseline(hostname="hand-made", groups=(("0000:00:1c.0",), ("0000:03:00.0",), ("0000:03:00.1",)))
-    found = {s for r, s in fired(st, Intent(baselines=(baseline,))) if r == "group-changed"}
-    assert found == {"0000:00:1c.0", "0000:03:00.0", "0000:03:00.1"}
+    (found,) = [f for f in evaluate(st, Intent(baselines=(baseline,))) if f.rule == "group-changed"]
+    assert (found.subject_id, found.evidence["change"], found.evidence["compared_on"]) == ("14", "merged", "bdf")
+    assert [[m["bdf"] for m in g] for g in found.evidence["baseline_groups"]] == [["0000:00:1c.0"], ["0000:03:00.0"], ["0000:03:00.1"]]
+    assert [g["members"] for g in found.evidence["current_groups"]] == [
+        [{"bdf": b, "identity": b} for b in ("0000:00:1c.0", "0000:03:00.0", "0000:03:00.1")]]
     same = Baseline(hostname="hand-made", groups=(("0000:00:1c.0", "0000:03:00.0", "0000:03:00.1"),))
     assert "group-changed" not in rules(st, Intent(baselines=(same,)))
     assert "group-changed" not in rules(st)  # no accepted baseline: nothing to compare with

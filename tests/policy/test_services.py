@@ -166,8 +166,12 @@ def test_accepting_a_baseline_then_a_regrouped_snapshot_opens_group_changed_for_
     regrouped["groups"].append({**group, "id": 99, "devices": [moved]})
     next(d for d in regrouped["devices"] if d["bdf"] == moved)["iommu_group"] = 99
     apply_and_sync(host, regrouped, T0 + timedelta(minutes=2))
-    changed = {k[2] for k in open_keys(host) if k[0] == "group-changed"}
-    assert changed == set(next(m for m in parse(capture("shared-group-all-vfio")).groups.values() if moved in m))
+    (changed,) = Violation.objects.filter(host=host, rule="group-changed", status="open")
+    truth = next(sorted(m) for m in parse(capture("shared-group-all-vfio")).groups.values() if moved in m)
+    assert changed.evidence["change"] == "split"
+    assert [[m["bdf"] for m in g] for g in changed.evidence["baseline_groups"]] == [sorted(truth)]
+    assert sorted(sorted(m["bdf"] for m in g["members"]) for g in changed.evidence["current_groups"]) == sorted(
+        [sorted(set(truth) - {moved}), [moved]])
     assert GroupBaseline.objects.get(hostname="hv-7").accepted_by == "frank"
 
 

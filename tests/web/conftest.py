@@ -4,6 +4,8 @@ from django.contrib.auth.models import Group, Permission, User
 
 from fleet.accounts.roles import VIEWER
 from fleet.inventory.models import Host
+from fleet.policy.models import GroupBaseline
+from fleet.policy.services import intent_version_bump
 from tests.accounts.fleet_data import import_capture
 from tests.conftest import CAPTURE_NAMES
 
@@ -19,6 +21,9 @@ def fleet(django_db_setup, django_db_blocker, capture):
         yield hosts
         # Leave the database as found: other modules' tests count hosts and audit entries.
         Host.objects.filter(pk__in=[h.pk for h in hosts.values()]).delete()
+        # Their first snapshots were accepted as baselines (keyed by hostname, so not deleted with the host).
+        GroupBaseline.objects.filter(hostname__in=[h.hostname for h in hosts.values()]).delete()
+        intent_version_bump()
         AuditEntry.objects.filter(pk__gt=audit_before).delete()
 
 

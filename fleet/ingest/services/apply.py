@@ -72,7 +72,9 @@ def _policy_sync(host: Host, replaced: StateReplaced, snapshot_id: int) -> None:
     the host's next snapshot or a fleet sync evaluates it again.
     """
     try:
-        policy_services.violations_sync_for_host(host=host, state=replaced.state(host))
+        state = replaced.state(host)
+        policy_services.baseline_accept_first(host=host, state=state)
+        policy_services.violations_sync_for_host(host=host, state=state)
     except _TRANSIENT:
         raise  # database trouble: the task retries the whole (idempotent) apply
     except SoftTimeLimitExceeded as exc:

@@ -27,7 +27,7 @@ def uio_driver(facts: HostFacts) -> list[Finding]:
     return sorted(out, key=lambda f: f.subject_id)
 
 
-def _host_expectations(facts: HostFacts) -> list:
+def host_expectations(facts: HostFacts) -> list:
     """The device expectations that apply to this host (by role and hostname pattern)."""
     role_names = {r.name for r in facts.roles}
     return [exp for exp in facts.intent.devices
@@ -65,7 +65,7 @@ def driver_drift(facts: HostFacts) -> list[Finding]:
     intent = facts.intent
     if not (intent.devices or intent.allowed_userspace_drivers or any(r.expected_drivers for r in facts.roles)):
         return []
-    expectations = _host_expectations(facts)
+    expectations = host_expectations(facts)
     # Without a device expectation for this host only assigned devices can drift (allowed/role drivers).
     candidates = facts.devices if expectations else facts.assigned
     out = []

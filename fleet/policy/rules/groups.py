@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from agent.explain import and_list, group_reasons
 
+from ..drift import GroupChange, group_drift
 from ..facts import HostFacts
 from ..findings import Finding
 
@@ -96,37 +97,45 @@ def group_split_owners(facts: HostFacts) -> list[Finding]:
     return out
 
 
+def _named(members) -> str:
+    return and_list([b for _, b in members])
+
+
+def _change_message(change: GroupChange) -> str:
+    before = "; ".join("{" + _named(g) + "}" for g in change.before)
+    after = "; ".join(f"group {gid} {{{_named(m)}}}" for gid, m in change.after)
+    groups = and_list([f"group {gid}" for gid, _ in change.after]) or "its devices"
+    return {
+        "split": f"{groups}: one accepted group {before} is split into {after}.",
+        "merged": f"{groups}: accepted groups {before} are merged into one, {after}.",
+        "replaced": f"{groups}: a member was replaced since the accepted group {before}; now {after}.",
+        "gained": f"{groups} gained members since the accepted group {before}; now {after}.",
+        "lost": f"{groups} lost members since the accepted group {before}; now {after}.",
+        "regrouped": f"{groups}: accepted groups {before} are regrouped as {after}.",
+        "appeared": f"{groups} appeared since the accepted baseline: {after}.",
+        "gone": f"accepted group {before} is no longer in any IOMMU group.",
+    }[change.kind]
+
+
 def group_changed(facts: HostFacts) -> list[Finding]:
     baseline = facts.intent.baseline_for(facts.hostname)
     if baseline is None:
         return []
-    before = {b: tuple(g) for g in baseline.groups for b in g}
-    after: dict[str, tuple] = {}
-    gid_of: dict[str, int] = {}
-    for gid, group in facts.groups.items():
-        members = tuple(sorted(group.get("devices") or []))
-        for b in members:
-            after[b] = members
-            gid_of[b] = gid
     out = []
-    for bdf in sorted(set(before) | set(after)):
-        if before.get(bdf) == after.get(bdf):
-            continue
-        old, new = before.get(bdf), after.get(bdf)
-        if old is None:
-            what = "appeared in a group it was not in at the accepted baseline"
-        elif new is None:
-            what = "is no longer in any IOMMU group it had at the accepted baseline"
-        else:
-            what = "now shares its IOMMU group with a different set of devices than at the accepted baseline"
+    for change in group_drift(baseline, facts.devices, facts.groups):
+        members = lambda m: [{"bdf": b, "identity": i} for i, b in m]  # noqa: E731
+        # The first current group, so the drawing can show it; a vanished group by its first former member.
+        kind, subject = ("group", str(change.after[0][0])) if change.after else ("device", change.before[0][0][1])
         out.append(Finding(
-            "group-changed", "device", bdf,
-            f"{bdf} {what}.",
-            evidence={"baseline_members": list(old) if old else None, "current_members": list(new) if new else None,
-                      "current_group": gid_of.get(bdf), "baseline_accepted_at": baseline.accepted_at,
-                      "baseline_accepted_by": baseline.accepted_by},
-            remediation="check what changed (kernel, BIOS, firmware, slot), re-validate the assignments of the affected devices, "
-                        f"then record the new groups with `manage.py policy baseline accept {facts.hostname}`.",
+            "group-changed", kind, subject,
+            _change_message(change),
+            evidence={"change": change.kind, "baseline_groups": [members(g) for g in change.before],
+                      "current_groups": [{"group": gid, "members": members(m)} for gid, m in change.after],
+                      "baseline_accepted_at": baseline.accepted_at, "baseline_accepted_by": baseline.accepted_by,
+                      "compared_on": "identity" if baseline.identities else "bdf"},
+            remediation="check what changed (kernel, BIOS, firmware, slot) and re-validate the VMs and intent mappings of these devices "
+                        "(the before-you-upgrade report lists them), then accept the new groups: the host page's button, "
+                        f"POST /api/v1/hosts/{facts.hostname}/baseline or `manage.py policy baseline accept {facts.hostname}`.",
         ))
     return out
 

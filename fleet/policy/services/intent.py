@@ -13,6 +13,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from agent.identity import device_identity
 from fleet.accounts.services import audit_record
 from fleet.inventory.models import Host
 from fleet.inventory.selectors import host_state
@@ -21,6 +22,7 @@ from .. import selectors, tasks
 from ..intent import Intent, to_toml
 from ..models import DeviceExpectation, GroupBaseline, HostRole, IntentChange, IntentSettings, IntentVersion, Tenant
 from .actors import actor_name, audit_actor
+from .triage import ENGINE
 
 
 def intent_version_bump() -> None:
@@ -75,19 +77,49 @@ def intent_replace(*, intent: Intent, user=None, source: str = "import", summary
                                                             driver=d.driver, owner=d.owner) for d in intent.devices)
     GroupBaseline.objects.all().delete()
     GroupBaseline.objects.bulk_create(GroupBaseline(hostname=b.hostname, groups=[list(g) for g in b.groups],
+                                                    identities=dict(b.identities),
                                                     accepted_at=datetime.fromisoformat(b.accepted_at) if b.accepted_at else None,
                                                     accepted_by=b.accepted_by) for b in intent.baselines)
     return intent_record_change(before=before, by=user, source=source, summary=summary, now=now)
 
 
+def baseline_of(state: dict) -> tuple[list[list[str]], dict[str, str]]:
+    """(groups as sorted BDF lists, BDF -> stable identity of every member) of a host state."""
+    devices = {d["bdf"]: d for d in state.get("devices") or []}
+    groups = sorted(sorted(g.get("devices") or []) for g in state.get("groups") or [] if g.get("devices"))
+    return groups, {b: device_identity(b, devices) for g in groups for b in g}
+
+
 @transaction.atomic
 def baseline_accept(*, host: Host, user=None, state: dict | None = None, now: datetime | None = None) -> GroupBaseline:
-    """Record `host`'s current IOMMU groups as its accepted baseline (audited; re-evaluates the fleet)."""
+    """Record `host`'s current IOMMU groups and their members' identities as its accepted baseline (audited; re-evaluates the fleet)."""
     now = now or timezone.now()
     state = host_state(host) if state is None else state
     before = to_toml(selectors.intent_current())
-    groups = sorted(sorted(g.get("devices") or []) for g in state.get("groups") or [] if g.get("devices"))
+    groups, identities = baseline_of(state)
     baseline, _ = GroupBaseline.objects.update_or_create(
-        hostname=host.hostname, defaults={"groups": groups, "accepted_at": now, "accepted_by": actor_name(user)})
+        hostname=host.hostname, defaults={"groups": groups, "identities": identities, "accepted_at": now,
+                                          "accepted_by": actor_name(user)})
     intent_record_change(before=before, by=user, source="baseline-accept", summary=f"baseline accepted for {host.hostname}", now=now)
+    return baseline
+
+
+@transaction.atomic
+def baseline_accept_first(*, host: Host, state: dict, now: datetime | None = None) -> GroupBaseline | None:
+    """A host's first applied snapshot becomes its baseline, accepted by the engine (audited); None when it has one.
+
+    Only this host's evaluation can change, and the caller evaluates it next: no fleet re-evaluation,
+    no whole-intent TOML diff (which would cost every enrolment the size of the fleet's intent).
+    """
+    if GroupBaseline.objects.filter(hostname=host.hostname).exists():
+        return None
+    now = now or timezone.now()
+    groups, identities = baseline_of(state)
+    baseline, created = GroupBaseline.objects.get_or_create(
+        hostname=host.hostname, defaults={"groups": groups, "identities": identities, "accepted_at": now, "accepted_by": ENGINE})
+    if not created:
+        return None
+    intent_version_bump()
+    audit_record(actor=ENGINE, action="baseline.accept", subject=f"baseline of {host.hostname} (first snapshot)",
+                 after={"groups": groups})
     return baseline

@@ -4,8 +4,9 @@ from django.views.decorators.gzip import gzip_page
 
 from fleet.ingest.freshness import host_report
 from fleet.inventory.models import Host
+from fleet.policy.models import GroupBaseline
 from fleet.web import params
-from fleet.web.access import viewer_required
+from fleet.web.access import can_accept_baseline, viewer_required
 from fleet.web.json_response import SafeJsonResponse
 from fleet.web.selectors.history import host_snapshots, host_timeline, snapshots_diff
 from fleet.web.selectors.host_facts import host_counts
@@ -26,6 +27,8 @@ def host_detail(request, hostname):
         "host": host, "violations": host_open_violations(host), "page_data": page_data,
         "labels": list(host.labels.values_list("name", flat=True)), "report": host_report(host),
         "counts": host_counts(host),
+        "can_accept_baseline": can_accept_baseline(request.user),
+        "baseline": GroupBaseline.objects.filter(hostname=host.hostname).first(),
         "host_q": f"host:{host.hostname}", "assigned_q": f"host:{host.hostname} owner:userspace",
     })
 

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from fleet.policy import services as policy_services
 from fleet.policy.models import Violation, Waiver
 from fleet.web import params
-from fleet.web.access import can_triage, triage_required, viewer_required
+from fleet.web.access import can_accept_baseline, can_triage, triage_required, viewer_required
 from fleet.web.exports import csv_download, json_download
 from fleet.web.forms import AcknowledgeForm, BulkForm, ExpiryForm, WaiveForm
 from fleet.web.selectors.violations import (
@@ -33,7 +33,7 @@ def violations_list(request):
     return render(request, "web/violations.html", {
         "page": page, "violations": [(v, events.get(v.pk, []), waivers.get(v.pk, [])) for v in violations],
         "filters": filters, "severities": SEVERITIES, "rules": violation_rules(),
-        "can_triage": can_triage(request.user), "waive_form": WaiveForm(), "query_string": others.urlencode(),
+        "can_triage": can_triage(request.user), "can_accept_baseline": can_accept_baseline(request.user), "waive_form": WaiveForm(), "query_string": others.urlencode(),
     })
 
 
