@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from agent.identity import SERIAL_MARK, device_identity, without_serial
+from agent.identity import SERIAL_MARK, device_identities, device_identity, without_serial
 
 from .intent import Baseline
 
@@ -51,10 +51,13 @@ def current_groups(devices: dict, groups: dict, *, by_identity: bool = True,
                    serials: bool = True) -> list[tuple[object, tuple[tuple[str, str], ...]]]:
     """(group id, sorted (identity, bdf) pairs) of every current group; the identity is the BDF when not `by_identity`,
     without serial numbers when not `serials`."""
+    identities = device_identities(devices) if by_identity else {}
+
     def key(b: str) -> str:
         if not by_identity:
             return b
-        return device_identity(b, devices) if serials else without_serial(device_identity(b, devices))
+        identity = identities.get(b) or device_identity(b, devices)
+        return identity if serials else without_serial(identity)
 
     out = []
     for gid in sorted(groups, key=str):

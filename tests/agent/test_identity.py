@@ -1,11 +1,15 @@
 """A device's stable identity survives bus renumbering and tells apart identical cards in different slots."""
 import re
 
-from agent.identity import SERIAL_MARK, device_identity, without_serial
+import pytest
+
+from agent.identity import SERIAL_MARK, device_identities, device_identity, without_serial
 from agent.paths import Root
 from agent.snapshot import build
 from tests.agent import groundtruth as gt
+from tests.agent.captures import CAPTURE_NAMES
 from tests.agent.renumber import renumbered, shifted
+
 
 def test_renumbered_buses_keep_every_identity_and_identical_nics_differ(capture):
     root = capture("shared-bridge-group")
@@ -30,3 +34,9 @@ def test_a_serial_number_ends_the_identity_and_can_be_left_out(capture):
     serial = re.search(r"Device Serial Number (\S+)", text).group(1)
     (bdf,) = [b for b in devices if device_identity(b, devices).endswith(SERIAL_MARK + serial)]
     assert SERIAL_MARK not in without_serial(device_identity(bdf, devices))
+
+
+@pytest.mark.parametrize("name", CAPTURE_NAMES)
+def test_all_identities_at_once_are_each_devices_own(capture, name):
+    devices = {d["bdf"]: d for d in build(Root.of(capture(name)))["devices"]}
+    assert device_identities(devices) == {b: device_identity(b, devices) for b in devices}
