@@ -81,7 +81,7 @@ def _show(args) -> int:
     if args.json:
         sys.stdout.write(json.dumps(as_json(doc, model, only), indent=2, sort_keys=True) + "\n")
     else:
-        sys.stdout.write(render(doc, color=_use_color(args.color, sys.stdout), only=only))
+        sys.stdout.write(render(doc, color=_use_color(args.color, sys.stdout), only=only, model=model))
     return EXIT_CRITICAL if critical_shown(doc, model, only) else 0
 
 

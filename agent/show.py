@@ -203,10 +203,11 @@ def _summary(risky: list[tuple[dict, list[tuple[str, str]], list[str]]], paint: 
     return out
 
 
-def render(doc: dict, color: bool, only: Selection | None = None) -> str:
-    """The whole view, or with `only` just the groups (and ungrouped devices) it selects."""
+def render(doc: dict, color: bool, only: Selection | None = None, model: Ownership | None = None) -> str:
+    """The whole view, or with `only` just the groups (and ungrouped devices) it selects; `model` is the
+    document's ownership model when the caller has it already."""
     paint = Painter(color)
-    model = ownership(doc)
+    model = model or ownership(doc)
     devices = doc.get("devices") or []
     by_bdf = {d.get("bdf"): d for d in devices}
     owners = device_owners(doc, model)

@@ -1,9 +1,8 @@
 """Audit entries as CSV or JSON, for reviewers who keep the trail elsewhere."""
-import csv
 import io
 import json
 
-from fleet.security.spreadsheet import spreadsheet_cell
+from fleet.security.spreadsheet import csv_write
 
 FIELDS = ("id", "at", "actor", "action", "subject", "remote_addr", "before", "after")
 
@@ -21,16 +20,17 @@ def entry_row(entry) -> dict:
     }
 
 
+def _csv_row(entry) -> dict:
+    row = entry_row(entry)
+    row["before"] = json.dumps(row["before"], sort_keys=True)
+    row["after"] = json.dumps(row["after"], sort_keys=True)
+    return row
+
+
 def entries_csv(entries) -> str:
+    # Subjects and actors can come from hosts: the shared writer strips control characters and defuses formulas.
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=FIELDS)
-    writer.writeheader()
-    for entry in entries:
-        row = entry_row(entry)
-        row["before"] = json.dumps(row["before"], sort_keys=True)
-        row["after"] = json.dumps(row["after"], sort_keys=True)
-        # Subjects and actors can come from hosts: no control characters, no formulas.
-        writer.writerow({k: spreadsheet_cell(v) for k, v in row.items()})
+    csv_write(out, FIELDS, (_csv_row(e) for e in entries))
     return out.getvalue()
 
 

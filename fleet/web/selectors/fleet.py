@@ -10,11 +10,12 @@ from django.db.models.functions import Coalesce
 
 from fleet.ingest.freshness import FRESH, with_report_state
 from fleet.inventory.models import Device, Host, Label
+from fleet.policy.selectors import violations_open_unwaived
 from fleet.web import params
 from fleet.web.selectors.filters import QueryFilters
 from fleet.web.selectors.tenants import tenant_vm_q
 from fleet.web.selectors.violations import (
-    SEVERITIES, open_summary_by_host, open_violations, severity_rank, violation_counts_by_host)
+    SEVERITIES, open_summary_by_host, severity_rank, violation_counts_by_host)
 
 PAGE_SIZE = 50
 SORTS = {
@@ -33,7 +34,7 @@ SORT_ALIASES = {"host": "hostname", "-host": "-hostname"}
 
 def worst_rank():
     """Rank of a host's worst open violation (0 = critical, len(SEVERITIES) = none), one indexed subquery per host."""
-    worst = open_violations().filter(host_id=OuterRef("pk")).annotate(rank=severity_rank()).order_by("rank").values("rank")[:1]
+    worst = violations_open_unwaived().filter(host_id=OuterRef("pk")).annotate(rank=severity_rank()).order_by("rank").values("rank")[:1]
     return Coalesce(Subquery(worst, output_field=IntegerField()), Value(len(SEVERITIES)))
 
 
@@ -102,7 +103,7 @@ def hosts_filtered(filters: FleetFilters) -> QuerySet:
         owned = Device.objects.filter(host_id=OuterRef("pk")).filter(tenant_vm_q(filters.tenant))
         qs = qs.filter(Exists(owned))
     if filters.severity or filters.rule:
-        v = open_violations().filter(host_id=OuterRef("pk"))
+        v = violations_open_unwaived().filter(host_id=OuterRef("pk"))
         if filters.severity:
             v = v.filter(severity=filters.severity)
         if filters.rule:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.db.models import Count, Min, QuerySet
 
+from fleet.policy.selectors import violations_open_unwaived
 from fleet.policy.severity import SEVERITIES
-from fleet.web.selectors.violations import open_violations, severity_rank
+from fleet.web.selectors.violations import severity_rank
 
 TOP_RULES = 8
 FIX_FIRST = 5
@@ -15,7 +16,7 @@ URGENT = ("critical", "high")  # what "fix these first" lists; the rest waits fo
 def fleet_summary(hosts: QuerySet) -> dict:
     """Counts by severity (every severity, zeros too), the rules with the most open violations (worst
     severity first), and the oldest open critical/high violations: a fixed handful of grouped queries."""
-    open_here = open_violations().filter(host_id__in=hosts.order_by().values("pk"))
+    open_here = violations_open_unwaived().filter(host_id__in=hosts.order_by().values("pk"))
     by_severity = dict(open_here.order_by().values_list("severity").annotate(n=Count("id")))
     rules = (open_here.order_by().values("rule").annotate(n=Count("id"), worst=Min(severity_rank()))
              .order_by("worst", "-n", "rule")[:TOP_RULES])

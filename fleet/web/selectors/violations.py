@@ -23,14 +23,9 @@ def severity_rank():
                 default=Value(len(SEVERITIES) - 1), output_field=IntegerField())
 
 
-def open_violations() -> QuerySet:
-    """Open and not currently waived (a waiver hides a violation until it expires): policy's one definition."""
-    return violations_open_unwaived()
-
-
 def violation_counts_by_host(host_ids: list[int]) -> dict[int, dict[str, int]]:
     out: dict[int, dict[str, int]] = {}
-    rows = open_violations().filter(host_id__in=host_ids).values("host_id", "severity").annotate(n=Count("id"))
+    rows = violations_open_unwaived().filter(host_id__in=host_ids).values("host_id", "severity").annotate(n=Count("id"))
     for r in rows:
         out.setdefault(r["host_id"], {})[r["severity"]] = r["n"]
     return out
@@ -40,7 +35,7 @@ def open_summary_by_host() -> dict[int, tuple[int, int]]:
     """host id -> (rank of its worst open severity (0 = critical), number of its open violations), in one grouped
     query; hosts without any are absent."""
     summary: dict[int, tuple[int, int]] = {}
-    rows = open_violations().order_by().values("host_id", "severity").annotate(n=Count("id")).values_list("host_id", "severity", "n")
+    rows = violations_open_unwaived().order_by().values("host_id", "severity").annotate(n=Count("id")).values_list("host_id", "severity", "n")
     for host_id, severity, n in rows:
         worst, count = summary.get(host_id, (len(SEVERITIES), 0))
         summary[host_id] = (min(worst, SEVERITY_RANK.get(severity, len(SEVERITIES) - 1)), count + n)
@@ -72,7 +67,7 @@ def violation_row(v: Violation) -> dict:
 
 
 def host_open_violations(host) -> list[dict]:
-    rows = [violation_row(v) for v in open_violations().filter(host=host)]
+    rows = [violation_row(v) for v in violations_open_unwaived().filter(host=host)]
     return sorted(rows, key=lambda r: (SEVERITY_RANK.get(r["severity"], 9), r["rule"], r["subject_id"]))
 
 
@@ -92,7 +87,7 @@ class ViolationFilters(QueryFilters):
 def violations_filtered(filters: ViolationFilters) -> QuerySet:
     now = timezone.now()
     if filters.status == "open":
-        qs = open_violations()
+        qs = violations_open_unwaived()
     elif filters.status == "waived":
         qs = violations_open_waived(now=now)
     elif filters.status == "resolved":
