@@ -27,8 +27,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("FLEET_BENCH_DB", "fleet_bench_decisions")
 os.environ.setdefault("FLEET_VAR_DIR", "/tmp/fleet-bench-decisions")
 
-from bench.ui import LARGE_SHARE, LARGE_TEMPLATES, VARIED_TEMPLATES, copy_rows, export_rows, fleet_database  # noqa: E402
-from bench.ui import ingest, pct  # noqa: E402
+from bench.ui import clone_hosts, copy_rows, export_rows, fleet_database, pct, violation_lines  # noqa: E402
 
 QUERIES = [
     "class:gpu",
@@ -43,30 +42,17 @@ RACKS = 40
 
 def populate(n_hosts: int) -> dict:
     from django.db import connection
-    from django.utils import timezone
 
-    from fleet.demo import synth
     from fleet.inventory.models import Device, Group, Host, Label
     from fleet.policy.models import Violation
 
     t0 = time.perf_counter()
-    templates = [ingest(synth.large_host(480, seed=s, hostname=f"bench-large-{s}")) for s in range(LARGE_TEMPLATES)]
-    templates += [ingest(synth.host(i, seed=7)) for i in range(VARIED_TEMPLATES)]
-    t_templates = time.perf_counter() - t0
-    now = timezone.now()
-    plan = []
-    for i in range(n_hosts - len(templates)):
-        large = (i * 7919 % 1000) < LARGE_SHARE * 1000
-        plan.append(templates[i % LARGE_TEMPLATES] if large else templates[LARGE_TEMPLATES + i % VARIED_TEMPLATES])
-    fields = ["kernel", "kernel_version", "cmdline", "cmdline_flags", "iommu_enabled", "iommu_mode", "device_count",
-              "group_count", "assigned_count", "role", "vfio_parameters", "dmi"]
-    hosts = Host.objects.bulk_create([
-        Host(hostname=f"bench-host-{i:05d}", enrollment="active", last_seen=now, applied_at=now, **{f: getattr(t, f) for f in fields})
-        for i, t in enumerate(plan)], batch_size=2000)
+    clones = clone_hosts(n_hosts, t0)
+    templates, plan, hosts = clones.templates, clones.plan, clones.hosts
     racks = [Label.objects.get_or_create(name=f"rack-r{r:02d}")[0] for r in range(1, RACKS + 1)]
     Host.labels.through.objects.bulk_create(
         [Host.labels.through(host_id=h.pk, label_id=racks[i % RACKS].pk) for i, h in enumerate(hosts)], batch_size=5000)
-    t_hosts = time.perf_counter() - t0
+    t_templates, t_hosts = clones.t_templates, time.perf_counter() - t0
 
     group_cols = [f.column for f in Group._meta.concrete_fields if f.column not in {"id", "host_id"}]
     device_cols = [f.column for f in Device._meta.concrete_fields if f.column not in {"id", "host_id", "group_id"}]
@@ -98,16 +84,11 @@ def populate(n_hosts: int) -> dict:
             for k, (h, t) in enumerate(zip(hosts, plan)):
                 yield b"".join(f"{h.pk}\t".encode() + new_group_id(k, t, gid) + b"\t" + rest for gid, rest in dev_rows[t.pk])
 
-        def violation_lines():
-            for h, t in zip(hosts, plan):
-                yield b"".join(f"{h.pk}\t".encode() + line[:-33] + f"{h.pk:08d}".encode() + line[-25:-1] + b"\n"
-                               for line in viol_rows[t.pk])
-
         copy_rows(raw, "inventory_group", ["id", "host_id"] + group_cols, group_lines())
         raw.execute("SELECT setval(pg_get_serial_sequence('inventory_group', 'id'), (SELECT max(id) FROM inventory_group))")
         copy_rows(raw, "inventory_device", ["host_id", "group_id"] + device_cols, device_lines())
         t_devices = time.perf_counter() - t0
-        copy_rows(raw, "policy_violation", ["host_id"] + viol_cols + ["fingerprint"], violation_lines())
+        copy_rows(raw, "policy_violation", ["host_id"] + viol_cols + ["fingerprint"], violation_lines(clones, viol_rows))
         raw.execute("ANALYZE")
     return {"templates_s": t_templates, "hosts_s": t_hosts, "devices_s": t_devices, "total_s": time.perf_counter() - t0}
 

@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,36 +112,66 @@ def export_rows(cursor, sql: str, params) -> list[bytes]:
     return [line + b"\n" for line in buf.getvalue().split(b"\n") if line]
 
 
-def populate(n_hosts: int) -> dict:
-    from django.db import connection
+@dataclass
+class Clones:
+    """Template hosts ingested through the real path, and the cloned hosts made from them."""
+
+    templates: list
+    plan: list   # the template of each clone, in clone order
+    hosts: list  # the clones' Host rows
+    t_templates: float
+    t_hosts: float
+
+
+HOST_FIELDS = ["kernel", "kernel_version", "cmdline", "cmdline_flags", "iommu_enabled", "iommu_mode", "device_count",
+               "group_count", "assigned_count", "role", "vfio_parameters", "dmi"]
+
+
+def clone_hosts(n_hosts: int, t0: float, *, stale_every: int | None = None) -> Clones:
+    """LARGE_TEMPLATES DGX-2H templates and VARIED_TEMPLATES synthetic ones through ingest, then Host rows for the
+    rest of `n_hosts`, LARGE_SHARE of them large (shared by the benchmarks that need a big fleet)."""
     from django.utils import timezone
 
     from fleet.demo import synth
+    from fleet.inventory.models import Host
+
+    templates = [ingest(synth.large_host(480, seed=s, hostname=f"bench-large-{s}")) for s in range(LARGE_TEMPLATES)]
+    templates += [ingest(synth.host(i, seed=7)) for i in range(VARIED_TEMPLATES)]
+    t_templates = time.perf_counter() - t0
+    now = timezone.now()
+    plan = []
+    for i in range(n_hosts - len(templates)):
+        large = (i * 7919 % 1000) < LARGE_SHARE * 1000
+        plan.append(templates[i % LARGE_TEMPLATES] if large else templates[LARGE_TEMPLATES + i % VARIED_TEMPLATES])
+    hosts = Host.objects.bulk_create([
+        Host(hostname=f"bench-host-{i:05d}", enrollment="active", last_seen=now, applied_at=now,
+             stale=bool(stale_every) and i % stale_every == 0, **{f: getattr(t, f) for f in HOST_FIELDS})
+        for i, t in enumerate(plan)
+    ], batch_size=2000)
+    return Clones(templates, plan, hosts, t_templates, time.perf_counter() - t0)
+
+
+def violation_lines(clones: Clones, viol_rows: dict):
+    """COPY lines of each clone's violations, its template's with the clone's host id; the fingerprint must be
+    unique, so it is the template's per-subject digest prefixed by the new host id."""
+    for h, t in zip(clones.hosts, clones.plan):
+        yield b"".join(f"{h.pk}\t".encode() + line[:-33] + f"{h.pk:08d}".encode() + line[-25:-1] + b"\n"
+                       for line in viol_rows[t.pk])
+
+
+def populate(n_hosts: int) -> dict:
+    from django.db import connection
+
     from fleet.inventory.models import Device, Host, Label
     from fleet.policy.models import Violation
 
     t0 = time.perf_counter()
-    templates = [ingest(synth.large_host(480, seed=s, hostname=f"bench-large-{s}")) for s in range(LARGE_TEMPLATES)]
-    templates += [ingest(synth.host(i, seed=7)) for i in range(VARIED_TEMPLATES)]
-    t_templates = time.perf_counter() - t0
-
-    now = timezone.now()
+    clones = clone_hosts(n_hosts, t0, stale_every=37)
+    templates, plan, hosts = clones.templates, clones.plan, clones.hosts
     bench_label, _ = Label.objects.get_or_create(name="bench")
-    n_clones = n_hosts - len(templates)
-    plan = []
-    for i in range(n_clones):
-        large = (i * 7919 % 1000) < LARGE_SHARE * 1000
-        plan.append(templates[i % LARGE_TEMPLATES] if large else templates[LARGE_TEMPLATES + i % VARIED_TEMPLATES])
-    fields = ["kernel", "kernel_version", "cmdline", "cmdline_flags", "iommu_enabled", "iommu_mode", "device_count",
-              "group_count", "assigned_count", "role", "vfio_parameters", "dmi"]
-    hosts = Host.objects.bulk_create([
-        Host(hostname=f"bench-host-{i:05d}", enrollment="active", last_seen=now, applied_at=now,
-             stale=(i % 37 == 0), **{f: getattr(t, f) for f in fields})
-        for i, t in enumerate(plan)
-    ], batch_size=2000)
     Host.labels.through.objects.bulk_create(
         [Host.labels.through(host_id=h.pk, label_id=bench_label.pk) for h in hosts[::10]], batch_size=5000)
-    t_hosts = time.perf_counter() - t0
+    t_templates, t_hosts = clones.t_templates, time.perf_counter() - t0
 
     device_cols = [f.column for f in Device._meta.concrete_fields if f.column not in {"id", "host_id", "group_id"}]
     viol_cols = [f.column for f in Violation._meta.concrete_fields if f.column not in {"id", "host_id", "fingerprint"}]
@@ -154,15 +185,9 @@ def populate(n_hosts: int) -> dict:
                 prefix = f"{h.pk}\t\\N\t".encode()
                 yield b"".join(prefix + line for line in dev_rows[t.pk])
 
-        def violation_lines():
-            for h, t in zip(hosts, plan):
-                # fingerprint must be unique: the template's per-subject digest prefixed by the new host id
-                yield b"".join(f"{h.pk}\t".encode() + line[:-33] + f"{h.pk:08d}".encode() + line[-25:-1] + b"\n"
-                               for line in viol_rows[t.pk])
-
         copy_rows(raw, "inventory_device", ["host_id", "group_id"] + device_cols, device_lines())
         t_devices = time.perf_counter() - t0
-        copy_rows(raw, "policy_violation", ["host_id"] + viol_cols + ["fingerprint"], violation_lines())
+        copy_rows(raw, "policy_violation", ["host_id"] + viol_cols + ["fingerprint"], violation_lines(clones, viol_rows))
         raw.execute("ANALYZE")
     return {"templates_s": t_templates, "hosts_s": t_hosts, "devices_s": t_devices, "total_s": time.perf_counter() - t0}
 
